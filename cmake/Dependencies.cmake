@@ -1,0 +1,67 @@
+# Finds the project's dependencies and gives each one target name, whatever the installed version
+# calls it (yaml-cpp 0.7: `yaml-cpp`; 0.8: `yaml-cpp::yaml-cpp`). A prefix with an unpacked offline
+# bundle (scripts/offline-bundle.sh) is searched when SHARDPLAN_DEPS_PREFIX is set.
+if(SHARDPLAN_DEPS_PREFIX)
+  list(PREPEND CMAKE_PREFIX_PATH ${SHARDPLAN_DEPS_PREFIX}/usr ${SHARDPLAN_DEPS_PREFIX}/usr/lib/x86_64-linux-gnu/cmake)
+  list(PREPEND CMAKE_INCLUDE_PATH ${SHARDPLAN_DEPS_PREFIX}/usr/include)
+  list(PREPEND CMAKE_LIBRARY_PATH ${SHARDPLAN_DEPS_PREFIX}/usr/lib/x86_64-linux-gnu)
+endif()
+
+find_package(yaml-cpp REQUIRED)
+if(TARGET yaml-cpp::yaml-cpp)
+  set(SHARDPLAN_YAML_TARGET yaml-cpp::yaml-cpp)
+else()
+  set(SHARDPLAN_YAML_TARGET yaml-cpp)
+endif()
+
+find_package(nlohmann_json 3.9 REQUIRED)
+find_package(fmt REQUIRED)
+find_package(spdlog REQUIRED)
+find_package(CLI11 QUIET)
+
+# valijson is header-only; Debian ships no CMake config for it.
+find_path(VALIJSON_INCLUDE_DIR valijson/schema.hpp REQUIRED)
+add_library(valijson_headers INTERFACE)
+target_include_directories(valijson_headers SYSTEM INTERFACE ${VALIJSON_INCLUDE_DIR})
+
+if(NOT CLI11_FOUND)
+  find_path(CLI11_INCLUDE_DIR CLI/CLI.hpp REQUIRED)
+  add_library(CLI11::CLI11 INTERFACE IMPORTED)
+  target_include_directories(CLI11::CLI11 INTERFACE ${CLI11_INCLUDE_DIR})
+endif()
+
+# Graphviz, in-process: the layout and core plugins are linked in and loaded with
+# gvContextPlugins, so rendering needs no installed plugin configuration.
+find_path(GRAPHVIZ_INCLUDE_DIR graphviz/gvc.h REQUIRED)
+find_library(GVC_LIBRARY gvc REQUIRED)
+find_library(CGRAPH_LIBRARY cgraph REQUIRED)
+find_library(CDT_LIBRARY cdt REQUIRED)
+find_library(GVPLUGIN_CORE_LIBRARY gvplugin_core PATH_SUFFIXES graphviz REQUIRED)
+find_library(GVPLUGIN_DOT_LIBRARY gvplugin_dot_layout PATH_SUFFIXES graphviz REQUIRED)
+find_library(GVPLUGIN_CAIRO_LIBRARY gvplugin_pango PATH_SUFFIXES graphviz)
+add_library(graphviz_gvc INTERFACE)
+target_include_directories(graphviz_gvc SYSTEM INTERFACE ${GRAPHVIZ_INCLUDE_DIR})
+target_link_libraries(graphviz_gvc INTERFACE ${GVPLUGIN_DOT_LIBRARY} ${GVPLUGIN_CORE_LIBRARY}
+  ${GVC_LIBRARY} ${CGRAPH_LIBRARY} ${CDT_LIBRARY})
+if(GVPLUGIN_CAIRO_LIBRARY)
+  target_link_libraries(graphviz_gvc INTERFACE ${GVPLUGIN_CAIRO_LIBRARY})
+  target_compile_definitions(graphviz_gvc INTERFACE SHARDPLAN_HAVE_CAIRO=1)
+endif()
+
+if(SHARDPLAN_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+if(SHARDPLAN_BUILD_BENCH)
+  find_package(benchmark REQUIRED)
+endif()
+
+# embed_text(TARGET FILE NAME): compiles FILE's text into TARGET as `const char* const NAME`.
+function(embed_text target input name)
+  set(output ${CMAKE_CURRENT_BINARY_DIR}/embedded_${name}.cc)
+  add_custom_command(OUTPUT ${output}
+    COMMAND ${CMAKE_COMMAND} -DINPUT=${input} -DOUTPUT=${output} -DNAME=${name}
+            -P ${PROJECT_SOURCE_DIR}/cmake/EmbedText.cmake
+    DEPENDS ${input} ${PROJECT_SOURCE_DIR}/cmake/EmbedText.cmake
+    COMMENT "Embedding ${input}")
+  target_sources(${target} PRIVATE ${output})
+endfunction()

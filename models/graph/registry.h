@@ -1,0 +1,23 @@
+// From a Hugging Face config.json to the ModelGraph of its family.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "models/graph/model_graph.h"
+
+namespace shardplan {
+
+// model_type values with a family ("llama", "mistral", "qwen2", "mixtral", "llava", "whisper").
+const std::vector<std::string>& supported_model_types();
+
+// Throws ConfigError: unknown model_type (the message lists the supported ones), a missing
+// required field, or sizes that contradict each other (hidden_size not divisible by heads).
+ModelGraph build_model_graph(const nlohmann::json& config);
+
+// Reads and parses the file first; ConfigError when it is missing or not JSON.
+ModelGraph load_model_graph(const std::string& config_path);
+
+}  // namespace shardplan

@@ -1,0 +1,168 @@
+// planner: check, plan and render sharding specs (spec-format.md §4).
+// Exit codes: 0 valid / done; 1 the spec is invalid; 2 usage or I/O error.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "planner/plan/plan.h"
+#include "planner/plan/plan_json.h"
+#include "planner/plan/plan_text.h"
+#include "planner/spec/spec_check.h"
+
+namespace shardplan {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitInvalid = 1;
+constexpr int kExitUsage = 2;
+
+void print_diagnostics(const Diagnostics& diags) {
+  for (const Diagnostic& d : diags.all()) std::cerr << format_diagnostic(d) << "\n";
+}
+
+nlohmann::json diagnostics_json(const Diagnostics& diags) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const Diagnostic& d : diags.all()) {
+    out.push_back({{"file", d.file},
+                   {"line", d.pos.line},
+                   {"column", d.pos.column},
+                   {"severity", d.severity == Severity::kError ? "error" : "warning"},
+                   {"message", d.message}});
+  }
+  return out;
+}
+
+std::string summary(const std::string& file, const CheckedSpec& c) {
+  std::string mesh;
+  int64_t world = 1;
+  for (const auto& a : c.spec.mesh) {
+    mesh += (mesh.empty() ? "" : ", ") + a.name + ": " + std::to_string(a.size);
+    world *= a.size;
+  }
+  return file + ": ok: " + c.graph.model_type + ", " + std::to_string(c.graph.modules.size()) +
+         " modules, " + std::to_string(c.graph.num_parameters()) + " parameters, mesh {" + mesh +
+         "} (" + std::to_string(world) + " ranks)";
+}
+
+// Checks one spec; diagnostics (sorted) are appended to `all`.
+CheckOutcome check_one(const std::string& file, Diagnostics& all, CheckedSpec* out) {
+  Diagnostics diags;
+  CheckOutcome outcome = check_spec_file(file, diags, out);
+  diags.sort();
+  for (const auto& d : diags.all()) all.add(d);
+  return outcome;
+}
+
+int exit_code(CheckOutcome o) {
+  switch (o) {
+    case CheckOutcome::kValid: return kExitOk;
+    case CheckOutcome::kInvalid: return kExitInvalid;
+    case CheckOutcome::kIoError: return kExitUsage;
+  }
+  return kExitUsage;
+}
+
+int run_check(const std::vector<std::string>& files, const std::string& format) {
+  Diagnostics all;
+  int worst = kExitOk;
+  std::vector<std::string> summaries;
+  for (const auto& f : files) {
+    CheckedSpec checked;
+    const CheckOutcome o = check_one(f, all, &checked);
+    worst = std::max(worst, exit_code(o));
+    if (o == CheckOutcome::kValid) summaries.push_back(summary(f, checked));
+  }
+  if (format == "json") {
+    std::cout << diagnostics_json(all).dump(2) << "\n";
+  } else {
+    print_diagnostics(all);
+    for (const auto& s : summaries) std::cout << s << "\n";
+  }
+  return worst;
+}
+
+// Writes `text` to `path` ("" or "-": stdout). False on an I/O error (reported).
+bool write_output(const std::string& path, const std::string& text) {
+  if (path.empty() || path == "-") {
+    std::cout << text;
+    return true;
+  }
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    if (!out) {
+      std::cerr << "planner: error: cannot write '" << path << "'\n";
+      return false;
+    }
+    out << text;
+    if (!out.flush()) {
+      std::cerr << "planner: error: cannot write '" << path << "'\n";
+      return false;
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    std::cerr << "planner: error: cannot write '" << path << "'\n";
+    return false;
+  }
+  return true;
+}
+
+int run_plan(const std::string& file, const std::string& format, const std::string& output) {
+  Diagnostics all;
+  CheckedSpec checked;
+  const CheckOutcome o = check_one(file, all, &checked);
+  print_diagnostics(all);
+  if (o != CheckOutcome::kValid) return exit_code(o);
+  std::unique_ptr<Plan> plan = build_plan(std::move(checked));
+  const std::string text =
+      format == "json" ? plan_to_json(*plan).dump(1) + "\n" : plan_to_text(*plan);
+  return write_output(output, text) ? kExitOk : kExitUsage;
+}
+
+int main_impl(int argc, char** argv) {
+  CLI::App app{"planner: check, plan and render declarative sharding specs"};
+  app.require_subcommand(1);
+
+  std::vector<std::string> check_files;
+  std::string check_format = "text";
+  auto* check = app.add_subcommand("check", "validate specs; one summary line per valid spec");
+  check->add_option("SPEC", check_files, "spec files")->required();
+  check->add_option("--format", check_format, "text or json (diagnostics as a JSON array)")
+      ->check(CLI::IsMember({"text", "json"}));
+
+  std::string plan_file, plan_format = "text", plan_output;
+  auto* plan = app.add_subcommand("plan", "the full plan: layouts, slices, collectives, memory");
+  plan->add_option("SPEC", plan_file, "spec file")->required();
+  plan->add_option("--format", plan_format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  plan->add_option("-o,--output", plan_output, "write to FILE instead of stdout");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  }
+  if (*check) return run_check(check_files, check_format);
+  if (*plan) return run_plan(plan_file, plan_format, plan_output);
+  return kExitUsage;
+}
+
+}  // namespace
+}  // namespace shardplan
+
+int main(int argc, char** argv) {
+  try {
+    return shardplan::main_impl(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "planner: error: " << e.what() << "\n";
+    return 2;
+  }
+}

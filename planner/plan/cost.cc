@@ -1,0 +1,162 @@
+// Per-rank memory and FLOPs (see cost.h).
+#include "planner/plan/cost.h"
+
+#include <algorithm>
+
+namespace shardplan {
+namespace {
+
+int64_t requests_on_rank(const Plan& plan, const ActivationLayout& layout) {
+  int64_t split = 1;
+  for (size_t x = 0; x < layout.axes.size(); ++x) {
+    if (layout.axes[x] == AxisState::kBatchSplit) split *= plan.mesh.axes()[x].size;
+  }
+  return plan.spec().workload.batch / std::max<int64_t>(split, 1);
+}
+
+bool is_matrix(const Param& p) { return p.shape.size() >= 2; }
+
+// Heads of an attention module a rank computes (KV heads replicated when the group is larger).
+void heads_on_rank(const ModulePlan& mp, const Mesh& mesh, int64_t& q_heads, int64_t& kv_heads) {
+  const ModuleDims& d = mp.module->dims;
+  q_heads = d.heads;
+  kv_heads = d.kv_heads > 0 ? d.kv_heads : d.heads;
+  if (mp.mode != ParallelMode::kTensor) return;
+  const int64_t g = mesh.group_size(mp.axes);
+  q_heads = d.heads / g;
+  kv_heads = g <= kv_heads ? kv_heads / g : 1;
+}
+
+}  // namespace
+
+void compute_costs(Plan& plan) {
+  const Mesh& mesh = plan.mesh;
+  const int64_t world = mesh.world_size();
+  const auto& w = plan.spec().workload;
+  const int64_t bytes = dtype_bytes(plan.spec().dtype);
+  plan.ranks.assign(world, RankCost{});
+
+  // Weights: exact, from each rank's slices. Whole tensors are counted once for all ranks.
+  int64_t common = 0;
+  std::vector<std::vector<int64_t>> module_bytes(plan.modules.size(), std::vector<int64_t>());
+  std::vector<int64_t> module_common(plan.modules.size(), 0);
+  for (const ParamPlan& p : plan.params) {
+    const int64_t full = p.param->numel() * bytes;
+    if (p.split_dim < 0 && p.expert_axes.empty()) {
+      common += full;
+      module_common[p.module] += full;
+      continue;
+    }
+    auto& per_rank = module_bytes[p.module];
+    if (per_rank.empty()) per_rank.assign(world, 0);
+    for (int64_t r = 0; r < world; ++r) {
+      const int64_t b = shard_for_rank(p, mesh, r).numel() * bytes;
+      plan.ranks[r].weight_bytes += b;
+      per_rank[r] += b;
+    }
+  }
+  for (auto& rc : plan.ranks) rc.weight_bytes += common;
+  for (size_t i = 0; i < plan.modules.size(); ++i) {
+    int64_t mx = 0;
+    for (int64_t b : module_bytes[i]) mx = std::max(mx, b);
+    plan.modules[i].weight_bytes_max = module_common[i] + mx;
+  }
+
+  // KV cache and FLOPs. Every rank of a group does the same work, so one figure serves all.
+  const ModelGraph& graph = plan.graph();
+  const int64_t image_tokens = w.images_per_request * graph.workload.tokens_per_image;
+  const int64_t prompt = w.prompt_tokens + image_tokens;
+  const int64_t context = prompt + w.new_tokens;
+  int64_t kv_bytes = 0;
+  double flops_prefill = 0, flops_decode = 0;
+  for (const ModulePlan& mp : plan.modules) {
+    const Module& m = *mp.module;
+    const ModuleDims& d = m.dims;
+    // Weight elements per token on this rank (matrices only), with experts by top-k.
+    // Cross-attention's k and v run over the encoder states once per request (kv_elems).
+    double matrix_elems = 0, kv_elems = 0;
+    const int64_t g = mesh.group_size(mp.axes);
+    for (const Param& p : m.params) {
+      if (!is_matrix(p)) continue;
+      double elems = static_cast<double>(p.numel());
+      if (mp.mode == ParallelMode::kTensor && p.tensor_split.type == TensorSplit::Type::kUnits) {
+        elems /= std::min<int64_t>(g, p.tensor_split.units);
+      }
+      if (p.expert >= 0 && d.experts > 0) elems *= static_cast<double>(d.experts_per_token) / d.experts;
+      const bool kv_side = m.kind == ModuleKind::kCrossAttention &&
+                           (p.name.find("k_proj") != std::string::npos ||
+                            p.name.find("v_proj") != std::string::npos);
+      (kv_side ? kv_elems : matrix_elems) += elems;
+    }
+    if (m.kind == ModuleKind::kEncoder) {
+      const int64_t items = m.stream == Stream::kImage ? w.batch * w.images_per_request : w.batch;
+      const int64_t per_item = m.stream == Stream::kImage ? graph.workload.encoder_tokens_per_item
+                                                          : graph.workload.encoder_tokens_per_clip;
+      int64_t split = 1;
+      for (size_t x = 0; x < mp.output_layout.axes.size(); ++x) {
+        if (mp.output_layout.axes[x] == AxisState::kBatchSplit) split *= mesh.axes()[x].size;
+      }
+      const int64_t items_here = (items + split - 1) / split;  // padded to the group
+      const int64_t heads = mp.mode == ParallelMode::kTensor ? d.heads / g : d.heads;
+      flops_prefill += 2.0 * matrix_elems * items_here * per_item +
+                       4.0 * heads * d.head_dim * per_item * per_item * items_here * d.layers;
+      continue;
+    }
+    if (m.stream != Stream::kText) {  // projector
+      const int64_t items = w.batch * w.images_per_request;
+      int64_t split = 1;
+      for (size_t x = 0; x < mp.input_layout.axes.size(); ++x) {
+        if (mp.input_layout.axes[x] == AxisState::kBatchSplit) split *= mesh.axes()[x].size;
+      }
+      flops_prefill += 2.0 * matrix_elems * ((items + split - 1) / split) *
+                       graph.workload.tokens_per_image;
+      continue;
+    }
+    int64_t reqs = requests_on_rank(plan, mp.input_layout);
+    if (m.kind == ModuleKind::kMoe && mp.mode == ParallelMode::kExpert) {
+      // Tokens reach the experts' owners: each rank works on its share of the group's tokens.
+      int64_t a2a = 1;
+      for (size_t x = 0; x < mp.input_layout.axes.size(); ++x) {
+        if (mp.input_layout.axes[x] == AxisState::kBatchSplit &&
+            std::find(mp.axes.begin(), mp.axes.end(), mesh.axes()[x].name) != mp.axes.end()) {
+          a2a *= mesh.axes()[x].size;
+        }
+      }
+      // Each rank holds experts/g of the experts and sees the tokens of the a2a group.
+      matrix_elems = 0;
+      for (const Param& p : m.params) {
+        if (!is_matrix(p)) continue;
+        double elems = static_cast<double>(p.numel());
+        if (p.expert >= 0) elems *= static_cast<double>(d.experts_per_token) / d.experts;
+        matrix_elems += elems;
+      }
+      matrix_elems = matrix_elems * a2a / std::max<int64_t>(g, 1);
+    }
+    const int64_t prefill_tokens = m.kind == ModuleKind::kLmHead ? 1 : prompt;
+    flops_prefill += 2.0 * matrix_elems * reqs * prefill_tokens;
+    flops_decode += 2.0 * matrix_elems * reqs;
+    if (m.kind == ModuleKind::kAttention) {
+      int64_t qh, kvh;
+      heads_on_rank(mp, mesh, qh, kvh);
+      kv_bytes += 2 * kvh * d.head_dim * reqs * context * bytes;
+      // Scores and weighted values: causal, so on average half the prompt in prefill.
+      flops_prefill += 4.0 * qh * d.head_dim * reqs * prompt * (prompt / 2.0);
+      flops_decode += 4.0 * qh * d.head_dim * reqs * context;
+    } else if (m.kind == ModuleKind::kCrossAttention) {
+      int64_t qh, kvh;
+      heads_on_rank(mp, mesh, qh, kvh);
+      const int64_t enc = graph.workload.encoder_tokens_per_clip;
+      kv_bytes += 2 * kvh * d.head_dim * reqs * enc * bytes;
+      flops_prefill += 2.0 * kv_elems * reqs * enc;
+      flops_prefill += 4.0 * qh * d.head_dim * reqs * w.prompt_tokens * enc;
+      flops_decode += 4.0 * qh * d.head_dim * reqs * enc;
+    }
+  }
+  for (auto& rc : plan.ranks) {
+    rc.kv_cache_bytes = kv_bytes;
+    rc.flops_prefill = flops_prefill;
+    rc.flops_decode = flops_decode;
+  }
+}
+
+}  // namespace shardplan

@@ -1,0 +1,50 @@
+// build_plan: modules -> tensor layouts -> derived collectives -> costs.
+#include "planner/plan/plan.h"
+
+#include "planner/plan/collectives.h"
+#include "planner/plan/cost.h"
+
+namespace shardplan {
+
+const char* to_string(CollectiveOp op) {
+  switch (op) {
+    case CollectiveOp::kAllReduce: return "all_reduce";
+    case CollectiveOp::kAllGather: return "all_gather";
+    case CollectiveOp::kReduceScatter: return "reduce_scatter";
+    case CollectiveOp::kAllToAll: return "all_to_all";
+  }
+  return "?";
+}
+
+std::unique_ptr<Plan> build_plan(CheckedSpec checked) {
+  auto plan = std::make_unique<Plan>();
+  plan->checked = std::move(checked);
+  const Spec& spec = plan->spec();
+  std::vector<MeshAxis> axes;
+  for (const auto& a : spec.mesh) axes.push_back({a.name, a.size});
+  plan->mesh = Mesh(std::move(axes));
+
+  // NOTE: the assignment was made against checked.graph before the move; std::vector moves keep
+  // element addresses, so its Module pointers still point into plan->checked.graph.
+  for (const ModuleAssignment& a : plan->checked.assignment) {
+    ModulePlan mp;
+    mp.module = a.module;
+    mp.mode = a.mode;
+    mp.axes = a.axes;
+    mp.rule = a.rule;
+    mp.rule_line = a.rule >= 0 ? spec.rules[a.rule].pos.line : 0;
+    plan->modules.push_back(std::move(mp));
+  }
+  for (size_t i = 0; i < plan->modules.size(); ++i) {
+    const ModulePlan& mp = plan->modules[i];
+    for (const Param& p : mp.module->params) {
+      plan->params.push_back(plan_param(p, static_cast<int>(i), mp.mode, mp.axes,
+                                        mp.module->dims.experts, plan->mesh));
+    }
+  }
+  derive_collectives(*plan);
+  compute_costs(*plan);
+  return plan;
+}
+
+}  // namespace shardplan

@@ -1,0 +1,374 @@
+// Semantic checks of a spec (see spec_check.h for the list).
+#include "planner/spec/spec_check.h"
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "models/graph/registry.h"
+#include "planner/spec/glob.h"
+
+namespace shardplan {
+
+std::string axes_text(const std::vector<std::string>& axes) {
+  std::string out = "[";
+  for (size_t i = 0; i < axes.size(); ++i) out += (i ? ", " : "") + axes[i];
+  return out + "]";
+}
+
+namespace {
+
+std::string join(const std::vector<std::string>& items, const std::string& sep = ", ") {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];
+  return out;
+}
+
+int64_t size_of(const Spec& spec, const std::string& axis) {
+  for (const auto& a : spec.mesh) {
+    if (a.name == axis) return a.size;
+  }
+  return 1;
+}
+
+// "[tp] (size 4)" or "[dp, tp] (size 2*4 = 8)".
+std::string group_text(const Spec& spec, const std::vector<std::string>& axes, int64_t g) {
+  std::string out = axes_text(axes) + " (size ";
+  if (axes.size() > 1) {
+    std::vector<std::string> sizes;
+    for (const auto& a : axes) sizes.push_back(std::to_string(size_of(spec, a)));
+    out += join(sizes, "*") + " = ";
+  }
+  return out + std::to_string(g) + ")";
+}
+
+std::string allowed_text(ModuleKind kind) {
+  std::vector<std::string> names;
+  for (auto m : allowed_modes(kind)) names.push_back(to_string(m));
+  return join(names);
+}
+
+class SpecChecker {
+ public:
+  SpecChecker(const Spec& spec, const ModelGraph& graph, Diagnostics& diags)
+      : spec_(spec), graph_(graph), diags_(diags) {}
+
+  void run() {
+    check_mesh();
+    check_batch_axes();
+    for (const auto& rule : spec_.rules) {
+      if (rule.well_formed) check_rule(rule);
+    }
+    const auto assignment = assign_modules(spec_, graph_);
+    for (const auto& a : assignment) check_module(a);
+    check_tied(assignment);
+  }
+
+ private:
+  void error(SourcePos pos, const std::string& message) {
+    // Identical layers give identical messages at the same place: report each once.
+    if (reported_.insert({pos.line, pos.column, message}).second) {
+      diags_.error(spec_.file, pos, message);
+    }
+  }
+  void warning(SourcePos pos, const std::string& message) {
+    if (reported_.insert({pos.line, pos.column, message}).second) {
+      diags_.warning(spec_.file, pos, message);
+    }
+  }
+
+  bool known_axis(const std::string& name) const {
+    return std::any_of(spec_.mesh.begin(), spec_.mesh.end(),
+                       [&](const MeshAxisSpec& a) { return a.name == name; });
+  }
+  bool is_batch_axis(const std::string& name) const {
+    return std::find(spec_.batch_axes.begin(), spec_.batch_axes.end(), name) !=
+           spec_.batch_axes.end();
+  }
+  std::string mesh_names() const {
+    std::vector<std::string> names;
+    for (const auto& a : spec_.mesh) names.push_back(a.name);
+    return names.empty() ? "none" : join(names);
+  }
+  int64_t group_size(const std::vector<std::string>& axes) const {
+    int64_t g = 1;
+    for (const auto& a : axes) g *= std::max<int64_t>(size_of(spec_, a), 1);
+    return g;
+  }
+  int64_t batch_group_size() const { return group_size(spec_.batch_axes); }
+
+  void check_mesh() {
+    for (const auto& a : spec_.mesh) {
+      if (a.size < 1) {
+        error(a.value_pos, "mesh axis '" + a.name + "' has size " + std::to_string(a.size) +
+                               "; sizes must be >= 1");
+      }
+    }
+  }
+
+  void check_batch_axes() {
+    std::set<std::string> seen;
+    for (size_t i = 0; i < spec_.batch_axes.size(); ++i) {
+      const auto& name = spec_.batch_axes[i];
+      const SourcePos pos = i < spec_.batch_axis_pos.size() ? spec_.batch_axis_pos[i] : SourcePos{};
+      if (!known_axis(name)) {
+        error(pos, "batch axis '" + name + "' is not a mesh axis (mesh axes: " + mesh_names() + ")");
+      } else if (!seen.insert(name).second) {
+        error(pos, "batch axis '" + name + "' is listed twice");
+      }
+    }
+    const int64_t g = batch_group_size();
+    if (g > 0 && spec_.workload.batch % g != 0) {
+      error(spec_.workload.batch_pos,
+            "workload.batch " + std::to_string(spec_.workload.batch) +
+                " is not divisible by the batch axes " + group_text(spec_, spec_.batch_axes, g));
+    }
+  }
+
+  void check_rule(const RuleSpec& rule) {
+    // Axes: known, once each, not a batch axis for tensor / expert.
+    std::set<std::string> seen;
+    for (size_t i = 0; i < rule.axes.size(); ++i) {
+      const auto& name = rule.axes[i];
+      const SourcePos pos = i < rule.axis_pos.size() ? rule.axis_pos[i] : rule.axes_pos;
+      if (!known_axis(name)) {
+        error(pos, "unknown mesh axis '" + name + "' (mesh axes: " + mesh_names() + ")");
+        continue;
+      }
+      if (!seen.insert(name).second) {
+        error(pos, "axis '" + name + "' is listed twice in this rule");
+        continue;
+      }
+      if (is_batch_axis(name) &&
+          (rule.mode == ParallelMode::kTensor || rule.mode == ParallelMode::kExpert)) {
+        error(pos, "batch axis '" + name + "' cannot be used by a '" + to_string(rule.mode) +
+                       "' rule: requests are already split over it");
+      }
+    }
+    if (rule.axes.empty() && rule.mode != ParallelMode::kReplicate) {
+      error(rule.mode_pos, "mode '" + std::string(to_string(rule.mode)) +
+                               "' needs axes: the mesh axes it splits over");
+    }
+    if (!rule.axes.empty() && rule.mode == ParallelMode::kReplicate) {
+      warning(rule.axes_pos, "'replicate' ignores axes " + axes_text(rule.axes));
+    }
+
+    // The mode must be allowed for every kind the rule names.
+    for (ModuleKind k : rule.kinds) {
+      if (!mode_allowed(k, rule.mode)) {
+        error(rule.mode_pos, "mode '" + std::string(to_string(rule.mode)) +
+                                 "' is not allowed for kind '" + to_string(k) +
+                                 "' (allowed: " + allowed_text(k) + ")");
+      }
+    }
+
+    // What it matches: modules, and (an error) blocks inside an encoder.
+    int matched = 0;
+    std::set<ModuleKind> bad_kinds;
+    for (const Module& m : graph_.modules) {
+      if (rule_matches(rule, m)) {
+        ++matched;
+        if (rule.kinds.empty() && !mode_allowed(m.kind, rule.mode)) bad_kinds.insert(m.kind);
+        continue;
+      }
+      if (m.kind != ModuleKind::kEncoder || !rule.path) continue;
+      for (const Module& child : m.children) {
+        if (glob_match(*rule.path, child.path)) {
+          error(rule.path_pos, "path '" + *rule.path + "' points inside the encoder '" + m.path +
+                                   "' (it matches '" + child.path +
+                                   "'); an encoder is assigned as one unit: write a rule for '" +
+                                   m.path + "'");
+          ++matched;  // reported already; not also "matches no module"
+          break;
+        }
+      }
+    }
+    for (ModuleKind k : bad_kinds) {
+      error(rule.mode_pos, "mode '" + std::string(to_string(rule.mode)) +
+                               "' is not allowed for kind '" + to_string(k) + "' of the modules '" +
+                               *rule.path + "' matches (allowed: " + allowed_text(k) + ")");
+    }
+    if (matched == 0) {
+      std::string what;
+      if (!rule.kinds.empty()) {
+        std::vector<std::string> names;
+        for (auto k : rule.kinds) names.push_back(to_string(k));
+        what = "kind " + join(names, "/");
+      }
+      if (rule.path) what += (what.empty() ? "" : " and ") + std::string("path '") + *rule.path + "'";
+      warning(rule.pos, "rule " + std::to_string(rule.index) + " (" + what +
+                            ") matches no module of this " + graph_.model_type + " model");
+    }
+  }
+
+  SourcePos mode_pos(const ModuleAssignment& a) const {
+    if (a.rule >= 0) return spec_.rules[a.rule].mode_pos;
+    return spec_.default_pos;
+  }
+
+  // "attention 'tensor' over [tp] (size 6): "
+  std::string prefix(const ModuleAssignment& a, int64_t g) const {
+    return std::string(to_string(a.module->kind)) + " '" + to_string(a.mode) + "' over " +
+           group_text(spec_, a.axes, g) + ": ";
+  }
+
+  void divisible(const ModuleAssignment& a, int64_t g, int64_t count, const std::string& what) {
+    if (count % g != 0) {
+      error(mode_pos(a), prefix(a, g) + std::to_string(count) + " " + what +
+                             " are not divisible by " + std::to_string(g));
+    }
+  }
+
+  void kv_heads(const ModuleAssignment& a, int64_t g, int64_t kv) {
+    if (kv <= 0) return;
+    if (g <= kv ? kv % g != 0 : g % kv != 0) {
+      error(mode_pos(a), prefix(a, g) + std::to_string(kv) + " KV heads can be neither split nor "
+                             "replicated over " + std::to_string(g) + " (" + std::to_string(g) +
+                             " must divide " + std::to_string(kv) + " or be a multiple of it)");
+    }
+  }
+
+  void check_module(const ModuleAssignment& a) {
+    const Module& m = *a.module;
+    const ModuleDims& d = m.dims;
+    if (!mode_allowed(m.kind, a.mode)) {
+      if (a.rule < 0) {
+        error(spec_.default_pos, "defaults.mode '" + std::string(to_string(a.mode)) +
+                                     "' is not allowed for kind '" + to_string(m.kind) +
+                                     "' (allowed: " + allowed_text(m.kind) + ")");
+      }
+      return;  // reported at the rule already
+    }
+    const int64_t g = group_size(a.axes);
+    if (g <= 1 && a.mode != ParallelMode::kData) return;
+    switch (a.mode) {
+      case ParallelMode::kReplicate:
+        return;
+      case ParallelMode::kTensor:
+        switch (m.kind) {
+          case ModuleKind::kAttention:
+            divisible(a, g, d.heads, "heads");
+            kv_heads(a, g, d.kv_heads);
+            return;
+          case ModuleKind::kCrossAttention:
+            divisible(a, g, d.heads, "heads");
+            kv_heads(a, g, d.kv_heads);
+            return;
+          case ModuleKind::kMlp:
+          case ModuleKind::kMoe:
+            divisible(a, g, d.intermediate, "intermediate rows");
+            return;
+          case ModuleKind::kEmbedding:
+          case ModuleKind::kLmHead:
+            divisible(a, g, d.vocab, "vocabulary rows");
+            return;
+          case ModuleKind::kProjector:
+            divisible(a, g, d.intermediate, "projector rows");
+            return;
+          case ModuleKind::kEncoder:
+            divisible(a, g, d.heads, "encoder heads");
+            divisible(a, g, d.intermediate, "encoder intermediate rows");
+            return;
+        }
+        return;
+      case ParallelMode::kExpert:
+        divisible(a, g, d.experts, "experts");
+        return;
+      case ParallelMode::kData: {
+        if (m.kind == ModuleKind::kEncoder) return;  // items are padded to the group size
+        const int64_t bg = batch_group_size();
+        if (bg <= 0 || spec_.workload.batch % bg != 0) return;  // reported at batch_axes
+        const int64_t per_group = spec_.workload.batch / bg;
+        if (per_group % g != 0) {
+          std::string where = "workload.batch " + std::to_string(spec_.workload.batch);
+          if (bg > 1) where += " / batch axes " + std::to_string(bg);
+          error(mode_pos(a), prefix(a, g) + std::to_string(per_group) + " requests (" + where +
+                                 ") are not divisible by " + std::to_string(g));
+        }
+        return;
+      }
+    }
+  }
+
+  void check_tied(const std::vector<ModuleAssignment>& assignment) {
+    if (!graph_.tied_lm_head_to) return;
+    const ModuleAssignment* emb = nullptr;
+    const ModuleAssignment* head = nullptr;
+    for (const auto& a : assignment) {
+      for (const auto& p : a.module->params) {
+        if (p.name == *graph_.tied_lm_head_to) emb = &a;
+      }
+      if (a.module->kind == ModuleKind::kLmHead) head = &a;
+    }
+    if (!emb || !head) return;
+    auto split = [](const ModuleAssignment& a) {
+      return a.mode == ParallelMode::kTensor ? a.axes : std::vector<std::string>{};
+    };
+    if (split(*emb) != split(*head)) {
+      const SourcePos pos = head->rule >= 0 ? spec_.rules[head->rule].mode_pos : mode_pos(*emb);
+      error(pos, std::string("lm_head '") + head->module->path + "' is tied to '" +
+                     *graph_.tied_lm_head_to + "' but is '" + to_string(head->mode) + "' over " +
+                     axes_text(head->axes) + " while the embedding is '" + to_string(emb->mode) +
+                     "' over " + axes_text(emb->axes) +
+                     "; a tied tensor has one layout: give both the same mode and axes");
+    }
+  }
+
+  const Spec& spec_;
+  const ModelGraph& graph_;
+  Diagnostics& diags_;
+  std::set<std::tuple<int, int, std::string>> reported_;
+};
+
+}  // namespace
+
+void check_spec(const Spec& spec, const ModelGraph& graph, Diagnostics& diags) {
+  SpecChecker(spec, graph, diags).run();
+}
+
+CheckOutcome check_spec_file(const std::string& file, Diagnostics& diags, CheckedSpec* out) {
+  bool io_error = false;
+  auto spec = load_spec(file, diags, io_error);
+  if (io_error) return CheckOutcome::kIoError;
+  if (!spec) return CheckOutcome::kInvalid;
+  if (!spec->model_ok) return CheckOutcome::kInvalid;  // the schema reported it
+
+  // The config: unreadable is an I/O error (2); readable but unusable is an invalid spec (1).
+  std::ifstream in(spec->config_path, std::ios::binary);
+  if (!in) {
+    diags.error(file, spec->config_pos,
+                "cannot read model.config '" + spec->config_path_as_written + "' (resolved to '" +
+                    spec->config_path + "')");
+    return CheckOutcome::kIoError;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  nlohmann::json config = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (config.is_discarded() || !config.is_object()) {
+    diags.error(file, spec->config_pos,
+                "model.config '" + spec->config_path_as_written + "' is not a JSON object");
+    return CheckOutcome::kIoError;
+  }
+  ModelGraph graph;
+  try {
+    graph = build_model_graph(config);
+  } catch (const ConfigError& e) {
+    diags.error(file, spec->config_pos,
+                "model.config '" + spec->config_path_as_written + "': " + e.what());
+    return CheckOutcome::kInvalid;
+  }
+
+  check_spec(*spec, graph, diags);
+  if (diags.has_errors()) return CheckOutcome::kInvalid;
+  if (out) {
+    out->spec = std::move(*spec);
+    out->graph = std::move(graph);
+    // The assignment points into out->graph, so it is made after the move.
+    out->assignment = assign_modules(out->spec, out->graph);
+  }
+  return CheckOutcome::kValid;
+}
+
+}  // namespace shardplan

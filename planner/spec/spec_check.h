@@ -1,0 +1,44 @@
+// Semantic checks of a spec against its mesh and the model's real shapes, and the whole
+// `planner check` pass (read, YAML, schema, config, semantics) for one file.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/graph/model_graph.h"
+#include "planner/spec/assignment.h"
+#include "planner/spec/diagnostic.h"
+#include "planner/spec/spec.h"
+
+namespace shardplan {
+
+// Checks, each reported at the offending key or value with the values involved:
+//  - mesh: sizes >= 1;
+//  - batch_axes: known axes, each listed once; workload.batch divisible by their product;
+//  - every rule: axes known and listed once; a batch axis never used by a tensor or expert rule;
+//    tensor / data / expert need axes (replicate with axes is a warning); the mode is allowed for
+//    every kind the rule names or matches; a path rule never points inside an encoder; a rule
+//    that matches no module is a warning;
+//  - every module under its final assignment: heads, KV heads (or their replication),
+//    intermediate size, vocabulary, experts and the encoder's heads divisible by the group size;
+//    requests per data group divisible by the group size;
+//  - a tied output projection has the same layout as the embedding it shares its tensor with.
+void check_spec(const Spec& spec, const ModelGraph& graph, Diagnostics& diags);
+
+enum class CheckOutcome { kValid, kInvalid, kIoError };
+
+struct CheckedSpec {
+  Spec spec;
+  ModelGraph graph;
+  std::vector<ModuleAssignment> assignment;
+};
+
+// The whole `planner check` of one file. kIoError: the spec or its config could not be read
+// (exit code 2); kInvalid: at least one error (exit code 1). `out` is filled when valid.
+CheckOutcome check_spec_file(const std::string& file, Diagnostics& diags, CheckedSpec* out);
+
+// "[tp]" / "[dp, tp]"; with sizes "[tp] (size 4)" / "[dp, tp] (size 2*4 = 8)".
+std::string axes_text(const std::vector<std::string>& axes);
+
+}  // namespace shardplan
