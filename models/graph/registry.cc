@@ -1,0 +1,107 @@
+// Dispatch from config.json's model_type to the family that builds its ModelGraph.
+#include "models/graph/registry.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "models/graph/config_reader.h"
+#include "models/llama/llama_graph.h"
+#include "models/llava/llava_graph.h"
+#include "models/mixtral/mixtral_graph.h"
+#include "models/whisper/whisper_graph.h"
+
+namespace shardplan {
+namespace {
+
+std::string supported_list() {
+  std::string list;
+  for (const std::string& type : supported_model_types()) {
+    if (!list.empty()) list += ", ";
+    list += type;
+  }
+  return list;
+}
+
+// The dtype named by `object`'s "dtype" (transformers 5) or "torch_dtype" (transformers 4) field.
+std::optional<DType> dtype_field(const nlohmann::json& object, const std::string& where) {
+  for (const char* key : {"dtype", "torch_dtype"}) {
+    auto it = object.find(key);
+    if (it == object.end() || it->is_null()) continue;
+    if (!it->is_string()) {
+      throw ConfigError(where + key + " must be a string, got " + describe_json(*it));
+    }
+    std::optional<DType> dtype = parse_dtype(it->get<std::string>());
+    if (!dtype) {
+      throw ConfigError(where + key + " '" + it->get<std::string>() +
+                        "' is not supported; supported dtypes: float32, bfloat16, float16");
+    }
+    return dtype;
+  }
+  return std::nullopt;
+}
+
+// The config's own dtype, else its text_config's (llava), else float32: what transformers loads
+// a model in when neither the config nor the caller names one.
+DType read_config_dtype(const nlohmann::json& config) {
+  if (std::optional<DType> dtype = dtype_field(config, "")) return *dtype;
+  auto text = config.find("text_config");
+  if (text != config.end() && text->is_object()) {
+    if (std::optional<DType> dtype = dtype_field(*text, "text_config.")) return *dtype;
+  }
+  return DType::kFloat32;
+}
+
+}  // namespace
+
+const std::vector<std::string>& supported_model_types() {
+  static const std::vector<std::string> types = {"llama",   "mistral", "qwen2",
+                                                 "mixtral", "llava",   "whisper"};
+  return types;
+}
+
+ModelGraph build_model_graph(const nlohmann::json& config) {
+  if (!config.is_object()) {
+    throw ConfigError("the config must be a JSON object, got " + describe_json(config));
+  }
+  auto it = config.find("model_type");
+  if (it == config.end() || !it->is_string()) {
+    throw ConfigError("the config has no string \"model_type\"; supported model types: " +
+                      supported_list());
+  }
+  const std::string model_type = it->get<std::string>();
+  ModelGraph graph;
+  if (model_type == "llama" || model_type == "mistral" || model_type == "qwen2") {
+    graph = build_llama_graph(config);
+  } else if (model_type == "mixtral") {
+    graph = build_mixtral_graph(config);
+  } else if (model_type == "llava") {
+    graph = build_llava_graph(config);
+  } else if (model_type == "whisper") {
+    graph = build_whisper_graph(config);
+  } else {
+    throw ConfigError("model_type '" + model_type +
+                      "' is not supported; supported model types: " + supported_list());
+  }
+  graph.config_dtype = read_config_dtype(graph.config);
+  return graph;
+}
+
+ModelGraph load_model_graph(const std::string& config_path) {
+  std::ifstream file(config_path);
+  if (!file) throw ConfigError(config_path + ": cannot open the model config");
+  std::stringstream text;
+  text << file.rdbuf();
+  nlohmann::json config;
+  try {
+    config = nlohmann::json::parse(text.str());
+  } catch (const nlohmann::json::parse_error& e) {
+    throw ConfigError(config_path + ": not valid JSON: " + e.what());
+  }
+  try {
+    return build_model_graph(config);
+  } catch (const ConfigError& e) {
+    throw ConfigError(config_path + ": " + e.what());
+  }
+}
+
+}  // namespace shardplan

@@ -1,0 +1,59 @@
+// Mixtral's module tree: Llama attention and sparse MoE blocks with per-expert tensors.
+#include "models/mixtral/mixtral_graph.h"
+
+#include "models/graph/config_reader.h"
+#include "models/graph/module_builder.h"
+
+namespace shardplan {
+
+Module mixtral_moe_module(int layer, const LlamaDims& dims, int64_t experts,
+                          int64_t experts_per_token) {
+  const std::string base = "model.layers." + std::to_string(layer) + ".";
+  Module module = make_module(base + "block_sparse_moe", ModuleKind::kMoe, Stream::kText, layer);
+  module.dims.hidden = dims.hidden;
+  module.dims.intermediate = dims.intermediate;
+  module.dims.experts = experts;
+  module.dims.experts_per_token = experts_per_token;
+  add_norm(module, base + "post_attention_layernorm", dims.hidden, /*has_bias=*/false);
+  add_param(module, module.path + ".gate.weight", {experts, dims.hidden}, no_split());
+  for (int expert = 0; expert < experts; ++expert) {
+    const std::string prefix = module.path + ".experts." + std::to_string(expert);
+    // w1 = gate, w3 = up (column-parallel); w2 = down (row-parallel).
+    add_param(module, prefix + ".w1.weight", {dims.intermediate, dims.hidden},
+              split_units(0, dims.intermediate), expert);
+    add_param(module, prefix + ".w2.weight", {dims.hidden, dims.intermediate},
+              split_units(1, dims.intermediate), expert);
+    add_param(module, prefix + ".w3.weight", {dims.intermediate, dims.hidden},
+              split_units(0, dims.intermediate), expert);
+  }
+  return module;
+}
+
+ModelGraph build_mixtral_graph(const nlohmann::json& config) {
+  ModelGraph graph;
+  graph.family = "mixtral";
+  graph.config = config;
+  ConfigReader reader(graph.config, "", &graph.defaulted_fields);
+  graph.model_type = reader.text("model_type", "mixtral");
+  const LlamaDims dims = read_llama_dims(reader, "mixtral");
+  const int64_t experts = reader.size("num_local_experts", 8);
+  const int64_t experts_per_token = reader.size("num_experts_per_tok", 2);
+  if (experts_per_token > experts) {
+    throw ConfigError("num_experts_per_tok " + std::to_string(experts_per_token) +
+                      " exceeds num_local_experts " + std::to_string(experts));
+  }
+
+  graph.modules.push_back(llama_embedding_module("", dims));
+  for (int layer = 0; layer < dims.layers; ++layer) {
+    graph.modules.push_back(llama_attention_module("", layer, dims));
+    graph.modules.push_back(mixtral_moe_module(layer, dims, experts, experts_per_token));
+  }
+  graph.modules.push_back(llama_lm_head_module("", dims));
+  if (dims.tie_word_embeddings) graph.tied_lm_head_to = "model.embed_tokens.weight";
+  graph.hidden = dims.hidden;
+  graph.vocab = dims.vocab;
+  graph.workload.max_target_positions = dims.max_positions;
+  return graph;
+}
+
+}  // namespace shardplan
