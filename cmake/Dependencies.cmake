@@ -23,6 +23,8 @@ find_package(CLI11 QUIET)
 find_path(VALIJSON_INCLUDE_DIR valijson/schema.hpp REQUIRED)
 add_library(valijson_headers INTERFACE)
 target_include_directories(valijson_headers SYSTEM INTERFACE ${VALIJSON_INCLUDE_DIR})
+# Without exceptions valijson aborts on a bad schema; every user gets the same definition (ODR).
+target_compile_definitions(valijson_headers INTERFACE VALIJSON_USE_EXCEPTIONS=1)
 
 if(NOT CLI11_FOUND)
   find_path(CLI11_INCLUDE_DIR CLI/CLI.hpp REQUIRED)

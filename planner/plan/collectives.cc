@@ -228,13 +228,17 @@ class FlowWalk {
         if (transition_op(cur.axes[x], target.axes[x]) == op) idx.push_back(x);
       }
       if (idx.empty()) continue;
-      std::vector<std::string> axes = ordered_axes(s, idx);
+      // NOTE: requests are split over the batch-split axes in mesh order (mixed radix, first
+      // axis slowest), so gathering or scattering requests lists the axes in mesh order; only
+      // gathered vocabulary follows the split order of the lm_head that produced it.
+      const bool vocab = cur.axes[idx[0]] == AxisState::kVocabSplit;
+      std::vector<std::string> axes = vocab ? ordered_axes(s, idx) : mesh_order(idx);
       const int64_t g = mesh_.group_size(axes);
       const ActivationShape shape = shape_at(s, writer_[s]);
       const int64_t bytes = dtype_bytes(spec_.dtype);
       // Local bytes before the op: the split dimension is already divided where it is split.
       int64_t width = shape.width;
-      if (op == CollectiveOp::kAllGather && cur.axes[idx[0]] == AxisState::kVocabSplit) {
+      if (op == CollectiveOp::kAllGather && vocab) {
         width = shape.width / g;
       }
       const int64_t units = units_on_rank(s, cur);
@@ -252,6 +256,12 @@ class FlowWalk {
     }
     // What is left (replicated -> batch) is a local slice.
     cur = target;
+  }
+
+  std::vector<std::string> mesh_order(const std::vector<size_t>& idx) const {
+    std::vector<std::string> out;
+    for (size_t x : idx) out.push_back(axis_names_[x]);
+    return out;
   }
 
   // A collective over several axes lists them as the module that split them did, then in mesh

@@ -36,7 +36,8 @@ struct RuleSpec {
 };
 
 struct WorkloadSpec {
-  int64_t batch = 1;
+  int64_t batch = 1;                 // default: the world size (one request per rank)
+  bool batch_given = false;
   int64_t prompt_tokens = 128;
   int64_t new_tokens = 32;
   int64_t images_per_request = 1;

@@ -143,8 +143,9 @@ class SpecChecker {
       }
       if (is_batch_axis(name) &&
           (rule.mode == ParallelMode::kTensor || rule.mode == ParallelMode::kExpert)) {
-        error(pos, "batch axis '" + name + "' cannot be used by a '" + to_string(rule.mode) +
-                       "' rule: requests are already split over it");
+        error(pos, "batch axis '" + name + "' cannot be used by " +
+                       (rule.mode == ParallelMode::kExpert ? "an" : "a") + " '" +
+                       to_string(rule.mode) + "' rule: requests are already split over it");
       }
     }
     if (rule.axes.empty() && rule.mode != ParallelMode::kReplicate) {
@@ -242,7 +243,7 @@ class SpecChecker {
       return;  // reported at the rule already
     }
     const int64_t g = group_size(a.axes);
-    if (g <= 1 && a.mode != ParallelMode::kData) return;
+    if (g <= 1) return;
     switch (a.mode) {
       case ParallelMode::kReplicate:
         return;
@@ -281,6 +282,12 @@ class SpecChecker {
         const int64_t bg = batch_group_size();
         if (bg <= 0 || spec_.workload.batch % bg != 0) return;  // reported at batch_axes
         const int64_t per_group = spec_.workload.batch / bg;
+        // Requests are already split over batch axes; data over one of them changes nothing.
+        std::vector<std::string> extra;
+        for (const auto& x : a.axes) {
+          if (!is_batch_axis(x)) extra.push_back(x);
+        }
+        const int64_t g = group_size(extra);
         if (per_group % g != 0) {
           std::string where = "workload.batch " + std::to_string(spec_.workload.batch);
           if (bg > 1) where += " / batch axes " + std::to_string(bg);
