@@ -5,6 +5,9 @@ if(SHARDPLAN_DEPS_PREFIX)
   list(PREPEND CMAKE_PREFIX_PATH ${SHARDPLAN_DEPS_PREFIX}/usr ${SHARDPLAN_DEPS_PREFIX}/usr/lib/x86_64-linux-gnu/cmake)
   list(PREPEND CMAKE_INCLUDE_PATH ${SHARDPLAN_DEPS_PREFIX}/usr/include)
   list(PREPEND CMAKE_LIBRARY_PATH ${SHARDPLAN_DEPS_PREFIX}/usr/lib/x86_64-linux-gnu)
+  # The bundle's shared libraries are found at run time through the build tree's RPATH.
+  set(CMAKE_BUILD_RPATH ${SHARDPLAN_DEPS_PREFIX}/usr/lib/x86_64-linux-gnu
+      ${SHARDPLAN_DEPS_PREFIX}/usr/lib/x86_64-linux-gnu/graphviz)
 endif()
 
 find_package(yaml-cpp REQUIRED)
@@ -40,7 +43,10 @@ find_library(CGRAPH_LIBRARY cgraph REQUIRED)
 find_library(CDT_LIBRARY cdt REQUIRED)
 find_library(GVPLUGIN_CORE_LIBRARY gvplugin_core PATH_SUFFIXES graphviz REQUIRED)
 find_library(GVPLUGIN_DOT_LIBRARY gvplugin_dot_layout PATH_SUFFIXES graphviz REQUIRED)
-find_library(GVPLUGIN_CAIRO_LIBRARY gvplugin_pango PATH_SUFFIXES graphviz)
+option(SHARDPLAN_PNG "PNG output through Graphviz's cairo/pango plugin (needs cairo on the host)" ON)
+if(SHARDPLAN_PNG)
+  find_library(GVPLUGIN_CAIRO_LIBRARY gvplugin_pango PATH_SUFFIXES graphviz)
+endif()
 add_library(graphviz_gvc INTERFACE)
 target_include_directories(graphviz_gvc SYSTEM INTERFACE ${GRAPHVIZ_INCLUDE_DIR})
 target_link_libraries(graphviz_gvc INTERFACE ${GVPLUGIN_DOT_LIBRARY} ${GVPLUGIN_CORE_LIBRARY}
