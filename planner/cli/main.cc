@@ -2,16 +2,26 @@
 // Exit codes: 0 valid / done; 1 the spec is invalid; 2 usage or I/O error.
 #include <CLI/CLI.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "planner/plan/plan.h"
 #include "planner/plan/plan_json.h"
 #include "planner/plan/plan_text.h"
+#include "planner/render/graphviz_render.h"
+#include "planner/render/plan_dot.h"
+#include "planner/render/render_error.h"
 #include "planner/spec/spec_check.h"
 
 namespace shardplan {
@@ -125,6 +135,100 @@ int run_plan(const std::string& file, const std::string& format, const std::stri
   return write_output(output, text) ? kExitOk : kExitUsage;
 }
 
+// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a reader
+// never sees half a file and a failure leaves nothing behind. Returns "" or the reason it failed.
+std::string write_atomically(const std::string& path, const std::string& bytes) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  if (fd < 0) return std::strerror(errno);
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const std::string reason = std::strerror(errno);
+      ::close(fd);
+      std::remove(tmp.c_str());
+      return reason;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::close(fd) != 0) {
+    const std::string reason = std::strerror(errno);
+    std::remove(tmp.c_str());
+    return reason;
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string reason = std::strerror(errno);
+    std::remove(tmp.c_str());
+    return reason;
+  }
+  return "";
+}
+
+// The extension of a file name, lower case: "plan.SVG" -> "svg"; "" when it has none.
+std::string extension_of(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  const auto dot = path.find_last_of('.');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return "";
+  std::string ext = path.substr(dot + 1);
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return ext;
+}
+
+// Checks, before any work: the output's extension names a format this build writes; --layer
+// goes with the ranks view. Then: the spec is valid, the view fits the plan, Graphviz renders it.
+int run_render(const std::string& file, const std::string& output, const std::string& view,
+               const std::optional<int>& layer) {
+  const std::string ext = extension_of(output);
+  const std::optional<ImageFormat> image = parse_image_format(ext);
+  if (ext != "dot" && !image) {
+    std::cerr << "planner: error: cannot tell the picture format from '" << output
+              << "': the output must end in .svg, .png or .dot\n";
+    return kExitUsage;
+  }
+  if (image == ImageFormat::kPng && !png_supported()) {
+    std::cerr << "planner: error: cannot write '" << output
+              << "': PNG needs Graphviz's cairo renderer (gvplugin_pango), which this build was "
+                 "made without; write .svg or .dot instead\n";
+    return kExitUsage;
+  }
+  DotOptions options;
+  options.view = *parse_plan_view(view);
+  options.layer = layer;
+  if (options.layer && options.view != PlanView::kRanks) {
+    std::cerr << "planner: error: --layer applies to the ranks view only (--view ranks)\n";
+    return kExitUsage;
+  }
+
+  Diagnostics all;
+  CheckedSpec checked;
+  const CheckOutcome o = check_one(file, all, &checked);
+  print_diagnostics(all);
+  if (o != CheckOutcome::kValid) return exit_code(o);
+  std::unique_ptr<Plan> plan = build_plan(std::move(checked));
+  std::string bytes;
+  try {
+    bytes = plan_to_dot(*plan, options);
+    if (image) {
+      RenderedImage rendered = render_dot(bytes, *image);
+      for (const auto& w : rendered.warnings) {
+        std::cerr << "planner: warning: graphviz: " << w << "\n";
+      }
+      bytes = std::move(rendered.bytes);
+    }
+  } catch (const RenderError& e) {
+    std::cerr << "planner: error: " << e.what() << "\n";
+    return kExitUsage;
+  }
+  const std::string failure = write_atomically(output, bytes);
+  if (!failure.empty()) {
+    std::cerr << "planner: error: cannot write '" << output << "': " << failure << "\n";
+    return kExitUsage;
+  }
+  return kExitOk;
+}
+
 int main_impl(int argc, char** argv) {
   CLI::App app{"planner: check, plan and render declarative sharding specs"};
   app.require_subcommand(1);
@@ -142,6 +246,19 @@ int main_impl(int argc, char** argv) {
   plan->add_option("--format", plan_format, "text or json")->check(CLI::IsMember({"text", "json"}));
   plan->add_option("-o,--output", plan_output, "write to FILE instead of stdout");
 
+  std::string render_file, render_output, render_view = "modules";
+  int render_layer = 0;
+  auto* render = app.add_subcommand(
+      "render", "the plan graph as SVG, PNG or DOT (the format is the output's extension)");
+  render->add_option("SPEC", render_file, "spec file")->required();
+  render->add_option("-o,--output", render_output, "FILE.svg, FILE.png or FILE.dot")->required();
+  render->add_option("--view", render_view,
+                     "modules: the data flow with modes and collectives (default); ranks: which "
+                     "slice of each weight every rank holds, for one layer")
+      ->check(CLI::IsMember({"modules", "ranks"}));
+  auto* render_layer_option = render->add_option(
+      "--layer", render_layer, "ranks view: the layer to show (default: the first decoder layer)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -152,6 +269,11 @@ int main_impl(int argc, char** argv) {
   }
   if (*check) return run_check(check_files, check_format);
   if (*plan) return run_plan(plan_file, plan_format, plan_output);
+  if (*render) {
+    const std::optional<int> layer =
+        render_layer_option->count() ? std::optional<int>(render_layer) : std::nullopt;
+    return run_render(render_file, render_output, render_view, layer);
+  }
   return kExitUsage;
 }
 

@@ -73,7 +73,8 @@ class FlowWalk {
         pending_merge.reset();
       }
       if (m.kv_stream) {
-        reshape(*m.kv_stream, kv_requirement(mp, layout_[*m.kv_stream]), m.path);
+        const ActivationLayout need = requirement(mp, layout_[s]);
+        reshape(*m.kv_stream, kv_requirement(layout_[*m.kv_stream], need), m.path);
       }
 
       if (m.kind == ModuleKind::kEncoder && mp.mode == ParallelMode::kTensor && !m.children.empty()) {
@@ -127,10 +128,16 @@ class FlowWalk {
     return need;
   }
 
-  // Cross-attention's encoder-side input: whole encoder states under tensor (the fused k/v
-  // projection is column-parallel), split items under data, never partial.
-  ActivationLayout kv_requirement(const ModulePlan& mp, const ActivationLayout& cur) const {
-    return requirement(mp, cur);
+  // Cross-attention's encoder-side input must hold the encoder states of exactly the requests
+  // the module computes: split where its decoder input is split, whole everywhere else (and never
+  // partial). Under tensor the fused k/v projection is column-parallel, so it needs them whole.
+  ActivationLayout kv_requirement(const ActivationLayout& kv, const ActivationLayout& text_need) const {
+    ActivationLayout need = kv;
+    for (size_t x = 0; x < need.axes.size(); ++x) {
+      need.axes[x] = text_need.axes[x] == AxisState::kBatchSplit ? AxisState::kBatchSplit
+                                                                 : AxisState::kReplicated;
+    }
+    return need;
   }
 
   ActivationLayout output(const ModulePlan& mp, const ActivationLayout& in) const {
@@ -166,8 +173,17 @@ class FlowWalk {
       writer_[s] = child.path;
       writer_child_[s] = true;
     }
+    // The encoder's own last steps (final norm, feature selection) need whole values: the last
+    // block's partial output is reduced inside the encoder.
+    ActivationLayout whole = layout_[s];
+    for (auto& st : whole.axes) {
+      if (st == AxisState::kPartial) st = AxisState::kReplicated;
+    }
+    reshape(s, whole, mp.module->path);
     mp.output_layout = layout_[s];
     writer_module_[s] = &mp;
+    writer_[s] = mp.module->path;
+    writer_child_[s] = false;
   }
 
   // An expert-mode MoE: over the axes where tokens are batch-split, all_to_all to the experts'

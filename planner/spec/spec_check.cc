@@ -63,6 +63,7 @@ class SpecChecker {
     }
     const auto assignment = assign_modules(spec_, graph_);
     for (const auto& a : assignment) check_module(a);
+    check_request_split(assignment);
     check_tied(assignment);
   }
 
@@ -277,25 +278,50 @@ class SpecChecker {
       case ParallelMode::kExpert:
         divisible(a, g, d.experts, "experts");
         return;
-      case ParallelMode::kData: {
-        if (m.kind == ModuleKind::kEncoder) return;  // items are padded to the group size
-        const int64_t bg = batch_group_size();
-        if (bg <= 0 || spec_.workload.batch % bg != 0) return;  // reported at batch_axes
-        const int64_t per_group = spec_.workload.batch / bg;
-        // Requests are already split over batch axes; data over one of them changes nothing.
-        std::vector<std::string> extra;
-        for (const auto& x : a.axes) {
-          if (!is_batch_axis(x)) extra.push_back(x);
-        }
-        const int64_t g = group_size(extra);
-        if (per_group % g != 0) {
-          std::string where = "workload.batch " + std::to_string(spec_.workload.batch);
-          if (bg > 1) where += " / batch axes " + std::to_string(bg);
-          error(mode_pos(a), prefix(a, g) + std::to_string(per_group) + " requests (" + where +
-                                 ") are not divisible by " + std::to_string(g));
-        }
-        return;
+      case ParallelMode::kData:
+        return;  // requests per rank: check_request_split, over the whole stream
+    }
+  }
+
+  // Requests stay whole: follow the axes the text stream's requests are split over (batch axes,
+  // then every data-parallel module adds its axes, a tensor-parallel one gathers its axes back;
+  // replicate and expert keep the split) and check that the batch divides over them wherever a
+  // data-parallel module computes. A data split carries over into later modules, so the splits
+  // of consecutive data-parallel modules multiply.
+  void check_request_split(const std::vector<ModuleAssignment>& assignment) {
+    const int64_t bg = batch_group_size();
+    if (bg <= 0 || spec_.workload.batch % bg != 0) return;  // reported at batch_axes
+    std::vector<std::string> split = spec_.batch_axes;
+    std::string carried_from;  // the earlier module whose data split is still in effect
+    for (const auto& a : assignment) {
+      const Module& m = *a.module;
+      if (m.stream != Stream::kText || !mode_allowed(m.kind, a.mode)) continue;
+      if (a.mode == ParallelMode::kTensor) {
+        for (const auto& x : a.axes) split.erase(std::remove(split.begin(), split.end(), x), split.end());
+        carried_from.clear();
+        continue;
       }
+      if (a.mode != ParallelMode::kData) continue;
+      std::vector<std::string> before = split;
+      for (const auto& x : a.axes) {
+        if (!known_axis(x)) return;  // reported at the rule
+        if (std::find(split.begin(), split.end(), x) == split.end()) split.push_back(x);
+      }
+      const int64_t g = group_size(split) / bg;
+      const int64_t per_group = spec_.workload.batch / bg;
+      if (g > 1 && per_group % g != 0) {
+        std::string where = "workload.batch " + std::to_string(spec_.workload.batch);
+        if (bg > 1) where += " / batch axes " + std::to_string(bg);
+        std::string message = prefix(a, group_size(a.axes)) + std::to_string(per_group) +
+                              " requests (" + where + ") are not divisible by " +
+                              std::to_string(g);
+        if (g != group_size(a.axes) && !carried_from.empty()) {
+          message += " (the split over " + axes_text(before) + " from '" + carried_from +
+                     "' carries over, so requests are split over " + axes_text(split) + ")";
+        }
+        error(mode_pos(a), message);
+      }
+      carried_from = m.path;
     }
   }
 

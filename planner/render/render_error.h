@@ -1,0 +1,15 @@
+// The one exception type of the render layer: a picture that cannot be made (an option that does
+// not fit the plan, DOT text Graphviz rejects, a format this build cannot write). The CLI prints
+// it as "planner: error: MESSAGE" and exits 2.
+#pragma once
+
+#include <stdexcept>
+
+namespace shardplan {
+
+class RenderError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace shardplan

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The planner CLI's contract (spec-format.md §4): exit codes 0/1/2, diagnostics on stderr as
+# FILE:LINE:COL: severity: message, one summary line per valid spec, --format json, -o FILE.
+# Usage: cli_test.sh PATH/TO/planner   (run from the repository root)
+set -u
+planner="$1"
+failures=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+expect() {  # expect NAME WANT_EXIT CMD...
+  local name=$1 want=$2
+  shift 2
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  local got=$?
+  if [[ $got -ne $want ]]; then
+    echo "FAIL $name: exit $got, want $want"; cat "$tmp/err"; failures=$((failures + 1))
+  else
+    echo "ok   $name"
+  fi
+}
+contains() {  # contains NAME FILE TEXT
+  if ! grep -qF -- "$3" "$2"; then
+    echo "FAIL $1: '$3' not in output:"; cat "$2"; failures=$((failures + 1))
+  fi
+}
+
+d=tests/planner/data/check
+expect "valid spec" 0 "$planner" check specs/llama-3-8b-tp4.yaml
+contains "one summary line" "$tmp/out" "specs/llama-3-8b-tp4.yaml: ok"
+[[ $(wc -l <"$tmp/out") -eq 1 && ! -s "$tmp/err" ]] || { echo "FAIL valid spec prints one line only"; failures=$((failures + 1)); }
+
+expect "several valid specs" 0 "$planner" check specs/llama-3-8b-tp4.yaml specs/whisper-large-v3-tp2.yaml
+[[ $(wc -l <"$tmp/out") -eq 2 ]] || { echo "FAIL two summary lines"; failures=$((failures + 1)); }
+
+expect "invalid spec" 1 "$planner" check $d/heads-not-divisible.yaml
+contains "diagnostic format" "$tmp/err" "$d/heads-not-divisible.yaml:8:11: error: attention 'tensor' over [tp] (size 3): 8 heads are not divisible by 3"
+
+expect "worst of several" 1 "$planner" check specs/llama-3-8b-tp4.yaml $d/unknown-axis.yaml
+expect "missing spec" 2 "$planner" check $d/does-not-exist.yaml
+expect "missing config" 2 "$planner" check $d/config-missing.yaml
+expect "yaml syntax" 1 "$planner" check $d/yaml-syntax-error.yaml
+expect "usage: no subcommand" 2 "$planner"
+expect "usage: unknown option" 2 "$planner" check --frobnicate specs/llama-3-8b-tp4.yaml
+expect "usage: bad format" 2 "$planner" check --format xml specs/llama-3-8b-tp4.yaml
+expect "warning only" 0 "$planner" check $d/rule-matches-nothing.yaml
+contains "warning" "$tmp/err" "warning: rule 0 (kind moe) matches no module"
+
+expect "json diagnostics" 1 "$planner" check --format json $d/five-mistakes.yaml
+python3 - "$tmp/out" <<'PY' || failures=$((failures + 1))
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert isinstance(d, list) and len(d) == 5, d
+for e in d:
+    assert set(e) == {"file", "line", "column", "severity", "message"}, e
+assert [e["line"] for e in d] == [9, 12, 16, 19, 21], d
+print("ok   json diagnostics parse")
+PY
+
+expect "plan text" 0 "$planner" plan specs/llama-3-8b-tp4.yaml
+contains "plan text rows" "$tmp/out" "model.layers.*.self_attn"
+expect "plan json to file" 0 "$planner" plan specs/llama-3-8b-tp4.yaml --format json -o "$tmp/plan.json"
+python3 -c "import json,sys; p=json.load(open('$tmp/plan.json')); assert p['world_size']==4 and len(p['comms'])==66" \
+  && echo "ok   plan json file" || { echo "FAIL plan json file"; failures=$((failures + 1)); }
+expect "plan of invalid spec" 1 "$planner" plan $d/heads-not-divisible.yaml
+expect "plan to unwritable path" 2 "$planner" plan specs/llama-3-8b-tp4.yaml -o "$tmp/no/such/dir/plan.json"
+[[ ! -e "$tmp/no" ]] || { echo "FAIL nothing written"; failures=$((failures + 1)); }
+
+if [[ $failures -ne 0 ]]; then
+  echo "$failures failure(s)"
+  exit 1
+fi
+echo "all planner CLI checks passed"
