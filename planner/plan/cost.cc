@@ -2,6 +2,8 @@
 #include "planner/plan/cost.h"
 
 #include <algorithm>
+#include <map>
+#include <string>
 
 namespace shardplan {
 namespace {
@@ -36,6 +38,17 @@ void compute_costs(Plan& plan) {
   const int64_t bytes = dtype_bytes(plan.spec().dtype);
   plan.ranks.assign(world, RankCost{});
 
+  // NOTE: a DeepSeek-sized MoE has ~50k expert tensors on 256 ranks; group ranks are looked up
+  // in a table per axes list rather than recomputed 12M times.
+  std::map<std::vector<std::string>, std::vector<int64_t>> group_rank_tables;
+  auto group_ranks = [&](const std::vector<std::string>& axes) -> const std::vector<int64_t>& {
+    auto it = group_rank_tables.find(axes);
+    if (it != group_rank_tables.end()) return it->second;
+    std::vector<int64_t> table(world);
+    for (int64_t r = 0; r < world; ++r) table[r] = mesh.group_rank(r, axes);
+    return group_rank_tables.emplace(axes, std::move(table)).first->second;
+  };
+
   // Weights: exact, from each rank's slices. Whole tensors are counted once for all ranks.
   int64_t common = 0;
   std::vector<std::vector<int64_t>> module_bytes(plan.modules.size(), std::vector<int64_t>());
@@ -49,6 +62,16 @@ void compute_costs(Plan& plan) {
     }
     auto& per_rank = module_bytes[p.module];
     if (per_rank.empty()) per_rank.assign(world, 0);
+    if (p.split_dim < 0) {
+      // A whole expert tensor: only on the ranks that own its expert (one lookup table per axes).
+      const std::vector<int64_t>& owner = group_ranks(p.expert_axes);
+      for (int64_t r = 0; r < world; ++r) {
+        if (owner[r] != p.owner_group_rank) continue;
+        plan.ranks[r].weight_bytes += full;
+        per_rank[r] += full;
+      }
+      continue;
+    }
     for (int64_t r = 0; r < world; ++r) {
       const int64_t b = shard_for_rank(p, mesh, r).numel() * bytes;
       plan.ranks[r].weight_bytes += b;
