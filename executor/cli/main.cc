@@ -1,0 +1,155 @@
+// The `executor` command line: one CLI11 subcommand per verb (run, make-checkpoint; run's logic
+// lives in executor/runtime/run_command.h). Every error is printed as "executor: error: ..." on
+// stderr and becomes an exit code:
+// 0 ok, 1 invalid input (a checkpoint or graph that makes no sense), 2 usage or I/O error.
+#include <cstdint>
+#include <exception>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "executor/runtime/run_command.h"
+#include "executor/weights/checkpoint_writer.h"
+#include "models/graph/model_graph.h"
+#include "models/graph/registry.h"
+
+namespace shardplan {
+namespace {
+
+constexpr int kExitUsage = 2;
+
+int fail(int code, const std::string& message) {
+  std::cerr << "executor: error: " << message << "\n";
+  return code;
+}
+
+// Runs a subcommand, turning every exception into its documented exit code.
+template <typename Fn>
+int guarded(Fn&& fn) {
+  try {
+    return fn();
+  } catch (const WeightsError& e) {
+    return fail(e.exit_code(), e.what());
+  } catch (const ConfigError& e) {
+    return fail(kExitUsage, e.what());  // unreadable or unusable config: usage / I/O (model_graph.h)
+  } catch (const std::filesystem::filesystem_error& e) {
+    return fail(kExitUsage, e.what());
+  } catch (const std::exception& e) {
+    return fail(kExitUsage, fmt::format("internal error: {}", e.what()));
+  }
+}
+
+struct MakeCheckpointOptions {
+  std::string config;
+  std::string out;
+  uint64_t seed = 0;
+  std::string dtype;  // empty: the config's torch_dtype
+  std::string max_shard_size = std::to_string(kDefaultMaxShardBytes);
+};
+
+void add_make_checkpoint(CLI::App& app, MakeCheckpointOptions& opts) {
+  CLI::App* cmd = app.add_subcommand(
+      "make-checkpoint", "Write deterministic random weights for a config.json in the Hugging Face Hub layout");
+  cmd->add_option("--config", opts.config, "Hugging Face config.json")->required();
+  cmd->add_option("--out", opts.out, "Output directory (created if missing)")->required();
+  cmd->add_option("--seed", opts.seed, "Seed: the same seed gives the same bytes")
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            return !text.empty() && text[0] == '-' ? "must be a non-negative integer, got " + text : std::string();
+          },
+          "UINT"))
+      ->capture_default_str();
+  cmd->add_option("--dtype", opts.dtype, "float32 | bfloat16 | float16 (default: the config's torch_dtype)")
+      ->check(CLI::IsMember({"float32", "bfloat16", "float16"}));
+  cmd->add_option("--max-shard-size", opts.max_shard_size,
+                  "Largest file before splitting, in bytes or with a unit (500MB, 2GiB)")
+      ->capture_default_str();
+}
+
+int run_make_checkpoint(const MakeCheckpointOptions& opts) {
+  const std::optional<uint64_t> max_shard = parse_byte_size(opts.max_shard_size);
+  if (!max_shard) {
+    return fail(kExitUsage, fmt::format("--max-shard-size '{}' is not a positive size (e.g. 2147483648, 500MB, 2GiB)",
+                                        opts.max_shard_size));
+  }
+  const ModelGraph graph = load_model_graph(opts.config);
+  const DType dtype = opts.dtype.empty() ? graph.config_dtype : *parse_dtype(opts.dtype);
+  const WrittenCheckpoint written = write_random_checkpoint(graph, opts.out, opts.seed, dtype, *max_shard);
+  std::cout << fmt::format("wrote {} tensors, {} bytes of {} (seed {}) to {}:\n", written.tensors,
+                           written.tensor_bytes, to_string(dtype), opts.seed, opts.out);
+  for (const std::string& file : written.files) std::cout << "  " << file << "\n";
+  return 0;
+}
+
+void add_run(CLI::App& app, RunOptions& opts) {
+  CLI::App* cmd = app.add_subcommand("run", "Run a spec's workload (prefill, greedy decoding) on its mesh and report");
+  cmd->add_option("--spec", opts.spec, "Sharding spec (YAML)")->required();
+  cmd->add_option("--device", opts.device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  cmd->add_flag("--verify", opts.verify, "Also run the unsharded model on one device and compare the logits");
+  cmd->add_option("--format", opts.format, "text | json")->check(CLI::IsMember({"text", "json"}))->capture_default_str();
+  cmd->add_option("--seed", opts.seed, "Seed of the random prompts")
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            return !text.empty() && text[0] == '-' ? "must be a non-negative integer, got " + text : std::string();
+          },
+          "UINT"))
+      ->capture_default_str();
+}
+
+int run_main(int argc, char** argv) {
+  CLI::App app{"shardplan executor: runs a sharding plan; make-checkpoint writes test weights", "executor"};
+  app.require_subcommand(1);
+  RunOptions run;
+  add_run(app, run);
+  MakeCheckpointOptions make_checkpoint;
+  add_make_checkpoint(app, make_checkpoint);
+
+  // NOTE: CLI11 reports an unknown first word as "A subcommand is required"; name it instead.
+  if (argc >= 2 && argv[1][0] != '-') {
+    std::string names;
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+      known = known || sub->get_name() == argv[1];
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (!known) return fail(kExitUsage, fmt::format("unknown subcommand '{}' (known: {})", argv[1], names));
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    fail(kExitUsage, e.what());
+    std::cerr << "Run with --help for more information.\n";
+    return kExitUsage;
+  }
+
+  auto logger = spdlog::stderr_color_mt("executor");
+  logger->set_pattern("executor: %v");
+  spdlog::set_default_logger(logger);
+
+  if (app.got_subcommand("run")) {
+    run.argv.assign(argv, argv + argc);
+    return run_command(run);  // prints its own errors and returns the exit code
+  }
+  if (app.got_subcommand("make-checkpoint")) return guarded([&] { return run_make_checkpoint(make_checkpoint); });
+  return fail(kExitUsage, "no subcommand");
+}
+
+}  // namespace
+}  // namespace shardplan
+
+int main(int argc, char** argv) {
+  try {
+    return shardplan::run_main(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "executor: error: internal error: " << e.what() << "\n";
+    return 2;
+  }
+}

@@ -1,0 +1,78 @@
+// The one interface through which the executor runs collectives: NCCL on CUDA, Gloo (libtorch's
+// c10d) on CPU. The runtime binds the plan's collectives (planner Plan::comms) to these calls;
+// model code never picks a collective itself.
+//
+// Groups are lists of global ranks, exactly as the plan prints them ({dp: 2, tp: 4}: the tp
+// groups are [0,1,2,3] and [4,5,6,7]); a call passes the group that holds the calling rank, and
+// "group order" means the order of that list. Every group a run will use is announced up front
+// (create_groups), in the same order on every rank, so that group set-up cannot deadlock.
+//
+// Failures: every call names what it is for (`what`, e.g. "all_reduce[tp] after
+// model.layers.3.self_attn"); an error or a time-out raises CommError with this rank, the op,
+// the group and `what`.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace shardplan {
+
+using RankList = std::vector<int64_t>;
+
+class CommError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class CommBackend { kGloo, kNccl };
+
+struct CommOptions {
+  CommBackend backend = CommBackend::kGloo;
+  int rank = 0;
+  int world_size = 1;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+  int local_rank = 0;                       // CUDA device index under NCCL
+  std::chrono::milliseconds timeout{60000}; // per collective; a hung peer surfaces within it
+  // The launcher already hosts the TCP store at master_addr:master_port (torchrun sets
+  // TORCHELASTIC_USE_AGENT_STORE=True): rank 0 connects to it instead of hosting one.
+  bool launcher_hosts_store = false;
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int world_size() const = 0;
+
+  // Sets up every group of the run, in the same order on every rank (ranks not in a group skip it).
+  virtual void create_groups(const std::vector<RankList>& groups) = 0;
+
+  // Sum over the group, in place. bf16/fp16 are reduced in fp32 where the backend cannot (Gloo).
+  virtual void all_reduce(at::Tensor& t, const RankList& group, const std::string& what) = 0;
+  // Concatenation along `dim` of every member's tensor, in group order (equal shapes).
+  virtual at::Tensor all_gather(const at::Tensor& t, int64_t dim, const RankList& group,
+                                const std::string& what) = 0;
+  // Sum over the group, then this member's equal slice along `dim` (in group order).
+  virtual at::Tensor reduce_scatter(const at::Tensor& t, int64_t dim, const RankList& group,
+                                    const std::string& what) = 0;
+  // Rows along dim 0: send_counts[i] rows go to group member i (in order), recv_counts[i] rows
+  // come from member i; the result stacks what was received in group order.
+  virtual at::Tensor all_to_all(const at::Tensor& t, const std::vector<int64_t>& send_counts,
+                                const std::vector<int64_t>& recv_counts, const RankList& group,
+                                const std::string& what) = 0;
+  virtual void broadcast(at::Tensor& t, int64_t root, const RankList& group,
+                         const std::string& what) = 0;
+  virtual void barrier(const std::string& what) = 0;
+};
+
+// Rendezvous through a TCP store at master_addr:master_port (rank 0 hosts it). Throws CommError.
+std::unique_ptr<Communicator> make_communicator(const CommOptions& options);
+
+}  // namespace shardplan

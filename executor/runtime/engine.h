@@ -1,0 +1,118 @@
+// The engine of one rank: prefill, then greedy decoding with the KV cache, walking the plan's
+// modules and binding the plan's collectives through the Communicator (docs/executor-design.md):
+//   - in front of module m, the collectives whose `before` is m, in plan order; then the local
+//     slice the layout change asks for (replicated -> batch-split: the rank keeps its requests);
+//   - after the last module, the collectives whose `before` is "output";
+//   - a module whose output is partial adds the residual (and row-parallel biases) only on the
+//     ranks whose coordinate on every partial axis is 0;
+//   - the greedy token is the argmax over whole logits.
+// The engine decides nothing the plan already says; it refuses (RunError, exit 2) a plan it
+// cannot bind rather than run something else.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "executor/comm/communicator.h"
+#include "executor/runtime/request_blocks.h"
+#include "models/forward/tensor_shard.h"
+#include "planner/plan/plan.h"
+
+namespace shardplan {
+
+class LlamaModel;
+
+struct EngineOptions {
+  at::Device device = at::kCPU;
+  at::ScalarType dtype = at::kFloat;
+  bool keep_logits = false;  // keep each step's whole logits of the rank's requests (--verify)
+};
+
+// What one rank generated, for the requests it holds at the end of the forward pass.
+struct Generation {
+  RequestRange requests;
+  at::Tensor tokens;          // [requests, new_tokens] int64, CPU
+  at::Tensor logits;          // [new_tokens, requests, vocab] float32, CPU (keep_logits only)
+  double first_token_s = 0;   // from the start of prefill to the first tokens on this rank
+  double last_token_s = 0;    // ... to the last tokens
+};
+
+// One of the plan's collectives as this rank runs it.
+struct BoundCollective {
+  CollectiveOp op = CollectiveOp::kAllReduce;
+  int64_t dim = 0;            // all_gather / reduce_scatter: 0 requests, -1 vocabulary
+  RankList group;             // the group holding this rank
+  std::string what;           // "all_reduce[tp] after model.layers.0.self_attn"
+};
+
+// What this rank does around one module.
+struct ModuleBinding {
+  std::vector<BoundCollective> before;  // the collectives whose `before` is the module
+  bool slice = false;                   // then keep rows [slice_begin, +slice_count) of its requests
+  int64_t slice_begin = 0, slice_count = 0;
+  int64_t requests = 0;                 // requests the module computes on
+  bool adds_whole_terms = true;         // residual and row-parallel biases (false: partial, not group rank 0)
+};
+
+// The plan bound for one rank; computed from the plan alone (no weights), so it is also the
+// check that the executor can run the plan at all.
+struct PlanBinding {
+  std::vector<ModuleBinding> modules;   // as plan.modules
+  std::vector<BoundCollective> output;  // the collectives whose `before` is "output"
+  bool exchange_tokens = false;         // the sampled tokens are gathered back to the input layout
+  BoundCollective token_exchange;
+  RequestRange input_requests;          // the rank's prompts
+  RequestRange output_requests;         // the rank's logits and tokens
+};
+
+// The model families the engine runs ("llama": llama, mistral, qwen2).
+bool engine_supports_family(const std::string& family);
+
+// Binds `plan` for `rank`. Checks (RunError kUsage, "... not supported by the executor yet"): the
+// family has a forward; every collective sits in front of a module or the output, on the text
+// stream, and is an all_reduce, reduce_scatter or all_gather; every gather, scatter and local
+// slice of requests keeps them in the order of request_blocks.h (with requests split over axes
+// that come, in mesh order, after a batch axis that they join, e.g. {tp: 2, dp: 2} with
+// batch_axes [dp] and attention data-parallel over [tp], they cannot).
+PlanBinding bind_plan(const Plan& plan, int64_t rank);
+
+// The requests `rank` holds at the end of the forward pass (its logits and tokens).
+RequestRange output_requests(const Plan& plan, int64_t rank);
+
+// Every rank group a run of `plan` uses (the plan's collectives, the exchange of sampled tokens,
+// the whole world), each once, sorted: what Communicator::create_groups gets on every rank.
+std::vector<RankList> engine_groups(const Plan& plan);
+
+class Engine {
+ public:
+  // bind_plan(plan, rank), then the model from `shards` and its KV caches. `comm` may be null
+  // only when the plan's world size is 1.
+  Engine(const Plan& plan, int64_t rank, Communicator* comm, const TensorShards& shards, EngineOptions options);
+  ~Engine();
+
+  // Runs the workload: prompts [batch, prompt_tokens] int64 (all requests; the engine takes its
+  // own), prefill, then new_tokens - 1 decode steps, so that every request gets new_tokens
+  // tokens. With `forced` ([batch, new_tokens]) each step feeds forced tokens instead of its own
+  // argmax (teacher forcing: the reference run of --verify follows the sharded run's tokens).
+  // `max_steps` >= 0 stops earlier (a warm-up: prefill and one decode step).
+  Generation generate(const at::Tensor& prompts, const at::Tensor* forced = nullptr, int64_t max_steps = -1);
+
+  const PlanBinding& binding() const { return binding_; }
+
+ private:
+  at::Tensor run(const BoundCollective& c, at::Tensor x);
+  at::Tensor forward(at::Tensor ids, int64_t first_position, int64_t tokens, int64_t attend_len);
+
+  const Plan& plan_;
+  Communicator* comm_;
+  EngineOptions options_;
+  PlanBinding binding_;
+  std::unique_ptr<LlamaModel> model_;
+  int64_t capacity_ = 0;
+};
+
+}  // namespace shardplan

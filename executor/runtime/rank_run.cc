@@ -1,0 +1,136 @@
+// One rank's run, the gathering of results on rank 0, and the report (see rank_run.h).
+#include "executor/runtime/rank_run.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+
+#include "executor/runtime/engine.h"
+#include "executor/runtime/rank_weights.h"
+#include "executor/runtime/run_error.h"
+#include "executor/runtime/verify.h"
+#include "executor/runtime/workload.h"
+#include "executor/weights/safetensors.h"
+
+namespace shardplan {
+namespace {
+
+RankList world_group(const Plan& plan) {
+  RankList world;
+  for (int64_t r = 0; r < plan.world_size(); ++r) world.push_back(r);
+  return world;
+}
+
+// Every rank's `t` (equal shapes) concatenated along `dim` in rank order, on the CPU.
+// NOTE: through the rank's device, since NCCL moves device memory only.
+at::Tensor gather_on_all(Communicator* comm, const Plan& plan, at::Device device, const at::Tensor& t, int64_t dim,
+                         const std::string& what) {
+  if (plan.world_size() == 1) return t.to(at::kCPU);
+  return comm->all_gather(t.to(device).contiguous(), dim, world_group(plan), what).to(at::kCPU);
+}
+
+// Rows of `gathered` (rank r's block of `per_rank` rows at r * per_rank) put in request order:
+// request i comes from the first rank that holds it.
+at::Tensor by_request(const Plan& plan, const at::Tensor& gathered, int64_t dim, int64_t per_rank) {
+  const int64_t batch = plan.spec().workload.batch;
+  std::vector<int64_t> source(batch, -1);
+  for (int64_t r = 0; r < plan.world_size(); ++r) {
+    const RequestRange held = output_requests(plan, r);
+    for (int64_t i = 0; i < held.count; ++i) {
+      if (source[held.begin + i] < 0) source[held.begin + i] = r * per_rank + i;
+    }
+  }
+  return gathered.index_select(dim, at::tensor(source, at::TensorOptions().dtype(at::kLong)));
+}
+
+}  // namespace
+
+at::ScalarType run_dtype(DType dtype, at::Device device) {
+  switch (dtype) {
+    case DType::kFloat32: return at::kFloat;
+    case DType::kBFloat16: return at::kBFloat16;
+    case DType::kFloat16:
+      if (device.is_cpu()) {
+        throw RunError(RunError::Code::kUsage,
+                       "model.dtype float16 on --device cpu: libtorch has no float16 matrix product on the CPU; "
+                       "use bfloat16 or float32 on the CPU, or float16 with --device cuda");
+      }
+      return at::kHalf;
+  }
+  return at::kFloat;
+}
+
+std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* comm, const RankRunOptions& options) {
+  const Spec& spec = plan.spec();
+  const WorkloadSpec& w = spec.workload;
+  const at::ScalarType dtype = run_dtype(spec.dtype, options.device);
+  if (!spec.checkpoint_path) {
+    throw RunError(RunError::Code::kUsage, spec.file + ": the spec names no model.checkpoint (`executor make-checkpoint` writes one)");
+  }
+
+  const Checkpoint checkpoint = Checkpoint::open(*spec.checkpoint_path);
+  const TensorShards shards = load_rank_shards(plan, rank, checkpoint, dtype, options.device);
+  const uint64_t bytes_read = checkpoint.bytes_touched();
+
+  if (comm) comm->create_groups(engine_groups(plan));
+  Engine engine(plan, rank, comm, shards, EngineOptions{options.device, dtype, options.verify});
+  const at::Tensor prompts = make_prompts(w.batch, w.prompt_tokens, plan.graph().vocab, options.seed);
+  if (options.warm_up) engine.generate(prompts, nullptr, 2);
+
+  if (comm) comm->barrier("start of the workload");
+  const Generation g = engine.generate(prompts);
+
+  // Rank 0 collects every rank's requests.
+  const int64_t held = g.requests.count;
+  const at::Device device = options.device;
+  const at::Tensor my_times =
+      at::tensor({g.first_token_s, g.last_token_s}, at::TensorOptions().dtype(at::kDouble)).view({1, 2});
+  const at::Tensor my_bytes = at::tensor({static_cast<int64_t>(bytes_read)}, at::TensorOptions().dtype(at::kLong));
+  const at::Tensor tokens = gather_on_all(comm, plan, device, g.tokens, 0, "all_gather of the generated tokens");
+  const at::Tensor times = gather_on_all(comm, plan, device, my_times, 0, "all_gather of the timings");
+  const at::Tensor bytes = gather_on_all(comm, plan, device, my_bytes, 0, "all_gather of the bytes read");
+  at::Tensor logits;
+  if (options.verify) logits = gather_on_all(comm, plan, device, g.logits, 1, "all_gather of the logits for --verify");
+  if (rank != 0) return std::nullopt;
+
+  RunReport report;
+  report.spec_file = spec.file;
+  report.name = spec.name;
+  report.model_type = plan.graph().model_type;
+  report.dtype = to_string(spec.dtype);
+  report.device = options.device.is_cuda() ? "cuda" : "cpu";
+  for (const MeshAxis& a : plan.mesh.axes()) report.mesh.emplace_back(a.name, a.size);
+  report.world_size = plan.world_size();
+  report.requests = w.batch;
+  report.prompt_tokens = w.prompt_tokens;
+  report.new_tokens = w.new_tokens;
+
+  const at::Tensor all_tokens = by_request(plan, tokens, 0, held);  // [batch, new_tokens]
+  for (int64_t i = 0; i < w.batch; ++i) {
+    const at::Tensor row = all_tokens[i].contiguous();
+    report.generated.emplace_back(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + row.numel());
+  }
+  const at::Tensor per_request = by_request(plan, times.repeat_interleave(held, 0), 0, held);  // [batch, 2]
+  std::vector<double> ttft, tpot;
+  for (int64_t i = 0; i < w.batch; ++i) {
+    const double first = per_request[i][0].item<double>(), last = per_request[i][1].item<double>();
+    ttft.push_back(first);
+    tpot.push_back(w.new_tokens > 1 ? (last - first) / static_cast<double>(w.new_tokens - 1) : 0.0);
+  }
+  report.ttft = summarize(ttft);
+  report.tpot = summarize(tpot);
+  report.duration_s = times.select(1, 1).max().item<double>();
+  for (int64_t r = 0; r < plan.world_size(); ++r) report.weight_bytes_read.push_back(bytes[r].item<int64_t>());
+
+  if (options.verify) {
+    const std::unique_ptr<Plan> one = unsharded_plan(plan);
+    const Checkpoint whole = Checkpoint::open(*spec.checkpoint_path);
+    const TensorShards all = load_rank_shards(*one, 0, whole, dtype, options.device);
+    Engine reference(*one, 0, nullptr, all, EngineOptions{options.device, dtype, true});
+    const Generation ref = reference.generate(prompts, &all_tokens);
+    report.verify = compare_logits(by_request(plan, logits, 1, held), ref.logits, all_tokens, spec.dtype);
+  }
+  return report;
+}
+
+}  // namespace shardplan

@@ -1,0 +1,33 @@
+// One rank's whole `executor run`: load its slices, bind the plan, warm up, run the workload,
+// gather tokens, timings (and with --verify the logits) on rank 0, and there build the report,
+// running the unsharded reference for --verify. The same code runs one rank per process (the CLI)
+// or one per thread over an in-process communicator (the tests).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <optional>
+
+#include "executor/comm/communicator.h"
+#include "executor/runtime/run_report.h"
+#include "planner/plan/plan.h"
+
+namespace shardplan {
+
+struct RankRunOptions {
+  at::Device device = at::kCPU;  // this rank's device (cuda:LOCAL_RANK under CUDA)
+  bool verify = false;
+  uint64_t seed = 0;             // of the prompts (workload.h)
+  bool warm_up = true;           // run prefill and one decode step untimed first
+};
+
+// The dtype of a spec's model.dtype. float16 on the CPU is a RunError (kUsage): libtorch's CPU
+// matmul has no float16 (1.13), so the run would fail halfway or crawl.
+at::ScalarType run_dtype(DType dtype, at::Device device);
+
+// Runs the spec's workload as `rank` of `comm` (null for a world of one). Returns the report on
+// rank 0, nullopt elsewhere. Throws RunError, WeightsError, CommError.
+std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* comm, const RankRunOptions& options);
+
+}  // namespace shardplan

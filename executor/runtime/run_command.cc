@@ -1,0 +1,155 @@
+// `executor run`: spec check, launch, one rank's run, the report (see run_command.h).
+#include "executor/runtime/run_command.h"
+
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include "executor/comm/communicator.h"
+#include "executor/comm/launcher.h"
+#include "executor/runtime/engine.h"
+#include "executor/runtime/rank_run.h"
+#include "executor/runtime/run_error.h"
+#include "executor/weights/weights_error.h"
+#include "models/graph/model_graph.h"
+#include "planner/plan/plan.h"
+#include "planner/spec/spec_check.h"
+
+namespace shardplan {
+namespace {
+
+constexpr int kExitInvalid = 1;
+constexpr int kExitUsage = 2;
+constexpr const char* kSpecChecked = "SHARDPLAN_SPEC_CHECKED";
+
+// How many ranks share this machine's cores: the launcher's LOCAL_WORLD_SIZE, else the world.
+int local_ranks(int world_size) {
+  if (const char* v = std::getenv("LOCAL_WORLD_SIZE")) {
+    const int n = std::atoi(v);
+    if (n >= 1) return n;
+  }
+  return world_size;
+}
+
+// The part of a run that can fail with any of the layers' exceptions; `rank_prefix` is set as
+// soon as this process knows it is one of several ranks.
+int run_checked(const RunOptions& o, std::string& rank_prefix) {
+  std::optional<LaunchEnv> env = launch_env_from_environment();
+  // NOTE: ranks this process starts inherit kSpecChecked, so the spec's warnings print once.
+  const bool prints = (!env || env->rank == 0) && std::getenv(kSpecChecked) == nullptr;
+
+  Diagnostics diags;
+  CheckedSpec checked;
+  const CheckOutcome outcome = check_spec_file(o.spec, diags, &checked);
+  diags.sort();
+  if (prints) {
+    for (const Diagnostic& d : diags.all()) std::cerr << format_diagnostic(d) << "\n";
+  }
+  if (outcome == CheckOutcome::kIoError) return kExitUsage;
+  if (outcome == CheckOutcome::kInvalid) return kExitInvalid;
+  const std::unique_ptr<Plan> plan = build_plan(std::move(checked));
+  const int world = static_cast<int>(plan->world_size());
+
+  // Everything that would fail on every rank is checked once, before any rank starts.
+  if (!engine_supports_family(plan->graph().family)) {
+    throw RunError(RunError::Code::kUsage, "model family '" + plan->graph().family + "' (model_type " +
+                                               plan->graph().model_type +
+                                               ") is not supported by the executor yet (it runs llama, mistral, qwen2)");
+  }
+  const bool cuda = o.device == "cuda";
+  if (cuda && !at::hasCUDA()) {
+    throw RunError(RunError::Code::kUsage, "--device cuda: this executor's libtorch has no CUDA (or no GPU is visible)");
+  }
+  run_dtype(plan->spec().dtype, cuda ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU));
+  if (!plan->spec().checkpoint_path) {
+    throw RunError(RunError::Code::kUsage,
+                   o.spec + ": the spec names no model.checkpoint (`executor make-checkpoint` writes one)");
+  }
+  bind_plan(*plan, 0);
+
+  if (!env) {
+    if (world > 1) {
+      ::setenv(kSpecChecked, "1", 1);
+      return run_local_ranks(world, o.argv);
+    }
+    env = LaunchEnv{};
+  } else if (env->world_size != world) {
+    throw RunError(RunError::Code::kUsage, "WORLD_SIZE " + std::to_string(env->world_size) +
+                                               " from the launcher, but the spec's mesh has world size " +
+                                               std::to_string(world));
+  }
+  if (world > 1) rank_prefix = "rank " + std::to_string(env->rank) + ": ";
+
+  // NOTE: libtorch uses one thread unless told; the ranks on this machine share its cores.
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(std::max(1, cores / local_ranks(world)));
+
+  std::unique_ptr<Communicator> comm;
+  if (world > 1) {
+    apply_forced_rank_environment();
+    CommOptions c;
+    c.backend = cuda ? CommBackend::kNccl : CommBackend::kGloo;
+    c.rank = env->rank;
+    c.world_size = world;
+    c.master_addr = env->master_addr;
+    c.master_port = env->master_port;
+    c.local_rank = env->local_rank;
+    c.launcher_hosts_store = env->launcher_hosts_store;
+    comm = make_communicator(c);
+  }
+  RankRunOptions r;
+  r.device = cuda ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(env->local_rank)) : at::Device(at::kCPU);
+  r.verify = o.verify;
+  r.seed = o.seed;
+  const std::optional<RunReport> report = run_rank(*plan, env->rank, comm.get(), r);
+  if (!report) return 0;
+  if (o.format == "json") {
+    std::cout << report_json(*report).dump(2) << "\n";
+  } else {
+    std::cout << report_text(*report);
+  }
+  std::cout.flush();
+  if (report->verify && !report->verify->passed) {
+    std::cerr << "executor: error: --verify: the logits differ from the unsharded run's by " << report->verify->max_abs_diff
+              << ", more than the " << to_string(plan->spec().dtype) << " tolerance " << report->verify->tolerance << "\n";
+    return kExitInvalid;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int run_command(const RunOptions& options) {
+  std::string rank_prefix;
+  const auto fail = [&](int code, const std::string& message) {
+    std::cerr << "executor: error: " << rank_prefix << message << "\n";
+    return code;
+  };
+  try {
+    return run_checked(options, rank_prefix);
+  } catch (const RunError& e) {
+    return fail(e.exit_code(), e.what());
+  } catch (const WeightsError& e) {
+    return fail(e.exit_code(), e.what());
+  } catch (const ConfigError& e) {
+    return fail(kExitUsage, e.what());
+  } catch (const LaunchError& e) {
+    return fail(kExitUsage, e.what());
+  } catch (const CommError& e) {
+    rank_prefix.clear();  // the communicator's messages name the rank, the op and the group
+    return fail(kExitUsage, e.what());
+  } catch (const c10::Error& e) {
+    return fail(kExitUsage, std::string("libtorch: ") + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return fail(kExitUsage, std::string("internal error: ") + e.what());
+  }
+}
+
+}  // namespace shardplan

@@ -1,0 +1,29 @@
+// `executor run --spec SPEC [--device cpu|cuda] [--verify] [--format text|json] [--seed N]`
+// (spec-format.md §6): checks the spec with the planner, then either is one rank (under a
+// launcher: RANK, WORLD_SIZE, ... set) or starts the mesh's world size of local ranks, each of
+// which runs executor/runtime/rank_run.h; rank 0 prints the report. No libtorch in this header:
+// the CLI's main includes spdlog.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace shardplan {
+
+struct RunOptions {
+  std::string spec;
+  std::string device = "cpu";    // cpu | cuda
+  bool verify = false;
+  std::string format = "text";   // text | json
+  uint64_t seed = 0;             // of the random prompts
+  std::vector<std::string> argv; // the whole command line, to start the local ranks with
+};
+
+// Returns the exit code: 0 done (and --verify within tolerance); 1 the spec is invalid (the
+// planner's diagnostics on stderr) or --verify found logits outside the tolerance; 2 usage or
+// I/O error, an unsupported model or plan, a failed rank. Errors go to stderr as
+// "executor: error: ..." (with "rank N: " in a world of several ranks).
+int run_command(const RunOptions& options);
+
+}  // namespace shardplan

@@ -1,0 +1,31 @@
+// The one exception type of the executor's runtime, with the exit code `executor run` turns it
+// into (spec-format.md §6: exit codes as planner's).
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace shardplan {
+
+// kInvalid (1): an input whose content is wrong (a checkpoint tensor in a dtype the run cannot read).
+// kUsage (2):   usage, I/O and environment problems, and what the executor does not support yet
+//               (a model family, a layout change it cannot bind, float16 on the CPU).
+class RunError : public std::runtime_error {
+ public:
+  enum class Code { kInvalid = 1, kUsage = 2 };
+
+  RunError(Code code, const std::string& message) : std::runtime_error(message), code_(code) {}
+
+  Code code() const { return code_; }
+  int exit_code() const { return static_cast<int>(code_); }
+
+ private:
+  Code code_;
+};
+
+// "... is not supported by the executor yet": exit code 2 (an honest limitation, never a fallback).
+inline RunError unsupported(const std::string& what) {
+  return RunError(RunError::Code::kUsage, what + " is not supported by the executor yet");
+}
+
+}  // namespace shardplan

@@ -1,0 +1,56 @@
+// The unsharded reference of --verify and the comparison of logits (see verify.h).
+#include "executor/runtime/verify.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+
+#include "planner/spec/assignment.h"
+
+namespace shardplan {
+
+double verify_rtol(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32: return 1e-3;
+    case DType::kBFloat16: return 5e-2;
+    case DType::kFloat16: return 1e-2;
+  }
+  return 1e-3;
+}
+
+VerifySummary compare_logits(const at::Tensor& sharded, const at::Tensor& reference,
+                            const at::Tensor& sharded_tokens, DType dtype) {
+  VerifySummary r;
+  r.rtol = verify_rtol(dtype);
+  r.tolerance = r.rtol;
+  if (reference.numel() == 0) return r;  // new_tokens: 0, nothing to compare
+  const at::Tensor diff = (sharded - reference).abs();
+  const int64_t batch = diff.size(1), vocab = diff.size(2);
+  const int64_t worst = diff.flatten().argmax().item<int64_t>();
+  r.max_abs_diff = diff.flatten()[worst].item<double>();
+  r.worst_step = worst / (batch * vocab);
+  r.worst_request = (worst / vocab) % batch;
+  r.logits_scale = reference.abs().max().item<double>();
+  r.tolerance = r.rtol * std::max(1.0, r.logits_scale);
+  // NaN fails too: a NaN difference is never <= the tolerance.
+  r.passed = r.max_abs_diff <= r.tolerance && !diff.isnan().any().item<bool>();
+  const at::Tensor reference_tokens = reference.argmax(-1).transpose(0, 1);  // [batch, steps]
+  r.token_mismatches = reference_tokens.ne(sharded_tokens).sum().item<int64_t>();
+  r.tokens_identical = r.token_mismatches == 0;
+  return r;
+}
+
+std::unique_ptr<Plan> unsharded_plan(const Plan& plan) {
+  CheckedSpec one = plan.checked;
+  one.spec.mesh.clear();
+  one.spec.batch_axes.clear();
+  one.spec.batch_axis_pos.clear();
+  one.spec.rules.clear();
+  one.spec.default_mode = ParallelMode::kReplicate;
+  one.spec.default_axes.clear();
+  // NOTE: the copied assignment points into the original graph; assign again against the copy's.
+  one.assignment = assign_modules(one.spec, one.graph);
+  return build_plan(std::move(one));
+}
+
+}  // namespace shardplan

@@ -1,0 +1,30 @@
+// The one exception type of the executor's weights layer (safetensors reading, checkpoint writing),
+// with the exit code the CLIs turn it into.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace shardplan {
+
+// Exit codes follow the executor's contract (spec-format.md §6, as planner's):
+//   kIo (2):      a file or directory is missing, unreadable or unwritable; nothing was wrong with
+//                 the data that could be read. Rerunning with the right path can fix it.
+//   kInvalid (1): the files are there but their content is wrong: a malformed or inconsistent
+//                 safetensors file or index, or a checkpoint that contradicts the model config.
+// NOTE: a bad checkpoint is "invalid input" (1) rather than an I/O error (2), so that a script can
+// tell "wrong path" from "corrupt or mismatched weights".
+class WeightsError : public std::runtime_error {
+ public:
+  enum class Code { kInvalid = 1, kIo = 2 };
+
+  WeightsError(Code code, const std::string& message) : std::runtime_error(message), code_(code) {}
+
+  Code code() const { return code_; }
+  int exit_code() const { return static_cast<int>(code_); }
+
+ private:
+  Code code_;
+};
+
+}  // namespace shardplan

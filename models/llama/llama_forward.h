@@ -1,0 +1,185 @@
+// The Llama / Mistral / Qwen2 forward on one rank's shards (libtorch): embedding, attention with a
+// KV cache, MLP and lm_head, each on the slices the plan gave the rank. No communication here: a
+// module under `tensor` returns its partial sum and the runtime runs the plan's collectives.
+//
+// Shapes: hidden states are [requests, tokens, hidden]; token ids [requests, tokens] (int64);
+// logits [requests, vocab on this rank]. Every step has fixed shapes (prefill: the prompt; decode:
+// one token against the whole preallocated cache, with a length mask), so CUDA graphs can capture
+// a decode step later.
+//
+// Worked example, tiny-llama (8 heads, 2 KV heads, head_dim 32) under tensor over [tp] (size 4):
+// rank 2 holds q heads [4, 6) (q_proj rows [128, 192)) and KV head 1 (k_proj rows [32, 64), the
+// same rows as rank 3: KV heads are replicated when the group outruns them). Its local q heads 0
+// and 1 are global heads 4 and 5; with 8 / 2 = 4 q heads per KV head both read KV head 4/4 = 1,
+// which is local KV head 1 - 1 = 0.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "models/forward/tensor_shard.h"
+#include "models/graph/model_graph.h"
+
+namespace shardplan {
+
+// RoPE as transformers' modeling_rope_utils computes it. Supported rope types: "default",
+// "linear" and "llama3" (Llama 3.1+); any other is a ConfigError ("not supported by the executor
+// yet"), never a silent fallback to plain RoPE.
+struct LlamaRope {
+  std::string type = "default";
+  double theta = 10000.0;
+  double factor = 1.0;             // linear, llama3
+  double low_freq_factor = 1.0;    // llama3
+  double high_freq_factor = 4.0;   // llama3
+  int64_t original_max_positions = 0;  // llama3 (default: max_position_embeddings)
+};
+
+// What the forward reads from a config.json (after models/ applied transformers' defaults).
+struct LlamaConfig {
+  std::string model_type;          // llama, mistral, qwen2
+  int64_t hidden = 0;
+  int64_t intermediate = 0;
+  int64_t heads = 0;
+  int64_t kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t vocab = 0;
+  int64_t layers = 0;
+  int64_t max_positions = 0;
+  double rms_norm_eps = 1e-6;
+  LlamaRope rope;
+  std::optional<int64_t> sliding_window;  // mistral: keys within the last N positions only
+};
+
+// Reads `config` (ModelGraph::config of a llama / mistral / qwen2 graph). Checks: hidden_act is
+// silu; the rope type is supported; qwen2's use_sliding_window is off (its per-layer windows are
+// not implemented yet). Throws ConfigError.
+LlamaConfig read_llama_config(const nlohmann::json& config);
+
+// inv_freq [head_dim / 2], float32, on `device`: exactly transformers' _compute_default_rope_parameters
+// (1 / theta^(2i/d)), then _compute_linear_scaling_rope_parameters or _compute_llama3_parameters.
+at::Tensor llama_rope_inv_freq(const LlamaConfig& config, at::Device device);
+
+// cos and sin of every position [0, positions) for every head dimension: [positions, head_dim],
+// float32 (the frequencies repeated twice, as transformers' `cat((freqs, freqs))`).
+struct RopeTable {
+  at::Tensor cos, sin;
+};
+RopeTable llama_rope_table(const LlamaConfig& config, int64_t positions, at::Device device);
+
+// transformers' LlamaRMSNorm: in float32, x * rsqrt(mean(x^2) + eps), back to x's dtype, * weight.
+at::Tensor llama_rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
+
+// x [requests, heads, tokens, head_dim]; cos, sin [tokens, head_dim] (any dtype: cast to x's).
+// x * cos + rotate_half(x) * sin, rotate_half(x) = cat(-x2, x1) of x's two halves.
+at::Tensor llama_apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+
+// The positions one step writes and the keys each of its tokens may read.
+struct StepPositions {
+  at::Tensor positions;   // [tokens] int64: cache rows this step writes (prompt: 0..T-1; decode: p)
+  at::Tensor allowed;     // [tokens, attend_len] bool: query t may attend key position l
+  int64_t attend_len = 0; // cache rows attention reads: T in prefill, the whole cache in decode
+};
+// Causal (and, with a sliding window, windowed) positions for `tokens` tokens starting at `first`.
+StepPositions llama_step_positions(int64_t first, int64_t tokens, int64_t attend_len,
+                                   std::optional<int64_t> sliding_window, at::Device device);
+
+// One module's weights on this rank, as loaded from the plan's slices (undefined tensors for
+// absent biases). Row-parallel biases (o_proj, down_proj) are whole on every rank.
+struct LlamaEmbeddingWeights {
+  at::Tensor weight;          // [vocab rows held, hidden]
+  int64_t vocab_begin = 0;    // first vocabulary row held (0 unless split)
+};
+
+struct LlamaAttentionWeights {
+  at::Tensor norm;            // input_layernorm
+  at::Tensor q, k, v, o;      // q/k/v [heads held * head_dim, hidden]; o [hidden, heads held * head_dim]
+  at::Tensor q_bias, k_bias, v_bias, o_bias;
+  int64_t q_head_begin = 0;   // first global q head held
+  int64_t kv_head_begin = 0;  // first global KV head held
+};
+
+struct LlamaMlpWeights {
+  at::Tensor norm;            // post_attention_layernorm
+  at::Tensor gate, up, down;  // gate/up [intermediate held, hidden]; down [hidden, intermediate held]
+  at::Tensor gate_bias, up_bias, down_bias;
+};
+
+struct LlamaLmHeadWeights {
+  at::Tensor norm;            // model.norm
+  at::Tensor weight;          // [vocab rows held, hidden] (the embedding's slice when tied)
+};
+
+// One attention layer's cache on this rank: [requests, KV heads held, capacity, head_dim], and
+// for each local q head the local KV head it reads.
+struct KvCache {
+  at::Tensor k, v;
+  at::Tensor head_map;  // [q heads held] int64
+};
+KvCache llama_make_kv_cache(const LlamaConfig& config, const LlamaAttentionWeights& weights,
+                            int64_t requests, int64_t capacity);
+
+// ids [requests, tokens] -> [requests, tokens, hidden]. With a vocabulary slice (tensor mode),
+// ids outside [vocab_begin, vocab_begin + rows) give zero rows: the sum over the group is the
+// whole lookup (a partial output).
+at::Tensor llama_embedding_forward(const LlamaConfig& config, const LlamaEmbeddingWeights& w,
+                                   const at::Tensor& ids);
+
+// h + attention(input_layernorm(h)) on the rank's heads, writing this step's keys and values into
+// `cache`. `adds_whole_terms`: add the residual h and the o_proj bias. Under tensor mode only
+// group rank 0 of the partial axes does, so that the all-reduce sums them once (the others
+// return o_proj's partial product alone).
+at::Tensor llama_attention_forward(const LlamaConfig& config, const LlamaAttentionWeights& w,
+                                   const at::Tensor& h, KvCache& cache, const StepPositions& step,
+                                   const RopeTable& rope, bool adds_whole_terms);
+
+// h + down(silu(gate(x)) * up(x)), x = post_attention_layernorm(h); `adds_whole_terms` as above
+// (the residual and the down_proj bias).
+at::Tensor llama_mlp_forward(const LlamaConfig& config, const LlamaMlpWeights& w, const at::Tensor& h,
+                             bool adds_whole_terms);
+
+// Logits of each request's last token: lm_head(norm(h[:, -1])) -> [requests, vocab rows held].
+at::Tensor llama_lm_head_forward(const LlamaConfig& config, const LlamaLmHeadWeights& w,
+                                 const at::Tensor& h);
+
+// The whole decoder on one rank: the weights of every module of a llama / mistral / qwen2 graph
+// from the rank's shards, the KV caches, and one call per module. The runtime walks the plan and
+// calls forward(i, ...) for module i of graph.modules, with the plan's collectives in between.
+class LlamaModel {
+ public:
+  // Picks each module's tensors out of `shards` by their Hub names (a tied lm_head reads the
+  // embedding's tensor). Throws ConfigError for a config the forward does not support and
+  // std::invalid_argument when a tensor of the graph is missing from `shards`.
+  LlamaModel(const ModelGraph& graph, const TensorShards& shards);
+
+  const LlamaConfig& config() const { return config_; }
+
+  // Allocates the caches: requests[i] is the number of requests attention module i computes on
+  // (others are ignored), `capacity` the positions each request can hold (prompt + new tokens).
+  void allocate(const std::vector<int64_t>& requests, int64_t capacity);
+
+  // Module i: embedding ids -> hidden; attention, mlp hidden -> hidden; lm_head hidden ->
+  // logits of the last position. `adds_whole_terms` as in llama_attention_forward.
+  at::Tensor forward(size_t i, const at::Tensor& input, const StepPositions& step, bool adds_whole_terms);
+
+ private:
+  struct ModuleState {
+    ModuleKind kind = ModuleKind::kEmbedding;
+    LlamaEmbeddingWeights embedding;
+    LlamaAttentionWeights attention;
+    LlamaMlpWeights mlp;
+    LlamaLmHeadWeights lm_head;
+    KvCache cache;
+  };
+
+  LlamaConfig config_;
+  std::vector<ModuleState> modules_;
+  RopeTable rope_;
+};
+
+}  // namespace shardplan

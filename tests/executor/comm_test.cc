@@ -1,0 +1,206 @@
+// The Gloo communicator on CPU, 2 to 4 ranks as real processes (comm_test_rank, started directly:
+// no launcher watches them): every collective against the unsharded arithmetic, the subgroups of
+// {dp: 2, tp: 2}, misuse, a hung peer (time-out), and a rank killed or frozen mid-run (every
+// other rank must stop within 60 s naming it).
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#ifdef SHARDPLAN_WITH_NCCL
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tests/executor/comm_test_util.h"
+
+namespace shardplan::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// The CPU communicator exists only where gloo's headers matched libtorch (executor/CMakeLists.txt).
+#ifdef SHARDPLAN_WITH_GLOO
+#define SHARDPLAN_NEED_GLOO()
+#else
+#define SHARDPLAN_NEED_GLOO() GTEST_SKIP() << "this build has no Gloo communicator"
+#endif
+
+// Runs SCENARIO on `world_size` ranks; every rank must print "rank R: SCENARIO ok" and exit 0.
+void expect_scenario_passes(int world_size, const std::string& scenario,
+                            const std::map<std::string, std::string>& env = {}) {
+  RankProcesses ranks(world_size, {scenario}, env);
+  ASSERT_TRUE(ranks.wait(seconds(45))) << "ranks still running after 45 s\n" << ranks.describe();
+  for (int r = 0; r < world_size; ++r) {
+    EXPECT_TRUE(WIFEXITED(ranks.rank(r).status) && WEXITSTATUS(ranks.rank(r).status) == 0) << "rank " << r << "\n"
+                                                                                           << ranks.describe();
+    EXPECT_NE(ranks.out(r).find("rank " + std::to_string(r) + ": " + scenario + " ok"), std::string::npos)
+        << ranks.describe();
+  }
+}
+
+TEST(GlooCommunicator, AllReduceTwoRanks) {
+  SHARDPLAN_NEED_GLOO();
+  expect_scenario_passes(2, "all_reduce");
+}
+TEST(GlooCommunicator, AllReduceFourRanks) {
+  SHARDPLAN_NEED_GLOO();
+  expect_scenario_passes(4, "all_reduce");
+}
+TEST(GlooCommunicator, AllGatherAlongEveryDim) {
+  SHARDPLAN_NEED_GLOO();
+  expect_scenario_passes(4, "all_gather");
+}
+TEST(GlooCommunicator, ReduceScatterAlongDims0And1) {
+  SHARDPLAN_NEED_GLOO();
+  expect_scenario_passes(2, "reduce_scatter");
+  expect_scenario_passes(4, "reduce_scatter");
+}
+TEST(GlooCommunicator, AllToAllUnevenCountsAndEmptyMembers) {
+  SHARDPLAN_NEED_GLOO();
+  expect_scenario_passes(2, "all_to_all");
+  expect_scenario_passes(4, "all_to_all");
+}
+TEST(GlooCommunicator, BroadcastFromANonZeroRoot) {
+  SHARDPLAN_NEED_GLOO();
+  expect_scenario_passes(4, "broadcast");
+}
+TEST(GlooCommunicator, BarrierWaitsForTheLastRank) {
+  SHARDPLAN_NEED_GLOO();
+  expect_scenario_passes(3, "barrier");
+}
+
+TEST(GlooCommunicator, SubgroupsOfDp2Tp2SumTheRightPeers) {
+  SHARDPLAN_NEED_GLOO();
+  RankProcesses ranks(4, {"subgroups"});
+  ASSERT_TRUE(ranks.wait(seconds(45))) << ranks.describe();
+  for (int r = 0; r < 4; ++r) {
+    ASSERT_TRUE(WIFEXITED(ranks.rank(r).status) && WEXITSTATUS(ranks.rank(r).status) == 0) << ranks.describe();
+    const std::string out = ranks.out(r);
+    EXPECT_NE(out.find("rank " + std::to_string(r) + ": subgroups ok"), std::string::npos) << out;
+    // The misuse errors name the rank, the op, the group and the purpose.
+    const std::string other_tp = r < 2 ? "[2,3]" : "[0,1]";
+    EXPECT_NE(out.find("rank " + std::to_string(r) + ": all_reduce over group " + other_tp +
+                       " (\"misused all_reduce\"): rank " + std::to_string(r) + " is not a member of the group"),
+              std::string::npos)
+        << out;
+    if (r == 0 || r == 3) {
+      EXPECT_NE(out.find("all_reduce over group [0,3] (\"misused all_reduce\"): the group was not created"),
+                std::string::npos)
+          << out;
+    }
+  }
+}
+
+// A peer that stays alive but never joins the collective: the others raise a CommError within the
+// time-out (3 s here) plus the liveness verdict time (12 s), naming rank, op, group and purpose.
+TEST(GlooCommunicator, HungPeerRaisesCommErrorWithinTheTimeout) {
+  SHARDPLAN_NEED_GLOO();
+  RankProcesses ranks(3, {"hang"}, {{"SHARDPLAN_TEST_TIMEOUT_MS", "3000"}});
+  ASSERT_TRUE(ranks.wait_for_output(1, "rank 1: hanging", seconds(30))) << ranks.describe();
+  const Clock::time_point hung = Clock::now();
+  ASSERT_TRUE(ranks.wait(seconds(40), {0, 2})) << ranks.describe();
+  for (int r : {0, 2}) {
+    const double took = seconds_between(hung, ranks.rank(r).exited_at);
+    std::printf("rank %d raised after %.1f s\n", r, took);
+    EXPECT_LT(took, 3 + 12 + 10) << ranks.describe();
+    EXPECT_TRUE(WIFEXITED(ranks.rank(r).status) && WEXITSTATUS(ranks.rank(r).status) == 3) << ranks.describe();
+    EXPECT_NE(ranks.err(r).find(
+                  "rank " + std::to_string(r) + ": CommError: rank " + std::to_string(r) +
+                  ": all_reduce over group [0,1,2] (\"all_reduce[tp] after model.layers.3.self_attn\") failed: "),
+              std::string::npos)
+        << ranks.describe();
+  }
+}
+
+// Kills (SIGKILL) or freezes (SIGSTOP) `victim` once every rank is looping over all_reduces;
+// every other rank must exit non-zero within 60 s with a message that contains `expected`.
+void expect_peers_stop(int world_size, int victim, int sig, const std::string& expected,
+                       const std::map<std::string, std::string>& env = {}) {
+  RankProcesses ranks(world_size, {"loop"}, env);
+  for (int r = 0; r < world_size; ++r) {
+    ASSERT_TRUE(ranks.wait_for_output(r, "looping", seconds(30))) << ranks.describe();
+  }
+  ranks.signal(victim, sig);
+  const Clock::time_point struck = Clock::now();
+  std::vector<int> survivors;
+  for (int r = 0; r < world_size; ++r) {
+    if (r != victim) survivors.push_back(r);
+  }
+  const bool all_stopped = ranks.wait(seconds(60), survivors);
+  if (sig == SIGSTOP) ranks.signal(victim, SIGKILL);
+  ASSERT_TRUE(all_stopped) << "some ranks still run 60 s after rank " << victim << " was stopped\n" << ranks.describe();
+  for (int r : survivors) {
+    const double took = seconds_between(struck, ranks.rank(r).exited_at);
+    std::printf("rank %d stopped %.1f s after rank %d\n", r, took, victim);
+    EXPECT_LT(took, 60.0);
+    EXPECT_FALSE(WIFEXITED(ranks.rank(r).status) && WEXITSTATUS(ranks.rank(r).status) == 0) << ranks.describe();
+    EXPECT_NE(ranks.err(r).find("rank " + std::to_string(r) + ": " + expected), std::string::npos) << ranks.describe();
+  }
+}
+
+TEST(PeerLiveness, KilledRankStopsEveryOtherRankNamingIt) {
+  SHARDPLAN_NEED_GLOO();
+  expect_peers_stop(4, 2, SIGKILL, "rank 2 stopped responding (last heartbeat ");
+}
+
+TEST(PeerLiveness, KilledStoreHostStopsEveryOtherRankNamingIt) {
+  SHARDPLAN_NEED_GLOO();
+  expect_peers_stop(3, 0, SIGKILL, "rank 0 (which hosts the TCP store at 127.0.0.1:");
+}
+
+TEST(PeerLiveness, FrozenRankStopsEveryOtherRankNamingIt) {
+  SHARDPLAN_NEED_GLOO();
+  expect_peers_stop(3, 1, SIGSTOP, "rank 1 stopped responding (last heartbeat ");
+}
+
+TEST(PeerLiveness, MessageNamesTheCollectiveInFlight) {
+  SHARDPLAN_NEED_GLOO();
+  RankProcesses ranks(2, {"loop"});
+  ASSERT_TRUE(ranks.wait_for_output(0, "looping", seconds(30))) << ranks.describe();
+  ranks.signal(1, SIGKILL);
+  ASSERT_TRUE(ranks.wait(seconds(60), {0})) << ranks.describe();
+  const std::string err = ranks.err(0);
+  EXPECT_NE(err.find("rank 0: rank 1 stopped responding (last heartbeat "), std::string::npos) << err;
+  EXPECT_NE(err.find(" during all_reduce over group [0,1] (\"loop all_reduce "), std::string::npos) << err;
+  EXPECT_TRUE(WIFEXITED(ranks.rank(0).status) && WEXITSTATUS(ranks.rank(0).status) == 1) << err;
+}
+
+TEST(GlooCommunicator, BadLaunchEnvironmentIsAClearError) {
+  RankProcesses ranks(1, {"all_reduce"}, {{"WORLD_SIZE", ""}});
+  ASSERT_TRUE(ranks.wait(seconds(20)));
+  EXPECT_TRUE(WIFEXITED(ranks.rank(0).status) && WEXITSTATUS(ranks.rank(0).status) == 2);
+  EXPECT_NE(ranks.err(0).find("RANK is set but WORLD_SIZE is not"), std::string::npos) << ranks.err(0);
+}
+
+#ifdef SHARDPLAN_WITH_NCCL
+// The same scenarios through NCCL, one GPU per rank (skipped without enough GPUs).
+const std::map<std::string, std::string> kNccl = {{"SHARDPLAN_TEST_BACKEND", "nccl"}};
+
+#define SHARDPLAN_NEED_GPUS(n)         \
+  if (c10::cuda::device_count() < (n)) \
+  GTEST_SKIP() << "needs " << (n) << " CUDA devices, has " << static_cast<int>(c10::cuda::device_count())
+
+TEST(NcclCommunicator, EveryCollectiveOnTwoGpus) {
+  SHARDPLAN_NEED_GPUS(2);
+  for (const char* scenario : {"all_reduce", "all_gather", "reduce_scatter", "all_to_all", "broadcast", "barrier"}) {
+    SCOPED_TRACE(scenario);
+    expect_scenario_passes(2, scenario, kNccl);
+  }
+}
+
+TEST(NcclCommunicator, SubgroupsOfDp2Tp2OnFourGpus) {
+  SHARDPLAN_NEED_GPUS(4);
+  expect_scenario_passes(4, "subgroups", kNccl);
+}
+
+TEST(NcclCommunicator, KilledRankStopsTheOtherRankNamingIt) {
+  SHARDPLAN_NEED_GPUS(2);
+  expect_peers_stop(2, 1, SIGKILL, "rank 1 stopped responding (last heartbeat ", kNccl);
+}
+#endif
+
+}  // namespace
+}  // namespace shardplan::testing

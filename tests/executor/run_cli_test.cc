@@ -1,0 +1,126 @@
+// `executor run` end to end: the built binary, its report (text and JSON), the local launch of
+// several ranks over Gloo with --verify, and its exit codes and messages.
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/executor/spec_test_util.h"
+
+namespace shardplan {
+namespace {
+
+using testing::SpecText;
+using testing::suite_dir;
+using testing::write_spec;
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Runs `[env] executor args` through the shell, capturing stdout and stderr.
+Result run_executor(const std::string& args, const std::string& env = "") {
+  const std::string out = (suite_dir() / "stdout.txt").string(), err = (suite_dir() / "stderr.txt").string();
+  const std::string command = env + " " + SHARDPLAN_EXECUTOR + " " + args + " >" + out + " 2>" + err;
+  const int status = std::system(command.c_str());
+  Result r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+TEST(RunCliTest, OneRankTextReport) {
+  SpecText s;
+  s.mesh = "one: 1";
+  s.modules.clear();
+  const Result r = run_executor("run --spec " + write_spec("cli_one", s));
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* line : {"requests: 4\n", "tokens: 32 input (8 per request), 16 output (4 per request)\n",
+                           "duration: ", "output tokens/s: ", "time to first token (ms): mean ",
+                           "time per output token (ms): mean "}) {
+    EXPECT_TRUE(has(r.out, line)) << line << " not in:\n" << r.out;
+  }
+  EXPECT_FALSE(has(r.out, "verify")) << r.out;
+}
+
+TEST(RunCliTest, TwoLocalRanksVerifyAsJson) {
+  if (!SHARDPLAN_HAVE_GLOO) GTEST_SKIP() << "this build has no Gloo, so no CPU communicator";
+  SpecText s;  // tensor over tp: 2
+  const Result r = run_executor("run --spec " + write_spec("cli_tp2", s) + " --verify --format json");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["world_size"], 2);
+  EXPECT_EQ(j["requests"], 4);
+  EXPECT_EQ(j["output_tokens"], 16);
+  EXPECT_GT(j["duration_s"].get<double>(), 0.0);
+  EXPECT_GT(j["output_tokens_per_s"].get<double>(), 0.0);
+  for (const char* key : {"ttft_ms", "tpot_ms"}) {
+    for (const char* stat : {"mean", "median", "p99"}) EXPECT_TRUE(j[key][stat].is_number()) << key << stat;
+  }
+  ASSERT_EQ(j["generated_token_ids"].size(), 4u);
+  for (const auto& tokens : j["generated_token_ids"]) EXPECT_EQ(tokens.size(), 4u);
+  ASSERT_EQ(j["weight_bytes_read"].size(), 2u);
+  EXPECT_TRUE(j["verify"]["passed"].get<bool>()) << j["verify"].dump();
+  EXPECT_TRUE(j["verify"]["tokens_identical"].get<bool>());
+  EXPECT_LT(j["verify"]["max_abs_diff"].get<double>(), 1e-4);
+
+  // The same tokens as one rank running the whole model.
+  SpecText one = s;
+  one.mesh = "one: 1";
+  one.modules.clear();
+  const Result u = run_executor("run --spec " + write_spec("cli_tp2_one", one) + " --format json");
+  ASSERT_EQ(u.code, 0) << u.err;
+  EXPECT_EQ(nlohmann::json::parse(u.out)["generated_token_ids"], j["generated_token_ids"]);
+}
+
+TEST(RunCliTest, ExitCodesAndMessages) {
+  SpecText tp3;
+  tp3.mesh = "tp: 3";
+  const Result invalid = run_executor("run --spec " + write_spec("cli_tp3", tp3));
+  EXPECT_EQ(invalid.code, 1) << invalid.err;
+  EXPECT_TRUE(has(invalid.err, "cli_tp3.yaml:")) << invalid.err;
+  EXPECT_TRUE(has(invalid.err, ": error: ")) << invalid.err;
+
+  const Result missing = run_executor("run --spec " + (suite_dir() / "missing.yaml").string());
+  EXPECT_EQ(missing.code, 2);
+
+  SpecText mixtral;
+  mixtral.config = "tiny-mixtral.json";
+  mixtral.modules.clear();
+  const Result family = run_executor("run --spec " + write_spec("cli_mixtral", mixtral));
+  EXPECT_EQ(family.code, 2);
+  EXPECT_TRUE(has(family.err, "executor: error: model family 'mixtral' (model_type mixtral) is not supported by the executor yet"))
+      << family.err;
+
+  SpecText half;
+  half.dtype = "float16";
+  const Result fp16 = run_executor("run --spec " + write_spec("cli_fp16", half));
+  EXPECT_EQ(fp16.code, 2);
+  EXPECT_TRUE(has(fp16.err, "float16 on --device cpu")) << fp16.err;
+
+  SpecText s;
+  const std::string spec = write_spec("cli_usage", s);
+  EXPECT_EQ(run_executor("run --spec " + spec + " --format yaml").code, 2);
+  EXPECT_EQ(run_executor("run").code, 2);
+  const Result world = run_executor("run --spec " + spec,
+                                    "RANK=0 WORLD_SIZE=3 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=29555");
+  EXPECT_EQ(world.code, 2);
+  EXPECT_TRUE(has(world.err, "WORLD_SIZE 3 from the launcher, but the spec's mesh has world size 2")) << world.err;
+}
+
+}  // namespace
+}  // namespace shardplan
