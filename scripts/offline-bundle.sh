@@ -6,16 +6,20 @@
 #   Copy DIR to the GPU host, then:      scripts/offline-bundle.sh unpack DIR PREFIX
 #   Build there (one line):
 #     cmake -S . -B build-gpu -G Ninja -DSHARDPLAN_DEPS_PREFIX=PREFIX -DSHARDPLAN_PNG=OFF \
-#       -DCMAKE_PREFIX_PATH="$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')" \
-#       && cmake --build build-gpu
+#       -DSHARDPLAN_BUILD_TESTS=OFF -DSHARDPLAN_BUILD_BENCH=OFF && cmake --build build-gpu
+#   (libtorch is found through python3's torch when no system libtorch is installed.)
 #
-# yaml-cpp, spdlog, fmt, CLI11, nlohmann-json, GoogleTest and Google Benchmark are expected on the
-# host (they are on the project's GPU image); add them to PACKAGES for a barer host. PNG output
-# needs cairo/pango on the host, so the bundle leaves it out (-DSHARDPLAN_PNG=OFF; SVG and DOT work).
+# The bundle also carries the versions of yaml-cpp, spdlog, fmt, CLI11 and nlohmann-json the project
+# is built and tested with here, so the build does not depend on what the host happens to have
+# (GoogleTest and Google Benchmark are left out: build with -DSHARDPLAN_BUILD_TESTS=OFF
+# -DSHARDPLAN_BUILD_BENCH=OFF or use the host's). PNG output needs cairo/pango on the host, so the
+# bundle leaves it out (-DSHARDPLAN_PNG=OFF; SVG and DOT work).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(libvalijson-dev libgraphviz-dev libgvc6 libcgraph6 libcdt5 libpathplan4 libxdot4 libltdl7)
+PACKAGES=(libvalijson-dev libgraphviz-dev libgvc6 libcgraph6 libcdt5 libpathplan4 libxdot4 libltdl7
+  libyaml-cpp-dev libyaml-cpp0.7 libspdlog-dev libspdlog1.10 libfmt-dev libfmt9 libcli11-dev
+  nlohmann-json3-dev)
 
 case "${1:-}" in
   download)

@@ -14,6 +14,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "executor/runtime/bandwidth.h"
 #include "executor/runtime/run_command.h"
 #include "executor/weights/checkpoint_writer.h"
 #include "models/graph/model_graph.h"
@@ -91,7 +92,11 @@ void add_run(CLI::App& app, RunOptions& opts) {
   CLI::App* cmd = app.add_subcommand("run", "Run a spec's workload (prefill, greedy decoding) on its mesh and report");
   cmd->add_option("--spec", opts.spec, "Sharding spec (YAML)")->required();
   cmd->add_option("--device", opts.device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
-  cmd->add_flag("--verify", opts.verify, "Also run the unsharded model on one device and compare the logits");
+  CLI::Option* verify =
+      cmd->add_flag("--verify", opts.verify, "Also run the unsharded model on one device and compare the logits");
+  cmd->add_option("--logits-out", opts.logits_out,
+                  "With --verify: write the sharded run's logits [new_tokens, requests, vocab] as float32 .npy")
+      ->needs(verify);
   cmd->add_option("--format", opts.format, "text | json")->check(CLI::IsMember({"text", "json"}))->capture_default_str();
   cmd->add_option("--seed", opts.seed, "Seed of the random prompts")
       ->check(CLI::Validator(
@@ -102,6 +107,15 @@ void add_run(CLI::App& app, RunOptions& opts) {
       ->capture_default_str();
 }
 
+void add_bandwidth(CLI::App& app, BandwidthOptions& opts) {
+  CLI::App* cmd = app.add_subcommand(
+      "bandwidth", "Measure device memory bandwidth (a large copy), for the decode bound of bench/");
+  cmd->add_option("--device", opts.device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  cmd->add_option("--bytes", opts.bytes, "Bytes of the buffer copied")->check(CLI::Range(int64_t{1} << 20, int64_t{1} << 36))->capture_default_str();
+  cmd->add_option("--repeats", opts.repeats, "Timed copies (the median is reported)")->check(CLI::Range(1, 1000))->capture_default_str();
+  cmd->add_option("--format", opts.format, "text | json")->check(CLI::IsMember({"text", "json"}))->capture_default_str();
+}
+
 int run_main(int argc, char** argv) {
   CLI::App app{"shardplan executor: runs a sharding plan; make-checkpoint writes test weights", "executor"};
   app.require_subcommand(1);
@@ -109,6 +123,8 @@ int run_main(int argc, char** argv) {
   add_run(app, run);
   MakeCheckpointOptions make_checkpoint;
   add_make_checkpoint(app, make_checkpoint);
+  BandwidthOptions bandwidth;
+  add_bandwidth(app, bandwidth);
 
   // NOTE: CLI11 reports an unknown first word as "A subcommand is required"; name it instead.
   if (argc >= 2 && argv[1][0] != '-') {
@@ -138,6 +154,7 @@ int run_main(int argc, char** argv) {
     run.argv.assign(argv, argv + argc);
     return run_command(run);  // prints its own errors and returns the exit code
   }
+  if (app.got_subcommand("bandwidth")) return bandwidth_command(bandwidth);
   if (app.got_subcommand("make-checkpoint")) return guarded([&] { return run_make_checkpoint(make_checkpoint); });
   return fail(kExitUsage, "no subcommand");
 }

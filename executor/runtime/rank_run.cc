@@ -1,6 +1,8 @@
 // One rank's run, the gathering of results on rank 0, and the report (see rank_run.h).
 #include "executor/runtime/rank_run.h"
 
+#include <fstream>
+
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -58,6 +60,25 @@ at::ScalarType run_dtype(DType dtype, at::Device device) {
       return at::kHalf;
   }
   return at::kFloat;
+}
+
+// A float32 tensor as a NumPy .npy file (version 1.0 header), for comparisons outside the
+// executor (scripts/gpu/ compares against transformers' logits).
+void write_npy_float32(const std::string& path, const at::Tensor& t) {
+  const at::Tensor c = t.to(at::kCPU).to(at::kFloat).contiguous();
+  std::string shape;
+  for (int64_t i = 0; i < c.dim(); ++i) shape += std::to_string(c.size(i)) + (c.dim() == 1 || i + 1 < c.dim() ? "," : "");
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + shape + "), }";
+  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+  header += '\n';
+  std::ofstream out(path, std::ios::binary);
+  if (!out) throw RunError(RunError::Code::kUsage, "cannot write --logits-out " + path);
+  out.write("\x93NUMPY\x01\x00", 8);
+  const uint16_t len = static_cast<uint16_t>(header.size());
+  out.write(reinterpret_cast<const char*>(&len), 2);
+  out << header;
+  out.write(static_cast<const char*>(c.data_ptr()), static_cast<std::streamsize>(c.numel() * 4));
+  if (!out) throw RunError(RunError::Code::kUsage, "cannot write --logits-out " + path);
 }
 
 std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* comm, const RankRunOptions& options) {
@@ -128,7 +149,9 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
     const TensorShards all = load_rank_shards(*one, 0, whole, dtype, options.device);
     Engine reference(*one, 0, nullptr, all, EngineOptions{options.device, dtype, true});
     const Generation ref = reference.generate(prompts, &all_tokens);
-    report.verify = compare_logits(by_request(plan, logits, 1, held), ref.logits, all_tokens, spec.dtype);
+    const at::Tensor sharded = by_request(plan, logits, 1, held);
+    report.verify = compare_logits(sharded, ref.logits, all_tokens, spec.dtype);
+    if (!options.logits_out.empty()) write_npy_float32(options.logits_out, sharded);
   }
   return report;
 }

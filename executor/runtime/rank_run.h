@@ -7,6 +7,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <string>
 #include <optional>
 
 #include "executor/comm/communicator.h"
@@ -20,6 +21,7 @@ struct RankRunOptions {
   bool verify = false;
   uint64_t seed = 0;             // of the prompts (workload.h)
   bool warm_up = true;           // run prefill and one decode step untimed first
+  std::string logits_out;        // with verify: rank 0 writes the sharded run's logits here (.npy)
 };
 
 // The dtype of a spec's model.dtype. float16 on the CPU is a RunError (kUsage): libtorch's CPU

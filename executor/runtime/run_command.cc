@@ -107,6 +107,7 @@ int run_checked(const RunOptions& o, std::string& rank_prefix) {
   RankRunOptions r;
   r.device = cuda ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(env->local_rank)) : at::Device(at::kCPU);
   r.verify = o.verify;
+  r.logits_out = o.logits_out;
   r.seed = o.seed;
   const std::optional<RunReport> report = run_rank(*plan, env->rank, comm.get(), r);
   if (!report) return 0;

@@ -17,6 +17,7 @@ struct RunOptions {
   bool verify = false;
   std::string format = "text";   // text | json
   uint64_t seed = 0;             // of the random prompts
+  std::string logits_out;        // with --verify: write the sharded run's logits (.npy)
   std::vector<std::string> argv; // the whole command line, to start the local ranks with
 };
 

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Executor on GPUs with a Llama-3-8B-shaped random checkpoint: TP1, TP2, TP4 and dp2 x tp2
+# against Hugging Face transformers' greedy generate on the same weights and prompts (tokens
+# identical, logits within the bf16 tolerance), --verify against the unsharded run, and the
+# decode benchmark against the bandwidth bound. Needs 4 GPUs, transformers, and the offline
+# bundle in .bundle (scripts/offline-bundle.sh download).
+#   scripts/gpu/llama-3-8b-check.sh [OUT_DIR]
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
+out=${1:-${OUT:-/tmp/shardplan-gpu}}
+mkdir -p "$out"
+work=/tmp/shardplan-gpu-work
+mkdir -p "$work"
+BATCH=${BATCH:-4} PROMPT=${PROMPT:-32} NEW=${NEW:-16} DTYPE=${DTYPE:-bfloat16}
+
+echo "== build ($(nproc) cores)"
+scripts/offline-bundle.sh unpack .bundle "$work/deps" >/dev/null
+cmake -S . -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSHARDPLAN_DEPS_PREFIX="$work/deps" \
+  -DSHARDPLAN_PNG=OFF -DSHARDPLAN_BUILD_TESTS=OFF -DSHARDPLAN_BUILD_BENCH=OFF >"$out/cmake.log" 2>&1 \
+  || { tail -30 "$out/cmake.log"; exit 2; }
+grep -E "executor_comm:" "$out/cmake.log"
+cmake --build "$work/build" -j "$(nproc)" --target executor planner >"$out/build.log" 2>&1 \
+  || { grep -E "error" -A3 "$out/build.log" | head -40; exit 2; }
+echo "build: $SECONDS s"
+exe=$work/build/executor/executor
+nvidia-smi -L
+
+echo "== checkpoint"
+ckpt=$work/llama-3-8b
+t0=$SECONDS
+[[ -f $ckpt/model.safetensors.index.json ]] || \
+  "$exe" make-checkpoint --config models/configs/llama-3-8b.json --out "$ckpt" --seed 1 --dtype "$DTYPE" | tail -1
+echo "make-checkpoint: $((SECONDS - t0)) s"
+
+echo "== transformers reference"
+t0=$SECONDS
+python3 scripts/gpu/hf_generate.py "$ckpt" "$BATCH" "$PROMPT" "$NEW" "$DTYPE" "$work/hf" 2>&1 | grep -v -i warn | tail -3
+echo "transformers generate: $((SECONDS - t0)) s"
+
+spec() {  # spec NAME MESH BATCH_AXES
+  cat >"$work/$1.yaml" <<YAML
+version: 1
+name: Llama-3-8B-shaped, $1
+model:
+  config: $PWD/models/configs/llama-3-8b.json
+  checkpoint: $ckpt
+  dtype: $DTYPE
+mesh: {$2}
+batch_axes: [$3]
+modules:
+  - kind: [embedding, attention, mlp, lm_head]
+    mode: tensor
+    axes: [tp]
+workload:
+  batch: $BATCH
+  prompt_tokens: $PROMPT
+  new_tokens: $NEW
+YAML
+}
+spec tp1 "tp: 1" ""
+spec tp2 "tp: 2" ""
+spec tp4 "tp: 4" ""
+spec dp2-tp2 "dp: 2, tp: 2" "dp"
+
+echo "== executor vs transformers"
+status=0
+for s in tp1 tp2 tp4 dp2-tp2; do
+  t0=$SECONDS
+  "$exe" run --spec "$work/$s.yaml" --device cuda --verify --format json --logits-out "$work/$s.npy" \
+    >"$out/$s.json" 2>"$out/$s.err" || { echo "$s: executor failed:"; tail -5 "$out/$s.err"; status=1; continue; }
+  python3 scripts/gpu/compare.py "$out/$s.json" "$work/$s.npy" "$work/hf" "$DTYPE" || status=1
+  python3 -c "import json; v=json.load(open('$out/$s.json')).get('verify'); print('  --verify:', v)"
+  echo "  ($((SECONDS - t0)) s)"
+done
+
+echo "== decode benchmark"
+bench/executor_bench.sh --device cuda --executor "$exe" --out "$out/bench" \
+  "$work/tp1.yaml" "$work/tp2.yaml" "$work/tp4.yaml" "$work/dp2-tp2.yaml" 2>/dev/null || status=1
+exit $status
