@@ -118,8 +118,10 @@ int run_checked(const RunOptions& o, std::string& rank_prefix) {
   }
   std::cout.flush();
   if (report->verify && !report->verify->passed) {
-    std::cerr << "executor: error: --verify: the logits differ from the unsharded run's by " << report->verify->max_abs_diff
-              << ", more than the " << to_string(plan->spec().dtype) << " tolerance " << report->verify->tolerance << "\n";
+    std::cerr << "executor: error: --verify: the logits differ from the unsharded run's by a relative error of "
+              << report->verify->relative_error << ", more than the " << to_string(plan->spec().dtype)
+              << " tolerance " << report->verify->tolerance << " (largest difference "
+              << report->verify->max_abs_diff << ")\n";
     return kExitInvalid;
   }
   return 0;

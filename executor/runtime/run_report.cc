@@ -74,9 +74,10 @@ std::string report_text(const RunReport& r) {
   out += "weight bytes read per rank: " + bytes + "\n";
   if (r.verify) {
     const VerifySummary& v = *r.verify;
-    out += "verify: max |logits - unsharded logits| " + sci(v.max_abs_diff) + " (step " + std::to_string(v.worst_step) +
-           ", request " + std::to_string(v.worst_request) + "), tolerance " + sci(v.tolerance) + " = " + sci(v.rtol) +
-           " * max(1, logits scale " + sci(v.logits_scale) + "); tokens identical: " +
+    out += "verify: relative error of the logits against the unsharded run " + sci(v.relative_error) +
+           " (tolerance " + sci(v.tolerance) + "); largest difference " + sci(v.max_abs_diff) + " (step " +
+           std::to_string(v.worst_step) + ", request " + std::to_string(v.worst_request) + ", logits scale " +
+           sci(v.logits_scale) + "); tokens identical: " +
            (v.tokens_identical ? "yes" : "no (" + std::to_string(v.token_mismatches) + " differ)") + "; " +
            (v.passed ? "PASSED" : "FAILED") + "\n";
   }
@@ -108,7 +109,7 @@ nlohmann::json report_json(const RunReport& r) {
   };
   if (r.verify) {
     const VerifySummary& v = *r.verify;
-    j["verify"] = {{"max_abs_diff", v.max_abs_diff}, {"worst_step", v.worst_step},
+    j["verify"] = {{"relative_error", v.relative_error}, {"max_abs_diff", v.max_abs_diff}, {"worst_step", v.worst_step},
                    {"worst_request", v.worst_request}, {"logits_scale", v.logits_scale},
                    {"rtol", v.rtol}, {"tolerance", v.tolerance},
                    {"tokens_identical", v.tokens_identical}, {"token_mismatches", v.token_mismatches},

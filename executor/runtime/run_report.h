@@ -33,6 +33,7 @@ struct LatencySummary {
 LatencySummary summarize(std::vector<double> values);
 
 struct VerifySummary {
+  double relative_error = 0;  // ||sharded - reference|| / ||reference||: what passes or fails
   double max_abs_diff = 0;
   int64_t worst_step = 0, worst_request = 0;
   double logits_scale = 0;

@@ -12,7 +12,7 @@ out=${1:-${OUT:-/tmp/shardplan-gpu}}
 mkdir -p "$out"
 work=/tmp/shardplan-gpu-work
 mkdir -p "$work"
-BATCH=${BATCH:-4} PROMPT=${PROMPT:-32} NEW=${NEW:-16} DTYPE=${DTYPE:-bfloat16}
+BATCH=${BATCH:-4} PROMPT=${PROMPT:-32} NEW=${NEW:-16} DTYPES=${DTYPES:-float32 bfloat16}
 
 echo "== build ($(nproc) cores)"
 scripts/offline-bundle.sh unpack .bundle "$work/deps" >/dev/null
@@ -26,26 +26,15 @@ echo "build: $SECONDS s"
 exe=$work/build/executor/executor
 nvidia-smi -L
 
-echo "== checkpoint"
-ckpt=$work/llama-3-8b
-t0=$SECONDS
-[[ -f $ckpt/model.safetensors.index.json ]] || \
-  "$exe" make-checkpoint --config models/configs/llama-3-8b.json --out "$ckpt" --seed 1 --dtype "$DTYPE" | tail -1
-echo "make-checkpoint: $((SECONDS - t0)) s"
-
-echo "== transformers reference"
-t0=$SECONDS
-python3 scripts/gpu/hf_generate.py "$ckpt" "$BATCH" "$PROMPT" "$NEW" "$DTYPE" "$work/hf" 2>&1 | grep -v -i warn | tail -3
-echo "transformers generate: $((SECONDS - t0)) s"
-
-spec() {  # spec NAME MESH BATCH_AXES
+status=0
+spec() {  # spec NAME MESH BATCH_AXES DTYPE CHECKPOINT
   cat >"$work/$1.yaml" <<YAML
 version: 1
 name: Llama-3-8B-shaped, $1
 model:
   config: $PWD/models/configs/llama-3-8b.json
-  checkpoint: $ckpt
-  dtype: $DTYPE
+  checkpoint: $5
+  dtype: $4
 mesh: {$2}
 batch_axes: [$3]
 modules:
@@ -58,23 +47,43 @@ workload:
   new_tokens: $NEW
 YAML
 }
-spec tp1 "tp: 1" ""
-spec tp2 "tp: 2" ""
-spec tp4 "tp: 4" ""
-spec dp2-tp2 "dp: 2, tp: 2" "dp"
 
-echo "== executor vs transformers"
-status=0
-for s in tp1 tp2 tp4 dp2-tp2; do
+for dtype in $DTYPES; do
+  echo "== $dtype: checkpoint"
+  ckpt=$work/llama-3-8b-$dtype
   t0=$SECONDS
-  "$exe" run --spec "$work/$s.yaml" --device cuda --verify --format json --logits-out "$work/$s.npy" \
-    >"$out/$s.json" 2>"$out/$s.err" || { echo "$s: executor failed:"; tail -5 "$out/$s.err"; status=1; continue; }
-  python3 scripts/gpu/compare.py "$out/$s.json" "$work/$s.npy" "$work/hf" "$DTYPE" || status=1
-  python3 -c "import json; v=json.load(open('$out/$s.json')).get('verify'); print('  --verify:', v)"
-  echo "  ($((SECONDS - t0)) s)"
+  [[ -f $ckpt/model.safetensors.index.json ]] || \
+    "$exe" make-checkpoint --config models/configs/llama-3-8b.json --out "$ckpt" --seed 1 --dtype "$dtype" | tail -1
+  echo "make-checkpoint: $((SECONDS - t0)) s"
+
+  echo "== $dtype: transformers reference"
+  t0=$SECONDS
+  python3 scripts/gpu/hf_generate.py "$ckpt" "$BATCH" "$PROMPT" "$NEW" "$dtype" "$work/hf-$dtype" 2>&1 \
+    | grep -v -i -E "warn|Loading weights" | tail -3
+  echo "transformers generate: $((SECONDS - t0)) s"
+
+  spec "$dtype-tp1" "tp: 1" "" "$dtype" "$ckpt"
+  spec "$dtype-tp2" "tp: 2" "" "$dtype" "$ckpt"
+  spec "$dtype-tp4" "tp: 4" "" "$dtype" "$ckpt"
+  spec "$dtype-dp2-tp2" "dp: 2, tp: 2" "dp" "$dtype" "$ckpt"
+
+  echo "== $dtype: executor vs transformers, and --verify vs the unsharded run"
+  for s in tp1 tp2 tp4 dp2-tp2; do
+    n=$dtype-$s
+    t0=$SECONDS
+    "$exe" run --spec "$work/$n.yaml" --device cuda --verify --format json --logits-out "$work/$n.npy" \
+      >"$out/$n.json" 2>"$out/$n.err"
+    rc=$?
+    [[ $rc -eq 0 ]] || { echo "$n: executor exit $rc:"; tail -3 "$out/$n.err"; status=1; }
+    [[ -s $out/$n.json ]] || continue
+    python3 scripts/gpu/compare.py "$out/$n.json" "$work/$n.npy" "$work/hf-$dtype" "$dtype" || status=1
+    python3 -c "import json; v=json.load(open('$out/$n.json')).get('verify'); print('  --verify: relative error %.3g (tolerance %g), largest difference %.3g, tokens identical %s, %s' % (v['relative_error'], v['tolerance'], v['max_abs_diff'], v['tokens_identical'], 'PASSED' if v['passed'] else 'FAILED'))"
+    echo "  ($((SECONDS - t0)) s)"
+  done
 done
 
 echo "== decode benchmark"
+b=bfloat16
 bench/executor_bench.sh --device cuda --executor "$exe" --out "$out/bench" \
-  "$work/tp1.yaml" "$work/tp2.yaml" "$work/tp4.yaml" "$work/dp2-tp2.yaml" 2>/dev/null || status=1
+  "$work/$b-tp1.yaml" "$work/$b-tp2.yaml" "$work/$b-tp4.yaml" "$work/$b-dp2-tp2.yaml" 2>/dev/null || status=1
 exit $status

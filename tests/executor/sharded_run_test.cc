@@ -285,6 +285,7 @@ TEST(VerifyTest, CompareLogitsFailsOutsideTheTolerance) {
   const double scale = ref.abs().max().item<double>();
   off[2][1][5] += 2e-3 * std::max(1.0, scale);
   v = compare_logits(off, ref, tokens, DType::kFloat32);
+  EXPECT_NEAR(v.relative_error, 2e-3 * std::max(1.0, scale) / ref.norm().item<double>(), 1e-6);
   EXPECT_FALSE(v.passed);
   EXPECT_EQ(v.worst_step, 2);
   EXPECT_EQ(v.worst_request, 1);
