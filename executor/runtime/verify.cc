@@ -12,8 +12,12 @@ namespace shardplan {
 double verify_rtol(DType dtype) {
   switch (dtype) {
     case DType::kFloat32: return 1e-4;
-    case DType::kBFloat16: return 2e-2;
-    case DType::kFloat16: return 5e-3;
+    // NOTE: measured on a Llama-3-8B-shaped random model on H200s (docs/gpu-results.md): two
+    // correct bf16 implementations differ by a relative error of 4-7% after 32 layers
+    // (transformers vs this executor on one GPU: 3.9%; TP2/TP4 vs unsharded: 6.6-7.3%), while
+    // the same runs in fp32 agree to 1e-5; a wrong slice, head mapping or residual gives O(1).
+    case DType::kBFloat16: return 1e-1;
+    case DType::kFloat16: return 2e-2;
   }
   return 1e-4;
 }

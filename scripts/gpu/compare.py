@@ -4,7 +4,7 @@
 Both runs generate freely, so their logits are comparable while their contexts are the same: for
 each request, the steps up to and including the first step whose greedy token differs. On those
 steps the criterion is the relative error ||executor - transformers|| / ||transformers|| (as
-`executor run --verify`): float32 1e-4, bfloat16 2e-2, float16 5e-3. Tokens must be identical in
+`executor run --verify`): float32 1e-4, bfloat16 1e-1, float16 2e-2. Tokens must be identical in
 float32; in half precision a differing token is reported with the gap between the two best logits
 there, which shows whether it is a near tie.
 
@@ -21,7 +21,7 @@ hf = json.load(open(hf_prefix + ".json"))
 a = np.load(run_logits).astype(np.float64)   # [steps, batch, vocab]
 b = np.load(hf_prefix + ".logits.npy").astype(np.float64)
 ours, theirs = run["generated_token_ids"], hf["tokens"]
-rtol = {"float32": 1e-4, "bfloat16": 2e-2, "float16": 5e-3}[dtype]
+rtol = {"float32": 1e-4, "bfloat16": 1e-1, "float16": 2e-2}[dtype]
 
 num = den = 0.0
 mismatches = []
