@@ -30,6 +30,8 @@ fi
 executor=ON
 [[ "${SHARDPLAN_PLANNER_ONLY:-0}" == 1 ]] && executor=OFF
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
+# NOTE: relative paths in ccache's hashes, so clones in other folders (CI) reuse the cache.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHARDPLAN_BUILD_EXECUTOR=$executor
 # NOTE: 2 jobs: a libtorch translation unit takes ~1.5 GB and the CI machine has 2 cores.
 cmake --build build -j "${SHARDPLAN_JOBS:-2}"
