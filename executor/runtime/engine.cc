@@ -8,7 +8,6 @@
 #include <set>
 
 #include "executor/runtime/run_error.h"
-#include "models/llama/llama_forward.h"
 
 namespace shardplan {
 namespace {
@@ -65,9 +64,120 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// The all_to_all pair of module i (an expert-mode MoE with batch-split tokens), if the plan has
+// one: its group and, for every expert, the member that holds it (found from the plan's shards of
+// the expert's tensors). Checks: dispatch sits in front of the module and combine after it, over
+// the same groups; every expert is held whole by at most one member of the group.
+void bind_exchange(const Plan& plan, size_t i, int64_t rank, ModuleBinding& m) {
+  const ModulePlan& mp = plan.modules[i];
+  const std::string& path = mp.module->path;
+  const Collective* dispatch = nullptr;
+  const Collective* combine = nullptr;
+  for (const Collective& c : plan.comms) {
+    if (c.op != CollectiveOp::kAllToAll) continue;
+    if (c.purpose == "dispatch" && c.before == path) dispatch = &c;
+    if (c.purpose == "combine" && c.after == path) combine = &c;
+  }
+  if (!dispatch && !combine) return;
+  if (!dispatch || !combine || dispatch->groups != combine->groups || mp.mode != ParallelMode::kExpert) {
+    throw unsupported("all_to_all around " + path + " without its dispatch / combine pair");
+  }
+  const RankGroup& group = group_holding(dispatch->groups, rank);
+  // NOTE: a group of one moves nothing: the rank computes the experts it holds, as with
+  // replicated tokens (and a world of one has no communicator).
+  if (group.size() <= 1) return;
+  m.exchange = true;
+  m.exchange_group = group;
+  m.dispatch_what = "all_to_all" + axes_list(dispatch->axes) + " dispatch in " + path;
+  m.combine_what = "all_to_all" + axes_list(combine->axes) + " combine in " + path;
+  m.expert_member.assign(static_cast<size_t>(mp.module->dims.experts), -1);
+  for (const ParamPlan& p : plan.params) {
+    if (p.param->expert < 0 || p.param->name.rfind(path + ".", 0) != 0) continue;
+    int64_t& member = m.expert_member.at(static_cast<size_t>(p.param->expert));
+    for (size_t j = 0; j < m.exchange_group.size(); ++j) {
+      const ShardSlice slice = shard_for_rank(p, plan.mesh, m.exchange_group[j]);
+      if (slice.numel() == 0) continue;
+      if (slice.shape != p.param->shape || (member >= 0 && member != static_cast<int64_t>(j))) {
+        throw unsupported("expert " + std::to_string(p.param->expert) + " of " + path +
+                          " split or held twice in the all_to_all group");
+      }
+      member = static_cast<int64_t>(j);
+    }
+  }
+}
+
+constexpr ModuleKind kTimedKinds[] = {ModuleKind::kEmbedding, ModuleKind::kAttention, ModuleKind::kCrossAttention,
+                                      ModuleKind::kMlp,       ModuleKind::kMoe,       ModuleKind::kEncoder,
+                                      ModuleKind::kProjector, ModuleKind::kLmHead};
+constexpr size_t kCollectivesSlot = sizeof(kTimedKinds) / sizeof(kTimedKinds[0]);
+
+size_t time_slot(ModuleKind kind) {
+  for (size_t k = 0; k < kCollectivesSlot; ++k) {
+    if (kTimedKinds[k] == kind) return k;
+  }
+  return kCollectivesSlot;
+}
+
+// NOTE: CUDA runs asynchronously; copying one element to the host waits for the work queued so
+// far, so that a module's time is its own. On the CPU every op has finished when it returns.
+void wait_for(const at::Tensor& x) {
+  if (x.defined() && x.is_cuda() && x.numel() > 0) x.reshape({-1}).narrow(0, 0, 1).to(at::kCPU);
+}
+
+// The runtime side of a module's ModuleComm: the plan's all_to_all pair through the Communicator.
+// The time its collectives take is added to `collective_s`.
+class ExchangeComm : public ModuleComm {
+ public:
+  ExchangeComm(Communicator* comm, const ModuleBinding& m, double& collective_s)
+      : comm_(comm), m_(m), collective_s_(collective_s) {
+    for (size_t j = 0; j < m.exchange_group.size(); ++j) {
+      if (m.exchange_group[j] == comm->rank()) index_ = static_cast<int64_t>(j);
+    }
+  }
+  int64_t group_size() const override { return static_cast<int64_t>(m_.exchange_group.size()); }
+  int64_t group_index() const override { return index_; }
+  const std::vector<int64_t>& expert_member() const override { return m_.expert_member; }
+  at::Tensor exchange_counts(const at::Tensor& counts) override {
+    // NOTE: the counts ride on an all_to_all of the same group (one row per member), so the
+    // dispatch's row counts are known on both sides before the rows move.
+    const std::vector<int64_t> ones(m_.exchange_group.size(), 1);
+    return timed(counts, ones, ones, "counts of " + m_.dispatch_what);
+  }
+  at::Tensor all_to_all(const std::string& purpose, const at::Tensor& rows, const std::vector<int64_t>& send_counts,
+                        const std::vector<int64_t>& recv_counts) override {
+    if (purpose != "dispatch" && purpose != "combine") {
+      throw std::logic_error("the plan has no all_to_all '" + purpose + "' in this module");
+    }
+    return timed(rows, send_counts, recv_counts, purpose == "dispatch" ? m_.dispatch_what : m_.combine_what);
+  }
+
+ private:
+  at::Tensor timed(const at::Tensor& rows, const std::vector<int64_t>& send_counts,
+                   const std::vector<int64_t>& recv_counts, const std::string& what) {
+    wait_for(rows);
+    const auto t0 = std::chrono::steady_clock::now();
+    at::Tensor out = comm_->all_to_all(rows.contiguous(), send_counts, recv_counts, m_.exchange_group, what);
+    wait_for(out);
+    collective_s_ += seconds_since(t0);
+    return out;
+  }
+
+  Communicator* comm_;
+  const ModuleBinding& m_;
+  double& collective_s_;
+  int64_t index_ = 0;
+};
+
 }  // namespace
 
-bool engine_supports_family(const std::string& family) { return family == "llama"; }
+std::vector<std::string> engine_time_categories() {
+  std::vector<std::string> names;
+  for (ModuleKind kind : kTimedKinds) names.push_back(to_string(kind));
+  names.push_back("collectives");
+  return names;
+}
+
+bool engine_supports_family(const std::string& family) { return family_has_forward(family); }
 
 RequestRange output_requests(const Plan& plan, int64_t rank) {
   return requests_held(plan.mesh, final_layout(plan), rank, plan.spec().workload.batch);
@@ -108,7 +218,11 @@ PlanBinding bind_plan(const Plan& plan, int64_t rank) {
     if (c.stream != Stream::kText) {
       throw unsupported("a collective on the " + std::string(to_string(c.stream)) + " stream (" + where + ")");
     }
-    if (c.op == CollectiveOp::kAllToAll) throw unsupported("all_to_all (" + where + ")");
+    if (c.op == CollectiveOp::kAllToAll) {
+      // Bound to the MoE module they sit around (see below), not to the module after.
+      if (c.purpose != "dispatch" && c.purpose != "combine") throw unsupported("all_to_all (" + where + ")");
+      continue;
+    }
     if (c.before == "output") {
       at_output.push_back(&c);
       continue;
@@ -186,6 +300,7 @@ PlanBinding bind_plan(const Plan& plan, int64_t rank) {
     for (size_t x = 0; x < mp.output_layout.axes.size(); ++x) {
       if (mp.output_layout.axes[x] == AxisState::kPartial && coords[x] != 0) m.adds_whole_terms = false;
     }
+    bind_exchange(plan, i, rank, m);
     layout = mp.output_layout;
     binding.modules.push_back(std::move(m));
   }
@@ -219,7 +334,7 @@ Engine::Engine(const Plan& plan, int64_t rank, Communicator* comm, const TensorS
   if (plan.world_size() > 1 && comm == nullptr) {
     throw std::logic_error("a world of " + std::to_string(plan.world_size()) + " ranks needs a communicator");
   }
-  model_ = std::make_unique<LlamaModel>(plan.graph(), shards);
+  model_ = make_family_model(plan.graph(), shards);
   std::vector<int64_t> requests;
   for (const ModuleBinding& m : binding_.modules) requests.push_back(m.requests);
   const WorkloadSpec& w = plan.spec().workload;
@@ -232,6 +347,15 @@ Engine::~Engine() = default;
 at::Tensor Engine::run(const BoundCollective& c, at::Tensor x) {
   if (c.group.size() <= 1) return x;
   x = x.contiguous();
+  wait_for(x);
+  const auto t0 = std::chrono::steady_clock::now();
+  x = run_collective(c, x);
+  wait_for(x);
+  seconds_by_kind_.at(kCollectivesSlot) += seconds_since(t0);
+  return x;
+}
+
+at::Tensor Engine::run_collective(const BoundCollective& c, at::Tensor x) {
   const int64_t dim = c.dim < 0 ? x.dim() + c.dim : c.dim;
   switch (c.op) {
     case CollectiveOp::kAllReduce: comm_->all_reduce(x, c.group, c.what); return x;
@@ -243,13 +367,25 @@ at::Tensor Engine::run(const BoundCollective& c, at::Tensor x) {
 }
 
 at::Tensor Engine::forward(at::Tensor x, int64_t first_position, int64_t tokens, int64_t attend_len) {
-  const StepPositions step = llama_step_positions(first_position, tokens, attend_len,
-                                                  model_->config().sliding_window, options_.device);
+  const StepPositions step = model_->step_positions(first_position, tokens, attend_len, options_.device);
   for (size_t i = 0; i < binding_.modules.size(); ++i) {
     const ModuleBinding& m = binding_.modules[i];
     for (const BoundCollective& c : m.before) x = run(c, x);
     if (m.slice) x = x.narrow(0, m.slice_begin, m.slice_count);
-    x = model_->forward(i, x, step, m.adds_whole_terms);
+    ModuleInputs in;
+    in.main = x;
+    wait_for(x);
+    const auto t0 = std::chrono::steady_clock::now();
+    double inside = 0;  // collectives inside the module
+    if (m.exchange) {
+      ExchangeComm exchange(comm_, m, inside);
+      x = model_->forward(i, in, step, m.adds_whole_terms, &exchange);
+    } else {
+      x = model_->forward(i, in, step, m.adds_whole_terms, nullptr);
+    }
+    wait_for(x);
+    seconds_by_kind_.at(time_slot(plan_.modules[i].module->kind)) += seconds_since(t0) - inside;
+    seconds_by_kind_.at(kCollectivesSlot) += inside;
   }
   for (const BoundCollective& c : binding_.output) x = run(c, x);
   return x;
@@ -261,6 +397,7 @@ Generation Engine::generate(const at::Tensor& prompts, const at::Tensor* forced,
   const auto t0 = std::chrono::steady_clock::now();
   Generation g;
   g.requests = binding_.output_requests;
+  seconds_by_kind_.assign(kCollectivesSlot + 1, 0.0);
   std::vector<at::Tensor> tokens, logits;
 
   at::Tensor ids = prompts.narrow(0, binding_.input_requests.begin, binding_.input_requests.count).to(options_.device);
@@ -268,6 +405,7 @@ Generation Engine::generate(const at::Tensor& prompts, const at::Tensor* forced,
     // new_tokens: 0 runs prefill alone (timed as the duration); no tokens, no logits.
     forward(ids, 0, w.prompt_tokens, w.prompt_tokens).to(at::kCPU);
     g.last_token_s = seconds_since(t0);
+    g.seconds_by_kind = seconds_by_kind_;
     g.tokens = at::zeros({g.requests.count, 0}, at::TensorOptions().dtype(at::kLong));
     if (options_.keep_logits) g.logits = at::zeros({0, g.requests.count, plan_.graph().vocab});
     return g;
@@ -291,6 +429,7 @@ Generation Engine::generate(const at::Tensor& prompts, const at::Tensor* forced,
     ids = ids.unsqueeze(1);
   }
   g.last_token_s = seconds_since(t0);
+  g.seconds_by_kind = seconds_by_kind_;
   g.tokens = at::stack(tokens, 1);
   if (options_.keep_logits) g.logits = at::stack(logits, 0);
   return g;

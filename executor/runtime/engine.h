@@ -19,12 +19,11 @@
 
 #include "executor/comm/communicator.h"
 #include "executor/runtime/request_blocks.h"
+#include "models/forward/family_model.h"
 #include "models/forward/tensor_shard.h"
 #include "planner/plan/plan.h"
 
 namespace shardplan {
-
-class LlamaModel;
 
 struct EngineOptions {
   at::Device device = at::kCPU;
@@ -39,6 +38,10 @@ struct Generation {
   at::Tensor logits;          // [new_tokens, requests, vocab] float32, CPU (keep_logits only)
   double first_token_s = 0;   // from the start of prefill to the first tokens on this rank
   double last_token_s = 0;    // ... to the last tokens
+  // Seconds spent per module kind (engine_time_categories() order: the module kinds, then
+  // "collectives": the plan's collectives, those inside a module included, and the exchange of
+  // sampled tokens). On CUDA each module ends with a wait for the device so the split is real.
+  std::vector<double> seconds_by_kind;
 };
 
 // One of the plan's collectives as this rank runs it.
@@ -56,6 +59,13 @@ struct ModuleBinding {
   int64_t slice_begin = 0, slice_count = 0;
   int64_t requests = 0;                 // requests the module computes on
   bool adds_whole_terms = true;         // residual and row-parallel biases (false: partial, not group rank 0)
+  // Expert-mode MoE with batch-split tokens: the plan's all_to_all pair (purpose dispatch /
+  // combine) runs inside the module, over `exchange_group`; expert_member[e] is the member of
+  // that group that computes expert e for this rank's tokens (-1: another rank of its partial group).
+  bool exchange = false;
+  RankList exchange_group;
+  std::vector<int64_t> expert_member;
+  std::string dispatch_what, combine_what;
 };
 
 // The plan bound for one rank; computed from the plan alone (no weights), so it is also the
@@ -69,12 +79,16 @@ struct PlanBinding {
   RequestRange output_requests;         // the rank's logits and tokens
 };
 
-// The model families the engine runs ("llama": llama, mistral, qwen2).
+// The names of Generation::seconds_by_kind, in order: every ModuleKind's name, then "collectives".
+std::vector<std::string> engine_time_categories();
+
+// The model families the engine runs (those with a forward: models/forward/family_model.h).
 bool engine_supports_family(const std::string& family);
 
 // Binds `plan` for `rank`. Checks (RunError kUsage, "... not supported by the executor yet"): the
 // family has a forward; every collective sits in front of a module or the output, on the text
-// stream, and is an all_reduce, reduce_scatter or all_gather; every gather, scatter and local
+// stream, and is an all_reduce, reduce_scatter or all_gather, or an all_to_all pair (dispatch /
+// combine) around an expert-mode MoE; every gather, scatter and local
 // slice of requests keeps them in the order of request_blocks.h (with requests split over axes
 // that come, in mesh order, after a batch axis that they join, e.g. {tp: 2, dp: 2} with
 // batch_axes [dp] and attention data-parallel over [tp], they cannot).
@@ -104,15 +118,17 @@ class Engine {
   const PlanBinding& binding() const { return binding_; }
 
  private:
-  at::Tensor run(const BoundCollective& c, at::Tensor x);
+  at::Tensor run(const BoundCollective& c, at::Tensor x);  // timed as "collectives"
+  at::Tensor run_collective(const BoundCollective& c, at::Tensor x);
   at::Tensor forward(at::Tensor ids, int64_t first_position, int64_t tokens, int64_t attend_len);
 
   const Plan& plan_;
   Communicator* comm_;
   EngineOptions options_;
   PlanBinding binding_;
-  std::unique_ptr<LlamaModel> model_;
+  std::unique_ptr<FamilyModel> model_;
   int64_t capacity_ = 0;
+  std::vector<double> seconds_by_kind_;  // as Generation::seconds_by_kind, for the current generate()
 };
 
 }  // namespace shardplan

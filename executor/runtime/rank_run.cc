@@ -110,6 +110,8 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
   const at::Tensor tokens = gather_on_all(comm, plan, device, g.tokens, 0, "all_gather of the generated tokens");
   const at::Tensor times = gather_on_all(comm, plan, device, my_times, 0, "all_gather of the timings");
   const at::Tensor bytes = gather_on_all(comm, plan, device, my_bytes, 0, "all_gather of the bytes read");
+  const at::Tensor my_kinds = at::tensor(g.seconds_by_kind, at::TensorOptions().dtype(at::kDouble)).view({1, -1});
+  const at::Tensor kinds = gather_on_all(comm, plan, device, my_kinds, 0, "all_gather of the time by module kind");
   at::Tensor logits;
   if (options.verify) logits = gather_on_all(comm, plan, device, g.logits, 1, "all_gather of the logits for --verify");
   if (rank != 0) return std::nullopt;
@@ -142,6 +144,16 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
   report.tpot = summarize(tpot);
   report.duration_s = times.select(1, 1).max().item<double>();
   for (int64_t r = 0; r < plan.world_size(); ++r) report.weight_bytes_read.push_back(bytes[r].item<int64_t>());
+  // The kinds the model has, in engine_time_categories() order, then the collectives.
+  const std::vector<std::string> categories = engine_time_categories();
+  const at::Tensor mean_kinds = kinds.to(at::kCPU).mean(0);
+  for (size_t k = 0; k < categories.size(); ++k) {
+    const bool present = k + 1 == categories.size() ||
+                         std::any_of(plan.modules.begin(), plan.modules.end(), [&](const ModulePlan& mp) {
+                           return to_string(mp.module->kind) == categories[k];
+                         });
+    if (present) report.time_by_kind_s.emplace_back(categories[k], mean_kinds[k].item<double>());
+  }
 
   if (options.verify) {
     const std::unique_ptr<Plan> one = unsharded_plan(plan);

@@ -72,6 +72,13 @@ std::string report_text(const RunReport& r) {
     bytes += (i ? ", " : "") + std::to_string(r.weight_bytes_read[i]);
   }
   out += "weight bytes read per rank: " + bytes + "\n";
+  if (!r.time_by_kind_s.empty()) {
+    std::string kinds;
+    for (const auto& [kind, seconds] : r.time_by_kind_s) {
+      kinds += (kinds.empty() ? "" : ", ") + kind + " " + fixed(seconds, 4);
+    }
+    out += "time by module kind (s, mean over ranks): " + kinds + "\n";
+  }
   if (r.verify) {
     const VerifySummary& v = *r.verify;
     out += "verify: relative error of the logits against the unsharded run " + sci(v.relative_error) +
@@ -107,6 +114,9 @@ nlohmann::json report_json(const RunReport& r) {
       {"weight_bytes_read", r.weight_bytes_read},
       {"generated_token_ids", r.generated},
   };
+  nlohmann::json kinds = nlohmann::json::object();
+  for (const auto& [kind, seconds] : r.time_by_kind_s) kinds[kind] = seconds;
+  j["time_by_kind_s"] = kinds;
   if (r.verify) {
     const VerifySummary& v = *r.verify;
     j["verify"] = {{"relative_error", v.relative_error}, {"max_abs_diff", v.max_abs_diff}, {"worst_step", v.worst_step},

@@ -11,6 +11,7 @@
 // JSON keys: spec, name, model_type, dtype, device, world_size, mesh ({axis: size}), requests,
 // prompt_tokens, new_tokens, input_tokens, output_tokens, duration_s, output_tokens_per_s,
 // ttft_ms {mean, median, p99}, tpot_ms {mean, median, p99}, weight_bytes_read (per rank),
+// time_by_kind_s ({kind: seconds, ..., collectives: seconds}, mean over ranks),
 // generated_token_ids (per request, in request order), and with --verify, verify {max_abs_diff,
 // worst_step, worst_request, logits_scale, rtol, tolerance, tokens_identical, token_mismatches,
 // passed}.
@@ -58,6 +59,9 @@ struct RunReport {
   double duration_s = 0;
   LatencySummary ttft, tpot;
   std::vector<uint64_t> weight_bytes_read;      // per rank
+  // Seconds per module kind of the module kinds the model has, then "collectives" (the plan's
+  // collectives, those inside a module such as MoE's all_to_all included), mean over the ranks.
+  std::vector<std::pair<std::string, double>> time_by_kind_s;
   std::vector<std::vector<int64_t>> generated;  // per request
   std::optional<VerifySummary> verify;
 

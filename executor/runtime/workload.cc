@@ -24,4 +24,22 @@ at::Tensor make_prompts(int64_t batch, int64_t tokens, int64_t vocab, uint64_t s
   return ids;
 }
 
+at::Tensor make_image_prompts(int64_t batch, int64_t image_tokens, int64_t text_tokens, int64_t vocab,
+                              int64_t image_token_index, uint64_t seed) {
+  at::Tensor text = make_prompts(batch, text_tokens, vocab, seed);
+  text = at::where(text.eq(image_token_index), at::full_like(text, (image_token_index + 1) % vocab), text);
+  const at::Tensor images = at::full({batch, image_tokens}, image_token_index, text.options());
+  return at::cat({images, text}, 1);
+}
+
+at::Tensor make_uniform_inputs(const std::vector<int64_t>& shape, uint64_t seed) {
+  at::Tensor values = at::empty(shape, at::TensorOptions().dtype(at::kFloat));
+  float* data = values.data_ptr<float>();
+  for (int64_t i = 0; i < values.numel(); ++i) {
+    const uint64_t u = splitmix64((seed << 32) + (uint64_t{1} << 30) + static_cast<uint64_t>(i)) >> 40;
+    data[i] = static_cast<float>(static_cast<double>(u) / 8388608.0 - 1.0);
+  }
+  return values;
+}
+
 }  // namespace shardplan

@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace shardplan {
 
@@ -12,5 +13,17 @@ namespace shardplan {
 // seed * 2^32 + r * tokens + t, modulo vocab (a counter-based stream: no dependence on the C++
 // library's distributions, which differ between implementations).
 at::Tensor make_prompts(int64_t batch, int64_t tokens, int64_t vocab, uint64_t seed);
+
+// LLaVA prompts [batch, image_tokens + text_tokens]: each starts with `image_tokens` ids equal to
+// `image_token_index` (images_per_request * tokens_per_image: the images' places), followed by
+// make_prompts(batch, text_tokens, vocab, seed)'s row, where an id equal to image_token_index
+// becomes (image_token_index + 1) % vocab (so the text has no image token).
+at::Tensor make_image_prompts(int64_t batch, int64_t image_tokens, int64_t text_tokens, int64_t vocab,
+                              int64_t image_token_index, uint64_t seed);
+
+// Deterministic float32 values in [-1, 1) of `shape` (images' pixel values, audio features), CPU.
+// Element i (row-major) is u / 2^23 - 1 with u = splitmix64(seed * 2^32 + 2^30 + i) >> 40 (24
+// bits, so every value is exact in float32 and Python reproduces it bit for bit).
+at::Tensor make_uniform_inputs(const std::vector<int64_t>& shape, uint64_t seed);
 
 }  // namespace shardplan

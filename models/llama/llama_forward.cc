@@ -95,7 +95,7 @@ LlamaConfig read_llama_config(const nlohmann::json& config) {
                       "' is not supported by the executor yet (supported: default, linear, llama3)");
   }
 
-  if (c.model_type == "mistral") {
+  if (c.model_type == "mistral" || c.model_type == "mixtral") {
     auto it = config.find("sliding_window");
     if (it != config.end() && it->is_number_integer()) c.sliding_window = it->get<int64_t>();
   } else if (c.model_type == "qwen2" && config.value("use_sliding_window", false)) {
@@ -282,33 +282,47 @@ void bind_by_suffix(const std::string& module_path, const std::string& name, con
 
 }  // namespace
 
+LlamaEmbeddingWeights llama_embedding_weights(const Module& m, const TensorShards& shards) {
+  const TensorShard& w = shard_of(shards, m.params.at(0).name);
+  LlamaEmbeddingWeights e;
+  e.weight = w.tensor;
+  e.vocab_begin = w.offset.at(0);
+  return e;
+}
+
+LlamaAttentionWeights llama_attention_weights(const LlamaConfig& config, const Module& m, const TensorShards& shards) {
+  LlamaAttentionWeights a;
+  for (const Param& p : m.params) {
+    bind_by_suffix(m.path, p.name, shards,
+                   {{".input_layernorm.weight", &a.norm}, {".q_proj.weight", &a.q}, {".k_proj.weight", &a.k},
+                    {".v_proj.weight", &a.v}, {".o_proj.weight", &a.o}, {".q_proj.bias", &a.q_bias},
+                    {".k_proj.bias", &a.k_bias}, {".v_proj.bias", &a.v_bias}, {".o_proj.bias", &a.o_bias}});
+    if (ends_with(p.name, ".q_proj.weight")) {
+      a.q_head_begin = shard_of(shards, p.name).offset.at(0) / config.head_dim;
+    } else if (ends_with(p.name, ".k_proj.weight")) {
+      a.kv_head_begin = shard_of(shards, p.name).offset.at(0) / config.head_dim;
+    }
+  }
+  return a;
+}
+
+LlamaLmHeadWeights llama_lm_head_weights(const ModelGraph& graph, const Module& m, const TensorShards& shards) {
+  LlamaLmHeadWeights h;
+  for (const Param& p : m.params) {
+    bind_by_suffix(m.path, p.name, shards, {{"lm_head.weight", &h.weight}, {"norm.weight", &h.norm}});
+  }
+  if (!h.weight.defined() && graph.tied_lm_head_to) h.weight = shard_of(shards, *graph.tied_lm_head_to).tensor;
+  return h;
+}
+
 LlamaModel::LlamaModel(const ModelGraph& graph, const TensorShards& shards)
     : config_(read_llama_config(graph.config)) {
   for (const Module& m : graph.modules) {
     ModuleState s;
     s.kind = m.kind;
     switch (m.kind) {
-      case ModuleKind::kEmbedding: {
-        const TensorShard& w = shard_of(shards, m.params.at(0).name);
-        s.embedding.weight = w.tensor;
-        s.embedding.vocab_begin = w.offset.at(0);
-        break;
-      }
-      case ModuleKind::kAttention: {
-        LlamaAttentionWeights& a = s.attention;
-        for (const Param& p : m.params) {
-          bind_by_suffix(m.path, p.name, shards,
-                         {{".input_layernorm.weight", &a.norm}, {".q_proj.weight", &a.q}, {".k_proj.weight", &a.k},
-                          {".v_proj.weight", &a.v}, {".o_proj.weight", &a.o}, {".q_proj.bias", &a.q_bias},
-                          {".k_proj.bias", &a.k_bias}, {".v_proj.bias", &a.v_bias}, {".o_proj.bias", &a.o_bias}});
-          if (ends_with(p.name, ".q_proj.weight")) {
-            a.q_head_begin = shard_of(shards, p.name).offset.at(0) / config_.head_dim;
-          } else if (ends_with(p.name, ".k_proj.weight")) {
-            a.kv_head_begin = shard_of(shards, p.name).offset.at(0) / config_.head_dim;
-          }
-        }
-        break;
-      }
+      case ModuleKind::kEmbedding: s.embedding = llama_embedding_weights(m, shards); break;
+      case ModuleKind::kAttention: s.attention = llama_attention_weights(config_, m, shards); break;
       case ModuleKind::kMlp: {
         LlamaMlpWeights& f = s.mlp;
         for (const Param& p : m.params) {
@@ -319,14 +333,7 @@ LlamaModel::LlamaModel(const ModelGraph& graph, const TensorShards& shards)
         }
         break;
       }
-      case ModuleKind::kLmHead: {
-        LlamaLmHeadWeights& h = s.lm_head;
-        for (const Param& p : m.params) {
-          bind_by_suffix(m.path, p.name, shards, {{"lm_head.weight", &h.weight}, {"norm.weight", &h.norm}});
-        }
-        if (!h.weight.defined() && graph.tied_lm_head_to) h.weight = shard_of(shards, *graph.tied_lm_head_to).tensor;
-        break;
-      }
+      case ModuleKind::kLmHead: s.lm_head = llama_lm_head_weights(graph, m, shards); break;
       default:
         throw ConfigError(std::string("module ") + m.path + " of kind " + to_string(m.kind) +
                           " is not part of the llama forward");
@@ -346,8 +353,15 @@ void LlamaModel::allocate(const std::vector<int64_t>& requests, int64_t capacity
   rope_ = llama_rope_table(config_, capacity, device);
 }
 
-at::Tensor LlamaModel::forward(size_t i, const at::Tensor& input, const StepPositions& step, bool adds_whole_terms) {
+StepPositions LlamaModel::step_positions(int64_t first, int64_t tokens, int64_t attend_len,
+                                         at::Device device) const {
+  return llama_step_positions(first, tokens, attend_len, config_.sliding_window, device);
+}
+
+at::Tensor LlamaModel::forward(size_t i, const ModuleInputs& in, const StepPositions& step, bool adds_whole_terms,
+                               ModuleComm* /*comm*/) {
   ModuleState& s = modules_.at(i);
+  const at::Tensor& input = in.main;
   switch (s.kind) {
     case ModuleKind::kEmbedding: return llama_embedding_forward(config_, s.embedding, input);
     case ModuleKind::kAttention:

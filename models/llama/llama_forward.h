@@ -23,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "models/forward/family_model.h"
 #include "models/forward/tensor_shard.h"
 #include "models/graph/model_graph.h"
 
@@ -42,7 +43,7 @@ struct LlamaRope {
 
 // What the forward reads from a config.json (after models/ applied transformers' defaults).
 struct LlamaConfig {
-  std::string model_type;          // llama, mistral, qwen2
+  std::string model_type;          // llama, mistral, qwen2, mixtral
   int64_t hidden = 0;
   int64_t intermediate = 0;
   int64_t heads = 0;
@@ -53,7 +54,7 @@ struct LlamaConfig {
   int64_t max_positions = 0;
   double rms_norm_eps = 1e-6;
   LlamaRope rope;
-  std::optional<int64_t> sliding_window;  // mistral: keys within the last N positions only
+  std::optional<int64_t> sliding_window;  // mistral, mixtral: keys within the last N positions only
 };
 
 // Reads `config` (ModelGraph::config of a llama / mistral / qwen2 graph). Checks: hidden_act is
@@ -79,12 +80,6 @@ at::Tensor llama_rms_norm(const at::Tensor& x, const at::Tensor& weight, double 
 // x * cos + rotate_half(x) * sin, rotate_half(x) = cat(-x2, x1) of x's two halves.
 at::Tensor llama_apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 
-// The positions one step writes and the keys each of its tokens may read.
-struct StepPositions {
-  at::Tensor positions;   // [tokens] int64: cache rows this step writes (prompt: 0..T-1; decode: p)
-  at::Tensor allowed;     // [tokens, attend_len] bool: query t may attend key position l
-  int64_t attend_len = 0; // cache rows attention reads: T in prefill, the whole cache in decode
-};
 // Causal (and, with a sliding window, windowed) positions for `tokens` tokens starting at `first`.
 StepPositions llama_step_positions(int64_t first, int64_t tokens, int64_t attend_len,
                                    std::optional<int64_t> sliding_window, at::Device device);
@@ -147,10 +142,17 @@ at::Tensor llama_mlp_forward(const LlamaConfig& config, const LlamaMlpWeights& w
 at::Tensor llama_lm_head_forward(const LlamaConfig& config, const LlamaLmHeadWeights& w,
                                  const at::Tensor& h);
 
+// A module's weights picked out of the rank's shards by their Hub names (a tied lm_head reads the
+// embedding's tensor); std::invalid_argument when one is missing. Shared with families built on
+// Llama's modules (mixtral).
+LlamaEmbeddingWeights llama_embedding_weights(const Module& m, const TensorShards& shards);
+LlamaAttentionWeights llama_attention_weights(const LlamaConfig& config, const Module& m, const TensorShards& shards);
+LlamaLmHeadWeights llama_lm_head_weights(const ModelGraph& graph, const Module& m, const TensorShards& shards);
+
 // The whole decoder on one rank: the weights of every module of a llama / mistral / qwen2 graph
 // from the rank's shards, the KV caches, and one call per module. The runtime walks the plan and
 // calls forward(i, ...) for module i of graph.modules, with the plan's collectives in between.
-class LlamaModel {
+class LlamaModel : public FamilyModel {
  public:
   // Picks each module's tensors out of `shards` by their Hub names (a tied lm_head reads the
   // embedding's tensor). Throws ConfigError for a config the forward does not support and
@@ -161,11 +163,15 @@ class LlamaModel {
 
   // Allocates the caches: requests[i] is the number of requests attention module i computes on
   // (others are ignored), `capacity` the positions each request can hold (prompt + new tokens).
-  void allocate(const std::vector<int64_t>& requests, int64_t capacity);
+  void allocate(const std::vector<int64_t>& requests, int64_t capacity) override;
+
+  StepPositions step_positions(int64_t first, int64_t tokens, int64_t attend_len, at::Device device) const override;
 
   // Module i: embedding ids -> hidden; attention, mlp hidden -> hidden; lm_head hidden ->
-  // logits of the last position. `adds_whole_terms` as in llama_attention_forward.
-  at::Tensor forward(size_t i, const at::Tensor& input, const StepPositions& step, bool adds_whole_terms);
+  // logits of the last position. `adds_whole_terms` as in llama_attention_forward. No module of
+  // the llama family communicates inside (`comm` is unused).
+  at::Tensor forward(size_t i, const ModuleInputs& in, const StepPositions& step, bool adds_whole_terms,
+                     ModuleComm* comm) override;
 
  private:
   struct ModuleState {

@@ -87,6 +87,30 @@ TEST(RunCliTest, TwoLocalRanksVerifyAsJson) {
   EXPECT_EQ(nlohmann::json::parse(u.out)["generated_token_ids"], j["generated_token_ids"]);
 }
 
+TEST(RunCliTest, MixtralExpertAllToAllOverGlooWithTimeByKind) {
+  if (!SHARDPLAN_HAVE_GLOO) GTEST_SKIP() << "this build has no Gloo, so no CPU communicator";
+  // Attention data over ep, experts over ep: the plan's all_to_all dispatch / combine over Gloo.
+  SpecText s;
+  s.config = "tiny-mixtral.json";
+  s.mesh = "ep: 2";
+  s.batch = 8;
+  s.modules =
+      "  - kind: [embedding, attention, lm_head]\n    mode: data\n    axes: [ep]\n"
+      "  - kind: moe\n    mode: expert\n    axes: [ep]\n";
+  const Result r = run_executor("run --spec " + write_spec("cli_mixtral_ep2", s) + " --verify --format json");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_TRUE(j["verify"]["passed"].get<bool>()) << j["verify"].dump();
+  EXPECT_TRUE(j["verify"]["tokens_identical"].get<bool>());
+  for (const char* kind : {"embedding", "attention", "moe", "lm_head", "collectives"}) {
+    EXPECT_TRUE(j["time_by_kind_s"][kind].is_number()) << kind << " in " << j["time_by_kind_s"].dump();
+  }
+  EXPECT_FALSE(j["time_by_kind_s"].contains("mlp"));
+  const Result text = run_executor("run --spec " + write_spec("cli_mixtral_ep2", s));
+  ASSERT_EQ(text.code, 0) << text.err;
+  EXPECT_TRUE(has(text.out, "time by module kind (s, mean over ranks): embedding ")) << text.out;
+}
+
 TEST(RunCliTest, ExitCodesAndMessages) {
   SpecText tp3;
   tp3.mesh = "tp: 3";
@@ -98,12 +122,12 @@ TEST(RunCliTest, ExitCodesAndMessages) {
   const Result missing = run_executor("run --spec " + (suite_dir() / "missing.yaml").string());
   EXPECT_EQ(missing.code, 2);
 
-  SpecText mixtral;
-  mixtral.config = "tiny-mixtral.json";
-  mixtral.modules.clear();
-  const Result family = run_executor("run --spec " + write_spec("cli_mixtral", mixtral));
+  SpecText whisper;
+  whisper.config = "tiny-whisper.json";
+  whisper.modules.clear();
+  const Result family = run_executor("run --spec " + write_spec("cli_whisper", whisper));
   EXPECT_EQ(family.code, 2);
-  EXPECT_TRUE(has(family.err, "executor: error: model family 'mixtral' (model_type mixtral) is not supported by the executor yet"))
+  EXPECT_TRUE(has(family.err, "executor: error: model family 'whisper' (model_type whisper) is not supported by the executor yet"))
       << family.err;
 
   SpecText half;

@@ -232,14 +232,14 @@ TEST(RankWeightsTest, ReportCarriesEachRanksBytes) {
 
 TEST(PlanBindingTest, UnsupportedFamiliesAndLayoutsAreRefused) {
   SpecText s;
-  s.config = "tiny-mixtral.json";
+  s.config = "tiny-whisper.json";
   s.modules.clear();
   try {
-    bind_plan(*load_plan(write_spec("mixtral", s)), 0);
-    FAIL() << "mixtral bound";
+    bind_plan(*load_plan(write_spec("whisper", s)), 0);
+    FAIL() << "whisper bound";
   } catch (const RunError& e) {
     EXPECT_EQ(e.exit_code(), 2);
-    EXPECT_NE(std::string(e.what()).find("model family 'mixtral' (model_type mixtral) is not supported by the executor yet"),
+    EXPECT_NE(std::string(e.what()).find("model family 'whisper' (model_type whisper) is not supported by the executor yet"),
               std::string::npos)
         << e.what();
   }

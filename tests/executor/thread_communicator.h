@@ -92,9 +92,25 @@ class ThreadCommunicator : public Communicator {
     for (const at::Tensor& x : all) sum += x.to(at::kFloat);
     return sum.to(t.scalar_type()).chunk(static_cast<int64_t>(group.size()), dim)[index_in(group)].contiguous();
   }
-  at::Tensor all_to_all(const at::Tensor&, const std::vector<int64_t>&, const std::vector<int64_t>&,
-                        const RankList&, const std::string& what) override {
-    throw CommError("the test communicator has no all_to_all (" + what + ")");
+  at::Tensor all_to_all(const at::Tensor& t, const std::vector<int64_t>& send_counts,
+                        const std::vector<int64_t>& recv_counts, const RankList& group, const std::string& what) override {
+    // The counts travel first (not recorded as a call), then every member's rows.
+    const at::Tensor counts = at::tensor(send_counts, at::TensorOptions().dtype(at::kLong));
+    const std::vector<at::Tensor> all_counts = hub_->exchange(rank_, group, counts, "all_to_all counts " + what);
+    const std::vector<at::Tensor> all = exchange(group, t, "all_to_all " + what);
+    const int64_t me = static_cast<int64_t>(index_in(group));
+    std::vector<at::Tensor> parts;
+    for (size_t j = 0; j < group.size(); ++j) {
+      const int64_t offset = all_counts[j].narrow(0, 0, me).sum().item<int64_t>();
+      const int64_t n = all_counts[j][me].item<int64_t>();
+      if (n != recv_counts.at(j)) {
+        throw CommError("rank " + std::to_string(rank_) + ": all_to_all " + what + " expects " +
+                        std::to_string(recv_counts[j]) + " rows from member " + std::to_string(j) + ", gets " +
+                        std::to_string(n));
+      }
+      parts.push_back(all[j].narrow(0, offset, n));
+    }
+    return at::cat(parts, 0);
   }
   void broadcast(at::Tensor& t, int64_t root, const RankList& group, const std::string& what) override {
     const std::vector<at::Tensor> all = exchange(group, t, "broadcast " + what);

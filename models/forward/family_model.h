@@ -1,0 +1,92 @@
+// INTERFACE READY (engine <-> model families). The one interface through which the runtime runs
+// a model family's forward on one rank: the engine walks the plan's modules and calls
+// FamilyModel::forward(i, ...) for module i of graph.modules, running the plan's collectives in
+// between. A family implements it in models/<family>/<family>_forward.{h,cc} and registers in
+// make_family_model (family_model.cc). The model owns its weights (the rank's shards) and its
+// caches (KV caches, cross-attention k/v, ...); it never picks a collective: where a module needs
+// communication in the middle of its forward (expert-mode MoE), it asks the runtime through the
+// ModuleComm the engine passes.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/forward/tensor_shard.h"
+#include "models/graph/model_graph.h"
+
+namespace shardplan {
+
+// The positions one step writes and the keys each of its tokens may read.
+struct StepPositions {
+  at::Tensor positions;   // [tokens] int64: cache rows this step writes (prompt: 0..T-1; decode: p)
+  at::Tensor allowed;     // [tokens, attend_len] bool: query t may attend key position l
+  int64_t attend_len = 0; // cache rows attention reads: T in prefill, the whole cache in decode
+};
+
+// What one module computes on. `main` is the module's own stream: token ids [requests, tokens]
+// for an embedding, hidden states [requests, tokens, hidden] otherwise (an encoder's items for
+// an encoder). `side` is a second input where the module has one (cross-attention: the encoder
+// states; a merge of image features into the text stream: the features); undefined otherwise.
+struct ModuleInputs {
+  at::Tensor main;
+  at::Tensor side;
+};
+
+// Communication inside a module, bound by the runtime to the plan's collectives of that module
+// (expert-mode MoE with batch-split tokens: the all_to_all pair with purpose "dispatch" and
+// "combine"). The model says what it sends; the runtime runs the plan's op over the plan's group.
+class ModuleComm {
+ public:
+  virtual ~ModuleComm() = default;
+  // The dispatch/combine group: its size and this rank's index in it (group order).
+  virtual int64_t group_size() const = 0;
+  virtual int64_t group_index() const = 0;
+  // For every expert of the module, the group member that computes it for this rank's tokens,
+  // or -1 when no member of the group does (another rank of a partial group handles it).
+  // Without a ModuleComm (tokens replicated over every expert axis) a rank computes the experts
+  // it holds on every token routed to them, and the output is partial.
+  virtual const std::vector<int64_t>& expert_member() const = 0;
+  // Before a dispatch: row i of `counts` ([group size, c] int64, c of the model's choosing, e.g.
+  // rows per expert) goes to member i; returns what every member sent here, in group order.
+  virtual at::Tensor exchange_counts(const at::Tensor& counts) = 0;
+  // The plan's all_to_all `purpose` ("dispatch" / "combine") of this module: rows along dim 0,
+  // send_counts[i] rows go to member i, recv_counts[i] come from member i (group order).
+  virtual at::Tensor all_to_all(const std::string& purpose, const at::Tensor& rows,
+                                const std::vector<int64_t>& send_counts, const std::vector<int64_t>& recv_counts) = 0;
+};
+
+class FamilyModel {
+ public:
+  virtual ~FamilyModel() = default;
+
+  // Allocates the caches: requests[i] is the number of requests module i computes on (modules
+  // without a cache ignore theirs), `capacity` the positions each request can hold.
+  virtual void allocate(const std::vector<int64_t>& requests, int64_t capacity) = 0;
+
+  // The positions of one text step (causal; windowed where the family has a sliding window).
+  virtual StepPositions step_positions(int64_t first, int64_t tokens, int64_t attend_len,
+                                       at::Device device) const = 0;
+
+  // Module i of graph.modules on this rank's shards: embedding ids -> hidden; attention, mlp, moe
+  // hidden -> hidden; lm_head hidden -> logits of the last position [requests, vocab held].
+  // `adds_whole_terms`: add the residual and row-parallel biases (false on the ranks of a partial
+  // output that are not group rank 0 on every partial axis, so the all_reduce adds them once).
+  // `comm` is the module's ModuleComm where the plan gives it communication inside (else null).
+  virtual at::Tensor forward(size_t i, const ModuleInputs& in, const StepPositions& step, bool adds_whole_terms,
+                             ModuleComm* comm) = 0;
+};
+
+// Whether a family ("llama", "mixtral", ...; ModelGraph::family) has a forward.
+bool family_has_forward(const std::string& family);
+
+// The family's model from `graph` and the rank's `shards`. Throws ConfigError for a config the
+// forward does not support (or a family without a forward), std::invalid_argument when a tensor
+// of the graph the rank should hold is missing from `shards`.
+std::unique_ptr<FamilyModel> make_family_model(const ModelGraph& graph, const TensorShards& shards);
+
+}  // namespace shardplan

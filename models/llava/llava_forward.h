@@ -1,0 +1,151 @@
+// The LLaVA-specific forward on one rank's shards (libtorch): the CLIP vision tower, feature
+// selection as llava-1.5, the GELU projector and the merge of image features into the text
+// embeddings. The language model is the Llama forward (models/llama/llama_forward.h). No
+// communication here: the tower calls back after each inner block so that the runtime runs the
+// plan's collectives whose `after` is that block (tensor mode: the all_reduce of its partial sum).
+//
+// Shapes: pixels [items, channels, image_size, image_size]; tower hidden states
+// [items, patches + 1, vision hidden] (the class token first); features
+// [items, tokens_per_image, vision hidden]; projected [items, tokens_per_image, text hidden].
+//
+// Worked example, tiny-llava (vision: 4 heads of 16, 3 layers, 56 px at patch 14 -> 16 patches)
+// with the encoder under tensor over [tp] (size 2): rank 1 holds heads [2, 4) (q/k/v_proj rows
+// [32, 64) and their biases, out_proj columns [32, 64)), fc1 rows [64, 128), fc2 columns
+// [64, 128). Every block's output is partial; the runtime's all_reduce after
+// vision_tower.vision_model.encoder.layers.N.self_attn / .mlp makes it whole. vision_feature_layer
+// -2 takes hidden state 2 of 0..3 (the output of layer 1, i.e. after the reduce that follows
+// child 3, layers.1.mlp); 'default' drops the class token: 16 tokens per image.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "models/forward/tensor_shard.h"
+#include "models/graph/model_graph.h"
+
+namespace shardplan {
+
+struct ClipVisionConfig {
+  int64_t hidden = 0;
+  int64_t intermediate = 0;
+  int64_t heads = 0;
+  int64_t head_dim = 0;
+  int64_t layers = 0;
+  int64_t channels = 3;
+  int64_t image_size = 0;
+  int64_t patch_size = 0;
+  int64_t patches = 0;       // (image_size / patch_size)^2, without the class token
+  double layer_norm_eps = 1e-5;
+};
+
+struct LlavaConfig {
+  ClipVisionConfig vision;
+  int64_t feature_state = 0;      // index into the tower's layers + 1 hidden states (-2 -> layers - 1)
+  bool drop_class_token = true;   // vision_feature_select_strategy 'default'
+  int64_t tokens_per_image = 0;
+  int64_t image_token_index = 0;
+  int64_t text_vocab = 0;
+};
+
+// Reads a llava config.json (after models/llava applied transformers' defaults). Checks (ConfigError,
+// "not supported by the executor yet"): vision hidden_act is quick_gelu; projector_hidden_act is
+// gelu; vision_feature_layer is one index (a list of layers is not implemented).
+LlavaConfig read_llava_config(const nlohmann::json& config);
+
+// One rank's weights (undefined tensors for absent biases). Column-parallel weights and their
+// biases are the rank's rows; row-parallel weights its columns, their biases whole.
+struct ClipEmbeddingWeights {
+  at::Tensor class_embedding;   // [hidden]
+  at::Tensor patch;             // patch_embedding.weight [hidden, channels, patch, patch] (no bias)
+  at::Tensor position;          // [patches + 1, hidden]
+  at::Tensor pre_norm, pre_norm_bias;  // pre_layrnorm
+};
+
+struct ClipAttentionWeights {
+  at::Tensor norm, norm_bias;   // layer_norm1
+  at::Tensor q, k, v, o;        // q/k/v [heads held * head_dim, hidden]; o (out_proj) [hidden, heads held * head_dim]
+  at::Tensor q_bias, k_bias, v_bias, o_bias;
+};
+
+struct ClipMlpWeights {
+  at::Tensor norm, norm_bias;   // layer_norm2
+  at::Tensor fc1, fc1_bias, fc2, fc2_bias;
+};
+
+struct LlavaProjectorWeights {
+  at::Tensor linear_1, linear_1_bias, linear_2, linear_2_bias;
+};
+
+// patch conv (stride = patch, no bias), class token first, + position embeddings, pre_layrnorm.
+at::Tensor clip_embeddings_forward(const ClipVisionConfig& config, const ClipEmbeddingWeights& w,
+                                   const at::Tensor& pixels);
+
+// h + out_proj(attention(layer_norm1(h))) over the rank's heads (no mask: every patch sees every
+// patch). `adds_whole_terms`: add h and out_proj's bias (false: the partial product alone).
+at::Tensor clip_attention_forward(const ClipVisionConfig& config, const ClipAttentionWeights& w,
+                                  const at::Tensor& h, bool adds_whole_terms);
+
+// h + fc2(quick_gelu(fc1(layer_norm2(h)))), quick_gelu(x) = x * sigmoid(1.702 x).
+at::Tensor clip_mlp_forward(const ClipVisionConfig& config, const ClipMlpWeights& w, const at::Tensor& h,
+                            bool adds_whole_terms);
+
+// linear_2(gelu(linear_1(x))) (exact, erf gelu); linear_2's bias only with `adds_whole_terms`.
+at::Tensor llava_projector_forward(const LlavaProjectorWeights& w, const at::Tensor& features,
+                                   bool adds_whole_terms);
+
+// transformers' masked_scatter of the image features into the text embeddings: the positions
+// where ids == image_token_index take the rows of `features` ([items, tokens_per_image, hidden],
+// items in request order) in order. `embeds` [requests, tokens, hidden], ids [requests, tokens].
+// With `adds_whole_terms` false (a partial embedding on a rank other than its group's rank 0)
+// those positions take zeros instead, so that the sum over the group has the features once.
+// Checks (std::invalid_argument): the number of image positions equals features' rows.
+at::Tensor llava_merge_image_features(const at::Tensor& embeds, const at::Tensor& ids, const at::Tensor& features,
+                                      int64_t image_token_index, bool adds_whole_terms);
+
+// The vision tower and the projector of one rank.
+class LlavaVision {
+ public:
+  // Called after each inner block (graph path of the tower's child) with its output; returns the
+  // value the next block reads (the runtime runs the plan's collectives after that child there).
+  using AfterBlock = std::function<at::Tensor(const std::string& child_path, at::Tensor)>;
+
+  // Picks the tower's and the projector's tensors out of `shards` by Hub name. Throws ConfigError
+  // for an unsupported config, std::invalid_argument for a missing tensor.
+  LlavaVision(const ModelGraph& graph, const TensorShards& shards);
+
+  const LlavaConfig& config() const { return config_; }
+
+  // pixels -> features [items, tokens_per_image, vision hidden]: embeddings, every layer (as
+  // transformers, the layers past the feature layer run too; their output is dropped), the
+  // hidden state vision_feature_layer, the class token dropped under 'default'. Inner blocks
+  // leave partial sums when `adds_whole_terms` is false; `after_block` must make them whole.
+  at::Tensor encode(const at::Tensor& pixels, bool adds_whole_terms, const AfterBlock& after_block) const;
+
+  // features -> [items, tokens_per_image, text hidden] (partial under tensor mode).
+  at::Tensor project(const at::Tensor& features, bool adds_whole_terms) const;
+
+ private:
+  LlavaConfig config_;
+  ClipEmbeddingWeights embeddings_;
+  std::vector<std::string> child_paths_;         // self_attn, mlp, self_attn, ... (graph order)
+  std::vector<ClipAttentionWeights> attention_;  // per layer
+  std::vector<ClipMlpWeights> mlp_;
+  LlavaProjectorWeights projector_;
+};
+
+// Data-mode encoders: the items padded to a multiple of the group size (`group`), and the slice
+// [begin, begin + count) that group rank `index` encodes. Worked example: 5 images over 2 ranks
+// -> padded to 6, rank 0 encodes items [0, 3), rank 1 [3, 6) (item 5 is padding, dropped after
+// the all_gather).
+struct ItemSlice {
+  int64_t padded = 0, begin = 0, count = 0;
+};
+ItemSlice encoder_item_slice(int64_t items, int64_t group, int64_t index);
+
+}  // namespace shardplan

@@ -1,0 +1,291 @@
+// Differential tests of LLaVA's image path (models/llava/llava_forward.h): the CLIP vision tower
+// and the projector of tiny-llava on every rank of a plan, each rank on a thread over the
+// in-process communicator, running the plan's image-stream collectives as the runtime binds them
+// (after each inner block of a tensor-parallel tower, after the tower, after the projector),
+// against the unsharded plan's run of the same weights. Also the merge of the features into the
+// text embeddings and the deterministic inputs (workload.h).
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "executor/runtime/engine.h"
+#include "executor/runtime/rank_weights.h"
+#include "executor/runtime/workload.h"
+#include "executor/weights/safetensors.h"
+#include "models/llava/llava_forward.h"
+#include "tests/executor/runtime_test_util.h"
+
+namespace shardplan {
+namespace {
+
+using testing::load_plan;
+using testing::run_ranks;
+using testing::SpecText;
+using testing::write_spec;
+
+constexpr int64_t kBatch = 3;            // requests; one image each
+constexpr int64_t kImagesPerRequest = 1;
+
+struct ImagePathRun {
+  at::Tensor features;                              // rank 0's projected features, whole
+  std::vector<at::Tensor> every_rank;               // every rank's
+  std::vector<std::vector<std::string>> calls;      // every rank's collectives
+};
+
+bool is_group_rank_zero(const Plan& plan, const ModulePlan& mp, int64_t rank) {
+  const std::vector<int64_t> coords = plan.mesh.coords(rank);
+  for (const std::string& a : mp.axes) {
+    if (coords[*plan.mesh.axis_index(a)] != 0) return false;
+  }
+  return true;
+}
+
+const RankGroup& group_holding(const std::vector<RankGroup>& groups, int64_t rank) {
+  for (const RankGroup& g : groups) {
+    if (std::find(g.begin(), g.end(), rank) != g.end()) return g;
+  }
+  throw std::logic_error("rank in no group");
+}
+
+// The image path of `plan` on every rank, binding its image-stream collectives: an all_reduce or
+// all_gather whose `after` is an inner block runs when the tower calls back after that block;
+// those after the tower or the projector run right after it. Gathered items lose their padding.
+ImagePathRun run_image_path(const Plan& plan, const at::Tensor& pixels) {
+  const int world = static_cast<int>(plan.world_size());
+  const int64_t items = pixels.size(0);
+  const ModulePlan& tower = plan.modules.at(0);
+  const ModulePlan& projector = plan.modules.at(1);
+  EXPECT_EQ(tower.module->kind, ModuleKind::kEncoder);
+  EXPECT_EQ(projector.module->kind, ModuleKind::kProjector);
+  ImagePathRun out;
+  out.every_rank.resize(world);
+  out.calls.resize(world);
+  run_ranks(world, [&](int rank, testing::ThreadCommunicator& comm) {
+    if (world > 1) comm.create_groups(engine_groups(plan));
+    const Checkpoint checkpoint = Checkpoint::open(*plan.spec().checkpoint_path);
+    const TensorShards shards = load_rank_shards(plan, rank, checkpoint, at::kFloat, at::kCPU);
+    const LlavaVision vision(plan.graph(), shards);
+    const auto run_after = [&](const std::string& after, at::Tensor x) {
+      for (const Collective& c : plan.comms) {
+        if (c.stream != Stream::kImage || c.after != after) continue;
+        const RankGroup& group = group_holding(c.groups, rank);
+        const std::string what = std::string(to_string(c.op)) + " after " + after;
+        if (c.op == CollectiveOp::kAllReduce) {
+          x = x.contiguous();
+          if (world > 1) comm.all_reduce(x, group, what);
+        } else if (c.op == CollectiveOp::kAllGather) {
+          x = comm.all_gather(x.contiguous(), 0, group, what);
+          if (x.size(0) > items) x = x.narrow(0, 0, items);  // the data-mode padding
+        } else {
+          throw std::logic_error("unexpected collective on the image stream: " + what);
+        }
+      }
+      return x;
+    };
+
+    at::Tensor input = pixels;
+    if (tower.mode == ParallelMode::kData) {
+      const RankGroup group = group_holding(plan.mesh.groups(tower.axes), rank);
+      const int64_t index = std::find(group.begin(), group.end(), rank) - group.begin();
+      const ItemSlice slice = encoder_item_slice(items, static_cast<int64_t>(group.size()), index);
+      const at::Tensor padded =
+          at::cat({pixels, at::zeros({slice.padded - items, pixels.size(1), pixels.size(2), pixels.size(3)})}, 0);
+      input = padded.narrow(0, slice.begin, slice.count);
+    }
+    const bool tower_whole = tower.mode != ParallelMode::kTensor || is_group_rank_zero(plan, tower, rank);
+    at::Tensor x = vision.encode(input, tower_whole, run_after);
+    x = run_after(tower.module->path, x);
+    const bool projector_whole =
+        projector.mode != ParallelMode::kTensor || is_group_rank_zero(plan, projector, rank);
+    x = vision.project(x, projector_whole);
+    out.every_rank[rank] = run_after(projector.module->path, x);
+    out.calls[rank] = comm.calls();
+  });
+  out.features = out.every_rank[0];
+  return out;
+}
+
+SpecText llava_spec(const std::string& mesh, const std::string& modules) {
+  SpecText s;
+  s.config = "tiny-llava.json";
+  s.mesh = mesh;
+  s.modules = modules;
+  s.batch = kBatch;
+  return s;
+}
+
+std::string rule(const std::string& kind, const std::string& mode) {
+  return "  - kind: " + kind + "\n    mode: " + mode + "\n" + (mode == "replicate" ? "" : "    axes: [tp]\n");
+}
+
+int64_t count_calls(const std::vector<std::string>& calls, const std::string& prefix) {
+  return std::count_if(calls.begin(), calls.end(), [&](const std::string& c) { return c.rfind(prefix, 0) == 0; });
+}
+
+class LlavaImagePathTest : public ::testing::Test {
+ protected:
+  void SetUp() override { at::set_num_threads(1); }
+
+  static at::Tensor pixels() {
+    // tiny-llava: 3 channels, 56 px.
+    return make_uniform_inputs({kBatch * kImagesPerRequest, 3, 56, 56}, 0);
+  }
+
+  static const at::Tensor& unsharded() {
+    static const at::Tensor features =
+        run_image_path(*load_plan(write_spec("llava_one", llava_spec("one: 1", ""))), pixels()).features;
+    return features;
+  }
+};
+
+TEST_F(LlavaImagePathTest, UnshardedFeaturesHaveTheImageShape) {
+  const at::Tensor& f = unsharded();
+  // 3 images x 16 patches (class token dropped) x text hidden 128.
+  EXPECT_EQ(f.sizes(), at::IntArrayRef({kBatch, 16, 128}));
+  EXPECT_TRUE(at::isfinite(f).all().item<bool>());
+  // Different images give different features.
+  EXPECT_GT((f[0] - f[1]).abs().max().item<double>(), 1e-3);
+}
+
+TEST_F(LlavaImagePathTest, FeatureLayerIsTheSecondToLastHiddenState) {
+  const std::unique_ptr<Plan> plan = load_plan(write_spec("llava_one", llava_spec("one: 1", "")));
+  const Checkpoint checkpoint = Checkpoint::open(*plan->spec().checkpoint_path);
+  TensorShards shards = load_rank_shards(*plan, 0, checkpoint, at::kFloat, at::kCPU);
+  const at::Tensor x = pixels();
+  std::vector<std::string> children;
+  std::vector<at::Tensor> states;
+  const LlavaVision vision(plan->graph(), shards);
+  const at::Tensor f = vision.encode(x, true, [&](const std::string& child, at::Tensor h) {
+    children.push_back(child);
+    states.push_back(h);
+    return h;
+  });
+  // 3 layers: self_attn and mlp of each, in order.
+  ASSERT_EQ(children.size(), 6u);
+  EXPECT_EQ(children[0], "vision_tower.vision_model.encoder.layers.0.self_attn");
+  EXPECT_EQ(children[5], "vision_tower.vision_model.encoder.layers.2.mlp");
+  // vision_feature_layer -2: the output of layer 1 (child 3), class token dropped.
+  EXPECT_TRUE(at::equal(f, states[3].narrow(1, 1, 16)));
+  // The last layer's weights do not matter; layer 1's do.
+  shards.at("vision_tower.vision_model.encoder.layers.2.mlp.fc2.weight").tensor.mul_(3);
+  EXPECT_TRUE(at::equal(LlavaVision(plan->graph(), shards).encode(x, true, [](const std::string&, at::Tensor h) {
+    return h;
+  }), f));
+  shards.at("vision_tower.vision_model.encoder.layers.1.mlp.fc2.weight").tensor.mul_(3);
+  EXPECT_FALSE(at::allclose(LlavaVision(plan->graph(), shards).encode(x, true, [](const std::string&, at::Tensor h) {
+    return h;
+  }), f));
+}
+
+struct ModeCase {
+  std::string tower, projector;
+  int ranks;
+};
+
+class LlavaModeTest : public LlavaImagePathTest, public ::testing::WithParamInterface<ModeCase> {};
+
+TEST_P(LlavaModeTest, MatchesUnsharded) {
+  const ModeCase& c = GetParam();
+  const std::string name = "llava_" + c.tower + "_" + c.projector + "_" + std::to_string(c.ranks);
+  // The language model tensor-parallel as well, so the projector's output meets a split text stream.
+  const std::string modules = rule("[embedding, attention, mlp, lm_head]", "tensor") + rule("encoder", c.tower) +
+                              rule("projector", c.projector);
+  const std::unique_ptr<Plan> plan = load_plan(write_spec(name, llava_spec("tp: " + std::to_string(c.ranks), modules)));
+  const ImagePathRun run = run_image_path(*plan, pixels());
+  for (int r = 0; r < c.ranks; ++r) {
+    const at::Tensor& f = run.every_rank[r];
+    ASSERT_EQ(f.sizes(), unsharded().sizes()) << name << " rank " << r;
+    EXPECT_LT((f - unsharded()).abs().max().item<double>(), 1e-5) << name << " rank " << r;
+    const std::vector<std::string>& calls = run.calls[r];
+    // Tensor tower: an all_reduce after each of its 6 inner blocks; data tower: one all_gather of
+    // the items; tensor projector: one all_reduce of its output.
+    EXPECT_EQ(count_calls(calls, "all_reduce all_reduce after vision_tower.vision_model.encoder.layers."),
+              c.tower == "tensor" ? 6 : 0)
+        << name;
+    EXPECT_EQ(count_calls(calls, "all_gather all_gather after "), c.tower == "data" ? 1 : 0) << name;
+    EXPECT_EQ(count_calls(calls, "all_reduce all_reduce after multi_modal_projector"),
+              c.projector == "tensor" ? 1 : 0)
+        << name;
+  }
+}
+
+std::vector<ModeCase> mode_cases() {
+  std::vector<ModeCase> cases;
+  for (int ranks : {2, 4}) {
+    for (const char* tower : {"replicate", "tensor", "data"}) {
+      for (const char* projector : {"replicate", "tensor"}) cases.push_back({tower, projector, ranks});
+    }
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, LlavaModeTest, ::testing::ValuesIn(mode_cases()),
+                         [](const ::testing::TestParamInfo<ModeCase>& info) {
+                           return info.param.tower + "_" + info.param.projector + "_" + std::to_string(info.param.ranks);
+                         });
+
+TEST(LlavaForwardTest, DataModeItemSlicesPadToTheGroup) {
+  // 5 images over 2 ranks: padded to 6, [0, 3) and [3, 6).
+  EXPECT_EQ(encoder_item_slice(5, 2, 0).padded, 6);
+  EXPECT_EQ(encoder_item_slice(5, 2, 1).begin, 3);
+  EXPECT_EQ(encoder_item_slice(5, 2, 1).count, 3);
+  // 3 images over 4 ranks: one each, the last rank's is padding.
+  EXPECT_EQ(encoder_item_slice(3, 4, 3).begin, 3);
+  EXPECT_EQ(encoder_item_slice(3, 4, 3).count, 1);
+  EXPECT_EQ(encoder_item_slice(4, 4, 2).padded, 4);
+}
+
+TEST(LlavaForwardTest, MergePutsFeaturesAtImageTokensInOrder) {
+  // 2 requests, 2 image tokens and 3 text tokens each; image token 7, vocab 10.
+  const at::Tensor ids = make_image_prompts(2, 2, 3, 10, 7, 0);
+  ASSERT_EQ(ids.sizes(), at::IntArrayRef({2, 5}));
+  EXPECT_TRUE(ids.narrow(1, 0, 2).eq(7).all().item<bool>());
+  EXPECT_FALSE(ids.narrow(1, 2, 3).eq(7).any().item<bool>());
+  const at::Tensor embeds = at::randn({2, 5, 4});
+  const at::Tensor features = at::arange(16, at::kFloat).view({2, 2, 4});  // [items, tokens, hidden]
+  const at::Tensor merged = llava_merge_image_features(embeds, ids, features, 7, true);
+  EXPECT_TRUE(at::equal(merged.narrow(1, 0, 2), features));
+  EXPECT_TRUE(at::equal(merged.narrow(1, 2, 3), embeds.narrow(1, 2, 3)));
+  // Not group rank 0 of a partial embedding: zeros where the features go.
+  const at::Tensor partial = llava_merge_image_features(embeds, ids, features, 7, false);
+  EXPECT_EQ(partial.narrow(1, 0, 2).abs().sum().item<double>(), 0.0);
+  EXPECT_TRUE(at::equal(partial.narrow(1, 2, 3), embeds.narrow(1, 2, 3)));
+  // A count mismatch is an error.
+  EXPECT_THROW(llava_merge_image_features(embeds, ids, features.narrow(0, 0, 1), 7, true), std::invalid_argument);
+}
+
+TEST(LlavaForwardTest, TextTokensNeverEqualTheImageToken) {
+  // Seed 0, vocab 3: some of make_prompts' ids are 1 (the image token) and must become 2.
+  const at::Tensor text = make_prompts(4, 16, 3, 0);
+  ASSERT_TRUE(text.eq(1).any().item<bool>());
+  const at::Tensor ids = make_image_prompts(4, 1, 16, 3, 1, 0);
+  EXPECT_EQ(ids.eq(1).sum().item<int64_t>(), 4);
+  EXPECT_TRUE(at::equal(ids.narrow(1, 1, 16), at::where(text.eq(1), at::full_like(text, 2), text)));
+}
+
+TEST(LlavaForwardTest, UniformInputsAreDeterministicAndExact) {
+  const at::Tensor a = make_uniform_inputs({2, 3, 4}, 5);
+  EXPECT_TRUE(at::equal(a, make_uniform_inputs({2, 3, 4}, 5)));
+  EXPECT_FALSE(at::equal(a, make_uniform_inputs({2, 3, 4}, 6)));
+  EXPECT_GE(a.min().item<float>(), -1.0f);
+  EXPECT_LT(a.max().item<float>(), 1.0f);
+  // Every value is a multiple of 2^-23 (24-bit uniform), as the Python reference reproduces.
+  EXPECT_TRUE(at::equal((a * 8388608.0).round(), a * 8388608.0));
+  // The first values, as scripts/gpu/hf_multimodal_reference.py's make_uniform_inputs computes them.
+  const float* v = a.data_ptr<float>();
+  EXPECT_EQ(v[0], -0.8530857563018799f);
+  EXPECT_EQ(v[1], -0.3628373146057129f);
+  EXPECT_EQ(v[2], -0.03562784194946289f);
+  EXPECT_EQ(v[3], 0.22093141078948975f);
+  // And its make_image_prompts(2, 2, 3, 10, 7, 0).
+  const at::Tensor ids = make_image_prompts(2, 2, 3, 10, 7, 0);
+  const std::vector<int64_t> expected = {7, 7, 5, 5, 0, 7, 7, 3, 8, 8};
+  EXPECT_TRUE(at::equal(ids.flatten(), at::tensor(expected, at::TensorOptions().dtype(at::kLong))));
+}
+
+}  // namespace
+}  // namespace shardplan
