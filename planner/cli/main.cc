@@ -96,45 +96,6 @@ int run_check(const std::vector<std::string>& files, const std::string& format) 
   return worst;
 }
 
-// Writes `text` to `path` ("" or "-": stdout). False on an I/O error (reported).
-bool write_output(const std::string& path, const std::string& text) {
-  if (path.empty() || path == "-") {
-    std::cout << text;
-    return true;
-  }
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    if (!out) {
-      std::cerr << "planner: error: cannot write '" << path << "'\n";
-      return false;
-    }
-    out << text;
-    if (!out.flush()) {
-      std::cerr << "planner: error: cannot write '" << path << "'\n";
-      return false;
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    std::cerr << "planner: error: cannot write '" << path << "'\n";
-    return false;
-  }
-  return true;
-}
-
-int run_plan(const std::string& file, const std::string& format, const std::string& output) {
-  Diagnostics all;
-  CheckedSpec checked;
-  const CheckOutcome o = check_one(file, all, &checked);
-  print_diagnostics(all);
-  if (o != CheckOutcome::kValid) return exit_code(o);
-  std::unique_ptr<Plan> plan = build_plan(std::move(checked));
-  const std::string text =
-      format == "json" ? plan_to_json(*plan).dump(1) + "\n" : plan_to_text(*plan);
-  return write_output(output, text) ? kExitOk : kExitUsage;
-}
-
 // Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a reader
 // never sees half a file and a failure leaves nothing behind. Returns "" or the reason it failed.
 std::string write_atomically(const std::string& path, const std::string& bytes) {
@@ -164,6 +125,27 @@ std::string write_atomically(const std::string& path, const std::string& bytes) 
     return reason;
   }
   return "";
+}
+
+int run_plan(const std::string& file, const std::string& format, const std::string& output) {
+  Diagnostics all;
+  CheckedSpec checked;
+  const CheckOutcome o = check_one(file, all, &checked);
+  print_diagnostics(all);
+  if (o != CheckOutcome::kValid) return exit_code(o);
+  std::unique_ptr<Plan> plan = build_plan(std::move(checked));
+  const std::string text =
+      format == "json" ? plan_to_json(*plan).dump(1) + "\n" : plan_to_text(*plan);
+  if (output.empty() || output == "-") {
+    std::cout << text;
+    return kExitOk;
+  }
+  const std::string failure = write_atomically(output, text);
+  if (!failure.empty()) {
+    std::cerr << "planner: error: cannot write '" << output << "': " << failure << "\n";
+    return kExitUsage;
+  }
+  return kExitOk;
 }
 
 // The extension of a file name, lower case: "plan.SVG" -> "svg"; "" when it has none.
