@@ -59,6 +59,22 @@ endif()
 if(SHARDPLAN_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()
+
+# libtorch, for the executor and the models' forward only (the planner never links it): Debian's
+# (/usr/lib/x86_64-linux-gnu/cmake/Torch), else pip's torch through python3. Found here, at the
+# top, so its imported targets are visible in every folder (models/, executor/, tests/).
+if(SHARDPLAN_BUILD_EXECUTOR)
+  find_package(Torch QUIET)
+  if(NOT Torch_FOUND)
+    find_package(Python3 COMPONENTS Interpreter QUIET)
+    if(Python3_Interpreter_FOUND)
+      execute_process(COMMAND ${Python3_EXECUTABLE} -c "import torch.utils; print(torch.utils.cmake_prefix_path)"
+        OUTPUT_VARIABLE SHARDPLAN_TORCH_PREFIX OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+      list(APPEND CMAKE_PREFIX_PATH ${SHARDPLAN_TORCH_PREFIX})
+    endif()
+    find_package(Torch REQUIRED)
+  endif()
+endif()
 if(SHARDPLAN_BUILD_BENCH)
   find_package(benchmark REQUIRED)
 endif()
