@@ -23,6 +23,7 @@
 #include <ATen/ops/empty.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdlib>
 #include <exception>
 #include <map>
@@ -561,6 +562,10 @@ void C10dCommunicator::barrier(const std::string& what) {
 }  // namespace
 
 std::unique_ptr<Communicator> make_communicator(const CommOptions& options) {
+  // NOTE: a peer that dies leaves broken sockets (the TCP store's, Gloo's); a write to one raises
+  // SIGPIPE, which would kill this rank silently before the watchdog can name the dead peer.
+  // Ignored, the write fails with EPIPE and surfaces as an error that names it.
+  std::signal(SIGPIPE, SIG_IGN);
   return std::make_unique<C10dCommunicator>(options);
 }
 
