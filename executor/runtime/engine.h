@@ -13,12 +13,14 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "executor/comm/communicator.h"
 #include "executor/runtime/request_blocks.h"
+#include "executor/runtime/workload.h"
 #include "models/forward/family_model.h"
 #include "models/forward/tensor_shard.h"
 #include "planner/plan/plan.h"
@@ -47,18 +49,40 @@ struct Generation {
 // One of the plan's collectives as this rank runs it.
 struct BoundCollective {
   CollectiveOp op = CollectiveOp::kAllReduce;
-  int64_t dim = 0;            // all_gather / reduce_scatter: 0 requests, -1 vocabulary
+  int64_t dim = 0;            // all_gather / reduce_scatter: 0 requests (or items), -1 vocabulary
   RankList group;             // the group holding this rank
   std::string what;           // "all_reduce[tp] after model.layers.0.self_attn"
+  int64_t keep_rows = -1;     // all_gather of a data-parallel encoder's items: keep this many (drop the padding)
+};
+
+// A local slice of rows (requests, or an encoder stream's items) along dim 0.
+struct RowSlice {
+  bool active = false;
+  int64_t begin = 0, count = 0;
+  int64_t padded = 0;         // > 0: the rows are first padded to this many (a data-parallel encoder's items)
 };
 
 // What this rank does around one module.
 struct ModuleBinding {
-  std::vector<BoundCollective> before;  // the collectives whose `before` is the module
-  bool slice = false;                   // then keep rows [slice_begin, +slice_count) of its requests
-  int64_t slice_begin = 0, slice_count = 0;
-  int64_t requests = 0;                 // requests the module computes on
-  bool adds_whole_terms = true;         // residual and row-parallel biases (false: partial, not group rank 0)
+  Stream stream = Stream::kText;        // the module's own stream (image / audio: prefill only)
+  std::vector<BoundCollective> before;  // the collectives on its stream whose `before` is the module
+  RowSlice slice;                       // then the local slice of its input rows
+  int64_t requests = 0;                 // requests the module computes on (text), or whose items it encodes
+  // Residual and row-parallel biases (false: partial, not group rank 0); for a tensor-parallel
+  // encoder, those of its inner blocks.
+  bool adds_whole_terms = true;
+  // An encoder's inner blocks: the collectives after each (graph path of the child -> in plan order).
+  std::map<std::string, std::vector<BoundCollective>> after_block;
+  // A text module that reads another stream in prefill (cross-attention: the encoder states; the
+  // first module after llava's embedding: the image features, merged at the image tokens):
+  // that stream's collectives in front of it, then its local slice; the rows are then the items
+  // of exactly the module's requests.
+  bool reads_side = false;
+  Stream side_stream = Stream::kText;
+  bool merges_side = false;             // llava: the module gets the prompt ids of its requests too
+  std::vector<BoundCollective> side_before;
+  RowSlice side_slice;
+  RequestRange request_range;           // the requests the module computes on
   // Expert-mode MoE with batch-split tokens: the plan's all_to_all pair (purpose dispatch /
   // combine) runs inside the module, over `exchange_group`; expert_member[e] is the member of
   // that group that computes expert e for this rank's tokens (-1: another rank of its partial group).
@@ -86,12 +110,16 @@ std::vector<std::string> engine_time_categories();
 bool engine_supports_family(const std::string& family);
 
 // Binds `plan` for `rank`. Checks (RunError kUsage, "... not supported by the executor yet"): the
-// family has a forward; every collective sits in front of a module or the output, on the text
-// stream, and is an all_reduce, reduce_scatter or all_gather, or an all_to_all pair (dispatch /
-// combine) around an expert-mode MoE; every gather, scatter and local
-// slice of requests keeps them in the order of request_blocks.h (with requests split over axes
-// that come, in mesh order, after a batch axis that they join, e.g. {tp: 2, dp: 2} with
-// batch_axes [dp] and attention data-parallel over [tp], they cannot).
+// family has a forward; every collective sits in front of a module, after an encoder's inner
+// block or at the output, and is an all_reduce, reduce_scatter or all_gather, or an all_to_all
+// pair (dispatch / combine) around an expert-mode MoE; every gather, scatter and local slice of
+// requests keeps them in the order of request_blocks.h (with requests split over axes that
+// come, in mesh order, after a batch axis that they join, e.g. {tp: 2, dp: 2} with batch_axes
+// [dp] and attention data-parallel over [tp], they cannot). Encoder streams (llava's images,
+// whisper's audio) hold the items of the requests their layout holds (request order, images of
+// a request together); a data-parallel encoder pads those items to a multiple of its group and
+// encodes its contiguous share; the all_gather over the same axes drops the padding; where they
+// reach the text stream they must be the items of exactly the module's requests.
 PlanBinding bind_plan(const Plan& plan, int64_t rank);
 
 // The requests `rank` holds at the end of the forward pass (its logits and tokens).
@@ -108,19 +136,23 @@ class Engine {
   Engine(const Plan& plan, int64_t rank, Communicator* comm, const TensorShards& shards, EngineOptions options);
   ~Engine();
 
-  // Runs the workload: prompts [batch, prompt_tokens] int64 (all requests; the engine takes its
-  // own), prefill, then new_tokens - 1 decode steps, so that every request gets new_tokens
-  // tokens. With `forced` ([batch, new_tokens]) each step feeds forced tokens instead of its own
+  // Runs the workload: `inputs` for all requests (the engine takes its own: prompts [batch,
+  // prefill_tokens(plan)], and the images or audio clips of multimodal families), prefill (the
+  // encoders and projectors run here), then new_tokens - 1 decode steps, so that every request
+  // gets new_tokens tokens. With `forced` ([batch, new_tokens]) each step feeds forced tokens instead of its own
   // argmax (teacher forcing: the reference run of --verify follows the sharded run's tokens).
   // `max_steps` >= 0 stops earlier (a warm-up: prefill and one decode step).
-  Generation generate(const at::Tensor& prompts, const at::Tensor* forced = nullptr, int64_t max_steps = -1);
+  Generation generate(const EngineInputs& inputs, const at::Tensor* forced = nullptr, int64_t max_steps = -1);
 
   const PlanBinding& binding() const { return binding_; }
 
  private:
   at::Tensor run(const BoundCollective& c, at::Tensor x);  // timed as "collectives"
   at::Tensor run_collective(const BoundCollective& c, at::Tensor x);
-  at::Tensor forward(at::Tensor ids, int64_t first_position, int64_t tokens, int64_t attend_len);
+  at::Tensor run_module(size_t i, const ModuleInputs& in, const StepPositions& step);  // timed by kind
+  // One forward pass of the text stream; `prefill` also runs the other streams from `inputs`.
+  at::Tensor forward(at::Tensor ids, const EngineInputs* prefill, int64_t first_position, int64_t tokens,
+                     int64_t attend_len);
 
   const Plan& plan_;
   Communicator* comm_;

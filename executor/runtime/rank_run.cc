@@ -85,6 +85,12 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
   const Spec& spec = plan.spec();
   const WorkloadSpec& w = spec.workload;
   const at::ScalarType dtype = run_dtype(spec.dtype, options.device);
+  if (dtype == at::kFloat && options.device.is_cuda()) {
+    // NOTE: float32 means float32: cuDNN's convolutions (CLIP's patches, Whisper's front end)
+    // would otherwise run in TF32 and miss the fp32 tolerance against other implementations.
+    at::globalContext().setAllowTF32CuDNN(false);
+    at::globalContext().setAllowTF32CuBLAS(false);
+  }
   if (!spec.checkpoint_path) {
     throw RunError(RunError::Code::kUsage, spec.file + ": the spec names no model.checkpoint (`executor make-checkpoint` writes one)");
   }
@@ -95,11 +101,11 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
 
   if (comm) comm->create_groups(engine_groups(plan));
   Engine engine(plan, rank, comm, shards, EngineOptions{options.device, dtype, options.verify});
-  const at::Tensor prompts = make_prompts(w.batch, w.prompt_tokens, plan.graph().vocab, options.seed);
-  if (options.warm_up) engine.generate(prompts, nullptr, 2);
+  const EngineInputs inputs = make_engine_inputs(plan, options.seed);
+  if (options.warm_up) engine.generate(inputs, nullptr, 2);
 
   if (comm) comm->barrier("start of the workload");
-  const Generation g = engine.generate(prompts);
+  const Generation g = engine.generate(inputs);
 
   // Rank 0 collects every rank's requests.
   const int64_t held = g.requests.count;
@@ -126,6 +132,8 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
   report.world_size = plan.world_size();
   report.requests = w.batch;
   report.prompt_tokens = w.prompt_tokens;
+  report.image_tokens = prefill_tokens(plan) - w.prompt_tokens;
+  report.images_per_request = report.image_tokens > 0 ? w.images_per_request : 0;
   report.new_tokens = w.new_tokens;
 
   const at::Tensor all_tokens = by_request(plan, tokens, 0, held);  // [batch, new_tokens]
@@ -160,7 +168,7 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
     const Checkpoint whole = Checkpoint::open(*spec.checkpoint_path);
     const TensorShards all = load_rank_shards(*one, 0, whole, dtype, options.device);
     Engine reference(*one, 0, nullptr, all, EngineOptions{options.device, dtype, true});
-    const Generation ref = reference.generate(prompts, &all_tokens);
+    const Generation ref = reference.generate(inputs, &all_tokens);
     const at::Tensor sharded = by_request(plan, logits, 1, held);
     report.verify = compare_logits(sharded, ref.logits, all_tokens, spec.dtype);
     if (!options.logits_out.empty()) write_npy_float32(options.logits_out, sharded);

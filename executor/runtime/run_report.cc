@@ -60,8 +60,11 @@ std::string report_text(const RunReport& r) {
   out += "model: " + r.model_type + ", " + r.dtype + " on " + r.device + "; mesh " + mesh_text(r) + ", world size " +
          std::to_string(r.world_size) + "\n";
   out += "requests: " + std::to_string(r.requests) + "\n";
-  out += "tokens: " + std::to_string(r.input_tokens()) + " input (" + std::to_string(r.prompt_tokens) +
-         " per request), " + std::to_string(r.output_tokens()) + " output (" + std::to_string(r.new_tokens) +
+  const std::string per_request = r.image_tokens > 0 ? std::to_string(r.prompt_tokens) + " text + " +
+                                                          std::to_string(r.image_tokens) + " image (" +
+                                                          std::to_string(r.images_per_request) + " images) per request"
+                                                    : std::to_string(r.prompt_tokens) + " per request";
+  out += "tokens: " + std::to_string(r.input_tokens()) + " input (" + per_request + "), " + std::to_string(r.output_tokens()) + " output (" + std::to_string(r.new_tokens) +
          " per request)\n";
   out += "duration: " + fixed(r.duration_s, 4) + " s\n";
   out += "output tokens/s: " + fixed(r.output_tokens_per_s(), 1) + "\n";
@@ -104,6 +107,8 @@ nlohmann::json report_json(const RunReport& r) {
       {"mesh", mesh},
       {"requests", r.requests},
       {"prompt_tokens", r.prompt_tokens},
+      {"image_tokens", r.image_tokens},
+      {"images_per_request", r.images_per_request},
       {"new_tokens", r.new_tokens},
       {"input_tokens", r.input_tokens()},
       {"output_tokens", r.output_tokens()},

@@ -9,7 +9,7 @@
 // new_tokens 0 only prefill runs: duration is its time, TTFT and TPOT are 0.
 //
 // JSON keys: spec, name, model_type, dtype, device, world_size, mesh ({axis: size}), requests,
-// prompt_tokens, new_tokens, input_tokens, output_tokens, duration_s, output_tokens_per_s,
+// prompt_tokens, image_tokens, images_per_request, new_tokens, input_tokens, output_tokens, duration_s, output_tokens_per_s,
 // ttft_ms {mean, median, p99}, tpot_ms {mean, median, p99}, weight_bytes_read (per rank),
 // time_by_kind_s ({kind: seconds, ..., collectives: seconds}, mean over ranks),
 // generated_token_ids (per request, in request order), and with --verify, verify {max_abs_diff,
@@ -54,7 +54,9 @@ struct RunReport {
   std::vector<std::pair<std::string, int64_t>> mesh;
   int64_t world_size = 1;
   int64_t requests = 0;
-  int64_t prompt_tokens = 0;
+  int64_t prompt_tokens = 0;   // text tokens per request
+  int64_t image_tokens = 0;    // tokens the images add per request (llava), in front of the text
+  int64_t images_per_request = 0;
   int64_t new_tokens = 0;
   double duration_s = 0;
   LatencySummary ttft, tpot;
@@ -65,7 +67,7 @@ struct RunReport {
   std::vector<std::vector<int64_t>> generated;  // per request
   std::optional<VerifySummary> verify;
 
-  int64_t input_tokens() const { return requests * prompt_tokens; }
+  int64_t input_tokens() const { return requests * (prompt_tokens + image_tokens); }
   int64_t output_tokens() const { return requests * new_tokens; }
   double output_tokens_per_s() const { return duration_s > 0 ? output_tokens() / duration_s : 0; }
 };

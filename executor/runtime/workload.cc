@@ -3,6 +3,8 @@
 
 #include <ATen/ATen.h>
 
+#include "models/llava/llava_forward.h"
+
 namespace shardplan {
 namespace {
 
@@ -40,6 +42,31 @@ at::Tensor make_uniform_inputs(const std::vector<int64_t>& shape, uint64_t seed)
     data[i] = static_cast<float>(static_cast<double>(u) / 8388608.0 - 1.0);
   }
   return values;
+}
+
+int64_t prefill_tokens(const Plan& plan) {
+  const WorkloadSpec& w = plan.spec().workload;
+  return w.prompt_tokens + w.images_per_request * plan.graph().workload.tokens_per_image;
+}
+
+EngineInputs make_engine_inputs(const Plan& plan, uint64_t seed) {
+  const ModelGraph& g = plan.graph();
+  const WorkloadSpec& w = plan.spec().workload;
+  EngineInputs in;
+  if (g.family == "llava") {
+    const LlavaConfig c = read_llava_config(g.config);
+    in.prompts = make_image_prompts(w.batch, w.images_per_request * c.tokens_per_image, w.prompt_tokens, g.vocab,
+                                    c.image_token_index, seed);
+    in.pixels = make_uniform_inputs(
+        {w.batch * w.images_per_request, c.vision.channels, c.vision.image_size, c.vision.image_size}, seed);
+    return in;
+  }
+  in.prompts = make_prompts(w.batch, w.prompt_tokens, g.vocab, seed);
+  if (g.family == "whisper") {
+    in.audio = make_uniform_inputs({w.batch, g.config.at("num_mel_bins").get<int64_t>(),
+                                    2 * g.workload.encoder_tokens_per_clip}, seed);
+  }
+  return in;
 }
 
 }  // namespace shardplan

@@ -32,9 +32,15 @@ struct StepPositions {
 // for an embedding, hidden states [requests, tokens, hidden] otherwise (an encoder's items for
 // an encoder). `side` is a second input where the module has one (cross-attention: the encoder
 // states; a merge of image features into the text stream: the features); undefined otherwise.
+// Encoders and projectors run in prefill only (their outputs are cached where a module needs them
+// again: cross-attention's k/v); `side` is given in prefill only.
 struct ModuleInputs {
   at::Tensor main;
   at::Tensor side;
+  // With a `side` merged into the text stream (llava: the image features, at the first module
+  // after the embedding): the prompt's token ids of the module's requests [requests, tokens], which
+  // say where the merged rows go. Undefined otherwise.
+  at::Tensor ids;
 };
 
 // Communication inside a module, bound by the runtime to the plan's collectives of that module
@@ -58,6 +64,10 @@ class ModuleComm {
   // send_counts[i] rows go to member i, recv_counts[i] come from member i (group order).
   virtual at::Tensor all_to_all(const std::string& purpose, const at::Tensor& rows,
                                 const std::vector<int64_t>& send_counts, const std::vector<int64_t>& recv_counts) = 0;
+  // An encoder's inner block (graph path `child_path`, a child of the encoder module) produced
+  // `x`: returns what the next block reads, after the plan's collectives whose `after` is that
+  // block (tensor mode: the all_reduce of its partial sum); `x` itself where the plan has none.
+  virtual at::Tensor after_block(const std::string& child_path, at::Tensor x) = 0;
 };
 
 class FamilyModel {
@@ -73,10 +83,15 @@ class FamilyModel {
                                        at::Device device) const = 0;
 
   // Module i of graph.modules on this rank's shards: embedding ids -> hidden; attention, mlp, moe
-  // hidden -> hidden; lm_head hidden -> logits of the last position [requests, vocab held].
+  // hidden -> hidden; lm_head hidden -> logits of the last position [requests, vocab held];
+  // an encoder its items (pixels [items, channels, size, size], log-mel features [clips, mel bins,
+  // frames]) -> its output states; a projector features -> text-width features; cross-attention
+  // hidden -> hidden, reading `in.side` (the encoder states of its requests) in prefill and its
+  // cached k/v afterwards. `step` means nothing to encoders and projectors.
   // `adds_whole_terms`: add the residual and row-parallel biases (false on the ranks of a partial
   // output that are not group rank 0 on every partial axis, so the all_reduce adds them once).
-  // `comm` is the module's ModuleComm where the plan gives it communication inside (else null).
+  // `comm` is the module's ModuleComm where the plan gives it communication inside (else null);
+  // encoders always get one (their inner blocks call after_block).
   virtual at::Tensor forward(size_t i, const ModuleInputs& in, const StepPositions& step, bool adds_whole_terms,
                              ModuleComm* comm) = 0;
 };

@@ -26,8 +26,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "models/forward/family_model.h"
 #include "models/forward/tensor_shard.h"
 #include "models/graph/model_graph.h"
+#include "models/llama/llama_forward.h"
 
 namespace shardplan {
 
@@ -147,5 +149,31 @@ struct ItemSlice {
   int64_t padded = 0, begin = 0, count = 0;
 };
 ItemSlice encoder_item_slice(int64_t items, int64_t group, int64_t index);
+
+// The whole llava model on one rank: the vision tower and the projector (LlavaVision), and the
+// Llama language model (LlamaModel over the text modules, with text_config). The engine runs the
+// tower and the projector in prefill; the first text module after the embedding gets the image
+// features whole for its requests (ModuleInputs::side) with the prompt ids, and merges them
+// before it computes (transformers' masked_scatter at the image tokens).
+class LlavaModel : public FamilyModel {
+ public:
+  // Throws ConfigError for an unsupported config, std::invalid_argument for a missing tensor.
+  LlavaModel(const ModelGraph& graph, const TensorShards& shards);
+
+  void allocate(const std::vector<int64_t>& requests, int64_t capacity) override;
+  StepPositions step_positions(int64_t first, int64_t tokens, int64_t attend_len, at::Device device) const override;
+  // The tower: pixels -> selected features (its inner blocks call comm->after_block); the
+  // projector: features -> text-width features; text modules as LlamaModel, merging `in.side`
+  // at the image tokens of `in.ids` first where it is given.
+  at::Tensor forward(size_t i, const ModuleInputs& in, const StepPositions& step, bool adds_whole_terms,
+                     ModuleComm* comm) override;
+
+ private:
+  LlavaVision vision_;
+  std::unique_ptr<LlamaModel> text_;
+  std::vector<ModuleKind> kinds_;      // per graph module
+  std::vector<int64_t> text_index_;    // per graph module: its index among the text modules, -1 for the others
+  std::vector<std::string> paths_;     // per graph module
+};
 
 }  // namespace shardplan

@@ -53,13 +53,14 @@ TEST_P(HfReferenceTest, LogitsAndTokensMatchTransformers) {
   const Checkpoint ckpt = Checkpoint::open(*plan->spec().checkpoint_path);
   Engine engine(*plan, 0, nullptr, load_rank_shards(*plan, 0, ckpt, at::kFloat, at::kCPU),
                 EngineOptions{at::kCPU, at::kFloat, /*keep_logits=*/true});
-  const at::Tensor prompts = make_prompts(s.batch, s.prompt_tokens, plan->graph().vocab, all["seed"].get<uint64_t>());
+  const EngineInputs inputs = make_engine_inputs(*plan, all["seed"].get<uint64_t>());
+  const at::Tensor& prompts = inputs.prompts;
   for (int64_t r = 0; r < s.batch; ++r) {
     for (int64_t t = 0; t < s.prompt_tokens; ++t) {
       ASSERT_EQ(prompts[r][t].item<int64_t>(), ref["prompts"][r][t].get<int64_t>()) << "prompt " << r << ", " << t;
     }
   }
-  const Generation g = engine.generate(prompts);
+  const Generation g = engine.generate(inputs);
   for (int64_t step = 0; step < s.new_tokens; ++step) {
     for (int64_t r = 0; r < s.batch; ++r) {
       EXPECT_EQ(g.tokens[r][step].item<int64_t>(), ref["tokens"][step][r].get<int64_t>()) << "step " << step << ", request " << r;

@@ -96,7 +96,7 @@ TEST_F(GpuRunTest, ForwardMatchesTransformers) {
     Engine engine(*plan, 0, nullptr, load_rank_shards(*plan, 0, ckpt, at::kFloat, kCuda),
                   EngineOptions{kCuda, at::kFloat, /*keep_logits=*/true});
     const Generation g =
-        engine.generate(make_prompts(s.batch, s.prompt_tokens, plan->graph().vocab, all["seed"].get<uint64_t>()));
+        engine.generate(make_engine_inputs(*plan, all["seed"].get<uint64_t>()));
     for (int64_t step = 0; step < s.new_tokens; ++step) {
       for (int64_t r = 0; r < s.batch; ++r) {
         EXPECT_EQ(g.tokens[r][step].item<int64_t>(), ref["tokens"][step][r].get<int64_t>()) << model;

@@ -66,6 +66,7 @@ struct SpecText {
   std::string batch_axes;              // "[dp]" or empty
   std::string modules = "  - kind: [embedding, attention, mlp, lm_head]\n    mode: tensor\n    axes: [tp]\n";
   int batch = 4, prompt_tokens = 8, new_tokens = 4;
+  int images_per_request = 0;          // > 0: written into the workload (llava)
 };
 
 // Writes the spec as `name`.yaml in the suite directory, with a checkpoint of its config.
@@ -86,6 +87,7 @@ inline std::string write_spec(const std::string& name, const SpecText& s) {
   if (!s.modules.empty()) text += "modules:\n" + s.modules;
   text += "workload:\n  batch: " + std::to_string(s.batch) + "\n  prompt_tokens: " + std::to_string(s.prompt_tokens) +
           "\n  new_tokens: " + std::to_string(s.new_tokens) + "\n";
+  if (s.images_per_request > 0) text += "  images_per_request: " + std::to_string(s.images_per_request) + "\n";
   const std::string file = (suite_dir() / (name + ".yaml")).string();
   std::ofstream(file) << text;
   return file;
