@@ -1,7 +1,8 @@
-// The Whisper audio encoder on a rank's shards (see whisper_forward.h).
+// The Whisper encoder and decoder on a rank's shards (see whisper_forward.h).
 #include "models/whisper/whisper_forward.h"
 
 #include <ATen/ATen.h>
+#include <torch/version.h>
 
 #include <cmath>
 #include <stdexcept>
@@ -18,10 +19,23 @@ int64_t size_of(const nlohmann::json& config, const char* key) {
   return it->get<int64_t>();
 }
 
+void require_gelu(const nlohmann::json& config) {
+  const std::string act = config.value("activation_function", std::string("gelu"));
+  if (act != "gelu") {
+    throw ConfigError("activation_function '" + act + "' is not supported by the executor yet (gelu)");
+  }
+}
+
 const at::Tensor& tensor_of(const TensorShards& shards, const std::string& name) {
   auto it = shards.find(name);
   if (it == shards.end()) throw std::invalid_argument("tensor '" + name + "' was not loaded");
   return it->second.tensor;
+}
+
+const TensorShard& shard_of(const TensorShards& shards, const std::string& name) {
+  auto it = shards.find(name);
+  if (it == shards.end()) throw std::invalid_argument("tensor '" + name + "' was not loaded");
+  return it->second;
 }
 
 at::Tensor optional_tensor(const TensorShards& shards, const std::string& name) {
@@ -36,6 +50,36 @@ at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& weight, const at::T
   return at::layer_norm(x, {x.size(-1)}, weight, bias, kLayerNormEps);
 }
 
+// Softmax attention of q [b, heads, t, d] over keys and values [b, heads, L, d], scaled by
+// d^-0.5; `allowed` [t, L] bool says which keys each query reads (undefined: every key).
+at::Tensor attend(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values, const at::Tensor& allowed) {
+#if TORCH_VERSION_MAJOR >= 2
+  if (allowed.defined()) return at::scaled_dot_product_attention(q, keys, values, allowed);
+  return at::scaled_dot_product_attention(q, keys, values);
+#else
+  // NOTE: libtorch 1.13 has no public scaled_dot_product_attention; this is the eager attention
+  // of llama_forward.cc (softmax in float32, then back to the activations' dtype).
+  at::Tensor scores = at::matmul(q, keys.transpose(2, 3)) * (1.0 / std::sqrt(static_cast<double>(q.size(-1))));
+  if (allowed.defined()) scores = scores.masked_fill(allowed.logical_not(), -INFINITY);
+  const at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
+  return at::matmul(probs, values);
+#endif
+}
+
+// [b, t, heads * d] -> [b, heads, t, d] and back.
+at::Tensor heads_first(const at::Tensor& y, int64_t head_dim) {
+  return y.view({y.size(0), y.size(1), -1, head_dim}).transpose(1, 2);
+}
+at::Tensor heads_merged(const at::Tensor& y) { return y.transpose(1, 2).reshape({y.size(0), y.size(2), -1}); }
+
+// out_proj of the attended heads, plus h and out_proj's bias with `adds_whole_terms`.
+at::Tensor attention_output(const WhisperAttentionWeights& w, const at::Tensor& attended, const at::Tensor& h,
+                            bool adds_whole_terms) {
+  at::Tensor out = at::linear(heads_merged(attended), w.o, adds_whole_terms ? w.o_bias : at::Tensor());
+  if (adds_whole_terms) out = out + h;
+  return out;
+}
+
 }  // namespace
 
 WhisperEncoderConfig read_whisper_encoder_config(const nlohmann::json& config) {
@@ -47,27 +91,67 @@ WhisperEncoderConfig read_whisper_encoder_config(const nlohmann::json& config) {
   c.layers = size_of(config, "encoder_layers");
   c.mel_bins = size_of(config, "num_mel_bins");
   c.max_source_positions = size_of(config, "max_source_positions");
-  const std::string act = config.value("activation_function", std::string("gelu"));
-  if (act != "gelu") {
-    throw ConfigError("activation_function '" + act + "' is not supported by the executor yet (gelu)");
-  }
+  require_gelu(config);
   return c;
+}
+
+WhisperDecoderConfig read_whisper_decoder_config(const nlohmann::json& config) {
+  WhisperDecoderConfig c;
+  c.d_model = size_of(config, "d_model");
+  c.heads = size_of(config, "decoder_attention_heads");
+  c.head_dim = c.d_model / c.heads;
+  c.ffn = size_of(config, "decoder_ffn_dim");
+  c.layers = size_of(config, "decoder_layers");
+  c.vocab = size_of(config, "vocab_size");
+  c.max_source_positions = size_of(config, "max_source_positions");
+  c.max_target_positions = size_of(config, "max_target_positions");
+  require_gelu(config);
+  return c;
+}
+
+WhisperAttentionWeights whisper_attention_weights(const std::string& block_path, const TensorShards& shards) {
+  WhisperAttentionWeights a;
+  const std::string p = block_path + ".";
+  a.norm = tensor_of(shards, block_path + "_layer_norm.weight");
+  a.norm_bias = tensor_of(shards, block_path + "_layer_norm.bias");
+  a.q = tensor_of(shards, p + "q_proj.weight");
+  a.k = tensor_of(shards, p + "k_proj.weight");
+  a.v = tensor_of(shards, p + "v_proj.weight");
+  a.o = tensor_of(shards, p + "out_proj.weight");
+  a.q_bias = optional_tensor(shards, p + "q_proj.bias");
+  a.v_bias = optional_tensor(shards, p + "v_proj.bias");
+  a.o_bias = optional_tensor(shards, p + "out_proj.bias");
+  return a;
+}
+
+WhisperMlpWeights whisper_mlp_weights(const std::string& mlp_path, const TensorShards& shards) {
+  // "model.decoder.layers.N.mlp" is a virtual path: its tensors live under "model.decoder.layers.N.".
+  const std::string layer = mlp_path.substr(0, mlp_path.rfind('.') + 1);
+  WhisperMlpWeights f;
+  f.norm = tensor_of(shards, layer + "final_layer_norm.weight");
+  f.norm_bias = tensor_of(shards, layer + "final_layer_norm.bias");
+  f.fc1 = tensor_of(shards, layer + "fc1.weight");
+  f.fc2 = tensor_of(shards, layer + "fc2.weight");
+  f.fc1_bias = optional_tensor(shards, layer + "fc1.bias");
+  f.fc2_bias = optional_tensor(shards, layer + "fc2.bias");
+  return f;
+}
+
+WhisperKvProjection whisper_fused_kv(const WhisperAttentionWeights& w) {
+  WhisperKvProjection kv;
+  kv.weight = at::cat({w.k, w.v}, 0).contiguous();
+  if (w.v_bias.defined()) kv.bias = at::cat({at::zeros_like(w.v_bias), w.v_bias}, 0);
+  return kv;
 }
 
 at::Tensor whisper_encoder_attention_forward(const WhisperEncoderConfig& config, const WhisperAttentionWeights& w,
                                              const at::Tensor& h, bool adds_whole_terms) {
-  const int64_t b = h.size(0), t = h.size(1), d = config.head_dim;
+  const int64_t d = config.head_dim;
   const at::Tensor x = layer_norm(h, w.norm, w.norm_bias);
-  const auto heads_first = [&](const at::Tensor& y) { return y.view({b, t, -1, d}).transpose(1, 2); };
-  const at::Tensor q = heads_first(at::linear(x, w.q, w.q_bias));
-  const at::Tensor k = heads_first(at::linear(x, w.k));
-  const at::Tensor v = heads_first(at::linear(x, w.v, w.v_bias));
-  const at::Tensor scores = at::matmul(q, k.transpose(2, 3)) * (1.0 / std::sqrt(static_cast<double>(d)));
-  const at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
-  const at::Tensor merged = at::matmul(probs, v).transpose(1, 2).reshape({b, t, -1});
-  at::Tensor out = at::linear(merged, w.o, adds_whole_terms ? w.o_bias : at::Tensor());
-  if (adds_whole_terms) out = out + h;
-  return out;
+  const at::Tensor q = heads_first(at::linear(x, w.q, w.q_bias), d);
+  const at::Tensor k = heads_first(at::linear(x, w.k), d);
+  const at::Tensor v = heads_first(at::linear(x, w.v, w.v_bias), d);
+  return attention_output(w, attend(q, k, v, at::Tensor()), h, adds_whole_terms);
 }
 
 at::Tensor whisper_mlp_forward(const WhisperMlpWeights& w, const at::Tensor& h, bool adds_whole_terms) {
@@ -96,29 +180,10 @@ WhisperEncoder::WhisperEncoder(const ModelGraph& graph, const TensorShards& shar
   for (const Module& child : encoder->children) {
     child_paths_.push_back(child.path);
     // "model.encoder.layers.N.self_attn" / "model.encoder.layers.N.mlp" (a virtual path).
-    const std::string layer = child.path.substr(0, child.path.rfind('.') + 1);
     if (child.kind == ModuleKind::kAttention) {
-      WhisperAttentionWeights a;
-      const std::string p = child.path + ".";
-      a.norm = tensor_of(shards, layer + "self_attn_layer_norm.weight");
-      a.norm_bias = tensor_of(shards, layer + "self_attn_layer_norm.bias");
-      a.q = tensor_of(shards, p + "q_proj.weight");
-      a.k = tensor_of(shards, p + "k_proj.weight");
-      a.v = tensor_of(shards, p + "v_proj.weight");
-      a.o = tensor_of(shards, p + "out_proj.weight");
-      a.q_bias = optional_tensor(shards, p + "q_proj.bias");
-      a.v_bias = optional_tensor(shards, p + "v_proj.bias");
-      a.o_bias = optional_tensor(shards, p + "out_proj.bias");
-      attention_.push_back(std::move(a));
+      attention_.push_back(whisper_attention_weights(child.path, shards));
     } else if (child.kind == ModuleKind::kMlp) {
-      WhisperMlpWeights f;
-      f.norm = tensor_of(shards, layer + "final_layer_norm.weight");
-      f.norm_bias = tensor_of(shards, layer + "final_layer_norm.bias");
-      f.fc1 = tensor_of(shards, layer + "fc1.weight");
-      f.fc2 = tensor_of(shards, layer + "fc2.weight");
-      f.fc1_bias = optional_tensor(shards, layer + "fc1.bias");
-      f.fc2_bias = optional_tensor(shards, layer + "fc2.bias");
-      mlp_.push_back(std::move(f));
+      mlp_.push_back(whisper_mlp_weights(child.path, shards));
     } else {
       throw std::logic_error("encoder child " + child.path + " is neither attention nor mlp");
     }
@@ -142,6 +207,155 @@ at::Tensor WhisperEncoder::encode(const at::Tensor& features, bool adds_whole_te
     h = after_block(child_paths_[c], h);
   }
   return layer_norm(h, norm_, norm_bias_);
+}
+
+at::Tensor whisper_embedding_forward(const WhisperEmbeddingWeights& w, const at::Tensor& ids,
+                                     const StepPositions& step, bool adds_whole_terms) {
+  const int64_t rows = w.tokens.size(0);
+  const at::Tensor local = ids - w.vocab_begin;
+  const at::Tensor held = (local >= 0).logical_and(local < rows);
+  at::Tensor out = at::embedding(w.tokens, at::where(held, local, at::zeros_like(local)))
+                       .masked_fill(held.logical_not().unsqueeze(-1), 0);
+  if (adds_whole_terms) out = out + w.positions.index_select(0, step.positions).unsqueeze(0);
+  return out;
+}
+
+at::Tensor whisper_self_attention_forward(const WhisperDecoderConfig& config, const WhisperAttentionWeights& w,
+                                          const at::Tensor& h, WhisperKvCache& cache, const StepPositions& step,
+                                          bool adds_whole_terms) {
+  if (!cache.k.defined()) throw std::logic_error("decoder self-attention runs before allocate()");
+  const int64_t d = config.head_dim;
+  const at::Tensor x = layer_norm(h, w.norm, w.norm_bias);
+  const at::Tensor q = heads_first(at::linear(x, w.q, w.q_bias), d);
+  cache.k.index_copy_(2, step.positions, heads_first(at::linear(x, w.k), d));
+  cache.v.index_copy_(2, step.positions, heads_first(at::linear(x, w.v, w.v_bias), d));
+  const at::Tensor keys = cache.k.narrow(2, 0, step.attend_len);
+  const at::Tensor values = cache.v.narrow(2, 0, step.attend_len);
+  return attention_output(w, attend(q, keys, values, step.allowed), h, adds_whole_terms);
+}
+
+at::Tensor whisper_cross_attention_forward(const WhisperDecoderConfig& config, const WhisperAttentionWeights& w,
+                                           const WhisperKvProjection& kv, const at::Tensor& h,
+                                           const at::Tensor& encoder_states, WhisperKvCache& cache,
+                                           bool adds_whole_terms) {
+  if (!cache.k.defined()) throw std::logic_error("decoder cross-attention runs before allocate()");
+  const int64_t d = config.head_dim;
+  if (encoder_states.defined()) {
+    const int64_t frames = encoder_states.size(1);
+    if (encoder_states.size(0) != cache.k.size(0) || frames > cache.k.size(2)) {
+      throw std::invalid_argument("cross-attention: encoder states of " + std::to_string(encoder_states.size(0)) +
+                                  " requests x " + std::to_string(frames) + " frames do not fit its cache of " +
+                                  std::to_string(cache.k.size(0)) + " requests x " + std::to_string(cache.k.size(2)) +
+                                  " frames");
+    }
+    // One projection for k and v: [requests, frames, 2 * heads held * d], k first.
+    const at::Tensor both = at::linear(encoder_states.to(kv.weight.scalar_type()), kv.weight, kv.bias);
+    const int64_t half = both.size(-1) / 2;
+    cache.k.narrow(2, 0, frames).copy_(heads_first(both.narrow(-1, 0, half), d));
+    cache.v.narrow(2, 0, frames).copy_(heads_first(both.narrow(-1, half, half), d));
+    cache.frames = frames;
+  } else if (cache.frames == 0) {
+    throw std::logic_error("cross-attention decodes before any prefill gave it the encoder states");
+  }
+  const at::Tensor x = layer_norm(h, w.norm, w.norm_bias);
+  const at::Tensor q = heads_first(at::linear(x, w.q, w.q_bias), d);
+  const at::Tensor keys = cache.k.narrow(2, 0, cache.frames);
+  const at::Tensor values = cache.v.narrow(2, 0, cache.frames);
+  return attention_output(w, attend(q, keys, values, at::Tensor()), h, adds_whole_terms);
+}
+
+at::Tensor whisper_lm_head_forward(const WhisperLmHeadWeights& w, const at::Tensor& h) {
+  const at::Tensor last = h.select(1, h.size(1) - 1);
+  return at::linear(layer_norm(last, w.norm, w.norm_bias), w.weight);
+}
+
+WhisperModel::WhisperModel(const ModelGraph& graph, const TensorShards& shards)
+    : config_(read_whisper_decoder_config(graph.config)), encoder_(graph, shards) {
+  for (const Module& m : graph.modules) {
+    ModuleState s;
+    s.kind = m.kind;
+    s.path = m.path;
+    switch (m.kind) {
+      case ModuleKind::kEncoder: break;  // encoder_
+      case ModuleKind::kEmbedding: {
+        const TensorShard& tokens = shard_of(shards, m.path + ".weight");
+        s.embedding.tokens = tokens.tensor;
+        s.embedding.vocab_begin = tokens.offset.at(0);
+        // "model.decoder.embed_tokens" -> "model.decoder.embed_positions.weight"
+        s.embedding.positions = tensor_of(shards, m.path.substr(0, m.path.rfind('.') + 1) + "embed_positions.weight");
+        break;
+      }
+      case ModuleKind::kAttention: s.attention = whisper_attention_weights(m.path, shards); break;
+      case ModuleKind::kCrossAttention:
+        s.attention = whisper_attention_weights(m.path, shards);
+        s.kv = whisper_fused_kv(s.attention);
+        // NOTE: the separate k/v projections are dropped once fused, so the rank holds them once.
+        s.attention.k = at::Tensor();
+        s.attention.v = at::Tensor();
+        break;
+      case ModuleKind::kMlp: s.mlp = whisper_mlp_weights(m.path, shards); break;
+      case ModuleKind::kLmHead:
+        s.lm_head.norm = tensor_of(shards, "model.decoder.layer_norm.weight");
+        s.lm_head.norm_bias = tensor_of(shards, "model.decoder.layer_norm.bias");
+        s.lm_head.weight = graph.tied_lm_head_to ? tensor_of(shards, *graph.tied_lm_head_to)
+                                                 : tensor_of(shards, m.path + ".weight");
+        break;
+      default:
+        throw ConfigError(std::string("module ") + m.path + " of kind " + to_string(m.kind) +
+                          " is not part of the whisper forward");
+    }
+    modules_.push_back(std::move(s));
+  }
+}
+
+void WhisperModel::allocate(const std::vector<int64_t>& requests, int64_t capacity) {
+  if (capacity > config_.max_target_positions) {
+    throw ConfigError("whisper's decoder holds at most max_target_positions = " +
+                      std::to_string(config_.max_target_positions) + " positions per request (embed_positions' rows), " +
+                      "but the run needs a capacity of " + std::to_string(capacity));
+  }
+  for (size_t i = 0; i < modules_.size(); ++i) {
+    ModuleState& s = modules_[i];
+    if (s.kind != ModuleKind::kAttention && s.kind != ModuleKind::kCrossAttention) continue;
+    const int64_t heads = s.attention.q.size(0) / config_.head_dim;
+    const int64_t positions = s.kind == ModuleKind::kAttention ? capacity : config_.max_source_positions;
+    // NOTE: zero-filled, not empty: rows past the current position are masked out of the scores,
+    // but their values still meet a zero probability in probs @ v, and 0 * NaN would be NaN.
+    const auto options = s.attention.q.options();
+    s.cache.k = at::zeros({requests.at(i), heads, positions, config_.head_dim}, options);
+    s.cache.v = at::zeros({requests.at(i), heads, positions, config_.head_dim}, options);
+    s.cache.frames = 0;
+  }
+}
+
+StepPositions WhisperModel::step_positions(int64_t first, int64_t tokens, int64_t attend_len,
+                                           at::Device device) const {
+  const auto i64 = at::TensorOptions().dtype(at::kLong).device(device);
+  StepPositions step;
+  step.positions = at::arange(first, first + tokens, i64);
+  step.attend_len = attend_len;
+  step.allowed = at::arange(attend_len, i64).unsqueeze(0) <= step.positions.unsqueeze(1);
+  return step;
+}
+
+at::Tensor WhisperModel::forward(size_t i, const ModuleInputs& in, const StepPositions& step, bool adds_whole_terms,
+                                 ModuleComm* comm) {
+  ModuleState& s = modules_.at(i);
+  switch (s.kind) {
+    case ModuleKind::kEncoder:
+      return encoder_.encode(in.main, adds_whole_terms, [comm](const std::string& child_path, at::Tensor x) {
+        return comm ? comm->after_block(child_path, std::move(x)) : x;
+      });
+    case ModuleKind::kEmbedding: return whisper_embedding_forward(s.embedding, in.main, step, adds_whole_terms);
+    case ModuleKind::kAttention:
+      return whisper_self_attention_forward(config_, s.attention, in.main, s.cache, step, adds_whole_terms);
+    case ModuleKind::kCrossAttention:
+      return whisper_cross_attention_forward(config_, s.attention, s.kv, in.main, in.side, s.cache, adds_whole_terms);
+    case ModuleKind::kMlp: return whisper_mlp_forward(s.mlp, in.main, adds_whole_terms);
+    case ModuleKind::kLmHead: return whisper_lm_head_forward(s.lm_head, in.main);
+    default: break;
+  }
+  throw std::logic_error("module kind outside the whisper forward");
 }
 
 }  // namespace shardplan

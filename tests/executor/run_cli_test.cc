@@ -122,13 +122,16 @@ TEST(RunCliTest, ExitCodesAndMessages) {
   const Result missing = run_executor("run --spec " + (suite_dir() / "missing.yaml").string());
   EXPECT_EQ(missing.code, 2);
 
+  // tiny-whisper's decoder has 64 positions: 60 + 8 do not fit.
   SpecText whisper;
   whisper.config = "tiny-whisper.json";
   whisper.modules.clear();
-  const Result family = run_executor("run --spec " + write_spec("cli_whisper", whisper));
-  EXPECT_EQ(family.code, 2);
-  EXPECT_TRUE(has(family.err, "executor: error: model family 'whisper' (model_type whisper) is not supported by the executor yet"))
-      << family.err;
+  whisper.prompt_tokens = 60;
+  whisper.new_tokens = 8;
+  const Result positions = run_executor("run --spec " + write_spec("cli_whisper_long", whisper));
+  EXPECT_EQ(positions.code, 2);
+  EXPECT_TRUE(has(positions.err, "executor: error: ")) << positions.err;
+  EXPECT_TRUE(has(positions.err, "max_target_positions = 64")) << positions.err;
 
   SpecText half;
   half.dtype = "float16";
