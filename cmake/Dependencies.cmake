@@ -8,6 +8,9 @@ if(SHARDPLAN_DEPS_PREFIX)
   # The bundle's shared libraries are found at run time through the build tree's RPATH.
   set(CMAKE_BUILD_RPATH ${SHARDPLAN_DEPS_PREFIX}/usr/lib/x86_64-linux-gnu
       ${SHARDPLAN_DEPS_PREFIX}/usr/lib/x86_64-linux-gnu/graphviz)
+  # NOTE: an old-style DT_RPATH, not DT_RUNPATH: RUNPATH does not apply to the libraries' own
+  # dependencies (libgvc -> libcdt), which then fail to load without LD_LIBRARY_PATH.
+  add_link_options(LINKER:--disable-new-dtags)
 endif()
 
 find_package(yaml-cpp REQUIRED)

@@ -95,17 +95,23 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
     throw RunError(RunError::Code::kUsage, spec.file + ": the spec names no model.checkpoint (`executor make-checkpoint` writes one)");
   }
 
-  const Checkpoint checkpoint = Checkpoint::open(*spec.checkpoint_path);
-  const TensorShards shards = load_rank_shards(plan, rank, checkpoint, dtype, options.device);
-  const uint64_t bytes_read = checkpoint.bytes_touched();
-
-  if (comm) comm->create_groups(engine_groups(plan));
-  Engine engine(plan, rank, comm, shards, EngineOptions{options.device, dtype, options.verify});
   const EngineInputs inputs = make_engine_inputs(plan, options.seed);
-  if (options.warm_up) engine.generate(inputs, nullptr, 2);
+  uint64_t bytes_read = 0;
+  Generation g;
+  {
+    // NOTE: the rank's shards and caches are freed before --verify loads the whole model on
+    // rank 0's device (a 70B model in bf16 fits an H200 alone, not next to its TP8 shard).
+    const Checkpoint checkpoint = Checkpoint::open(*spec.checkpoint_path);
+    const TensorShards shards = load_rank_shards(plan, rank, checkpoint, dtype, options.device);
+    bytes_read = checkpoint.bytes_touched();
 
-  if (comm) comm->barrier("start of the workload");
-  const Generation g = engine.generate(inputs);
+    if (comm) comm->create_groups(engine_groups(plan));
+    Engine engine(plan, rank, comm, shards, EngineOptions{options.device, dtype, options.verify});
+    if (options.warm_up) engine.generate(inputs, nullptr, 2);
+
+    if (comm) comm->barrier("start of the workload");
+    g = engine.generate(inputs);
+  }
 
   // Rank 0 collects every rank's requests.
   const int64_t held = g.requests.count;

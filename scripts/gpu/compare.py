@@ -8,7 +8,10 @@ steps the criterion is the relative error ||executor - transformers|| / ||transf
 float32; in half precision a differing token is reported with the gap between the two best logits
 there, which shows whether it is a near tie.
 
-Usage: compare.py RUN.json RUN_LOGITS.npy HF_PREFIX DTYPE   -> prints one line; exit 1 on failure
+Usage: compare.py RUN.json RUN_LOGITS.npy HF_PREFIX DTYPE [RECORDS.jsonl]
+       -> prints one line; exit 1 on failure. With RECORDS.jsonl, also appends one JSON line there
+       (relative error, tolerance, tokens identical, mismatches, the run's --verify and timings) for
+       a summary table (multimodal-check.sh).
 """
 import json
 import sys
@@ -43,4 +46,11 @@ print(f"{run['spec']} [{dtype}]: relative error of the logits vs transformers {r
       f"tokens identical: {tokens_ok}" + ("" if tokens_ok else " (" + "; ".join(mismatches) + ")")
       + f"; TTFT median {run['ttft_ms']['median']:.1f} ms, TPOT median {run['tpot_ms']['median']:.2f} ms: "
       + ("PASS" if ok else "FAIL"))
+if len(sys.argv) > 5:
+    with open(sys.argv[5], "a") as f:
+        f.write(json.dumps({"spec": run["spec"], "name": run.get("name"), "model_type": run.get("model_type"),
+                            "dtype": dtype, "world_size": run.get("world_size"), "hf_relative_error": rel,
+                            "hf_tolerance": rtol, "tokens_identical": tokens_ok, "mismatches": mismatches,
+                            "passed": ok, "verify": run.get("verify"), "ttft_ms": run["ttft_ms"]["median"],
+                            "tpot_ms": run["tpot_ms"]["median"], "time_by_kind_s": run.get("time_by_kind_s")}) + "\n")
 sys.exit(0 if ok else 1)

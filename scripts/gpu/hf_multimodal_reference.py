@@ -1,35 +1,40 @@
 #!/usr/bin/env python3
-"""LLaVA reference with Hugging Face transformers on the executor's deterministic inputs.
+"""Greedy reference with Hugging Face transformers on the executor's deterministic inputs, for the
+llava, mixtral and whisper families (llama: hf_generate.py).
 
-Loads a checkpoint written by `executor make-checkpoint` (a llava config) with
-LlavaForConditionalGeneration and rebuilds, bit for bit, the inputs of executor/runtime/workload.cc:
+Loads a checkpoint written by `executor make-checkpoint` (LlavaForConditionalGeneration,
+MixtralForCausalLM or WhisperForConditionalGeneration, eager attention) and rebuilds, bit for bit,
+the inputs of executor/runtime/workload.cc:
 
   splitmix64(x): the usual 64-bit finaliser (below), all arithmetic mod 2^64.
-  prompts [batch, I + P] int64, I = images_per_request * tokens_per_image:
-      columns [0, I): image_token_index;
-      column I + t of row r: splitmix64((seed << 32) + r * P + t) % vocab, with an id equal to
+  make_prompts(batch, P, vocab, seed) [batch, P] int64: element (r, t) is
+      splitmix64((seed << 32) + r * P + t) % vocab.
+  llava prompts [batch, I + P], I = images_per_request * tokens_per_image: columns [0, I) are
+      image_token_index; column I + t of row r is make_prompts' (r, t), an id equal to
       image_token_index replaced by (image_token_index + 1) % vocab.
-  pixels [batch * images_per_request, channels, image_size, image_size] float32, row-major
-      element i: (splitmix64((seed << 32) + 2^30 + i) >> 40) / 2^23 - 1  (exact in float32).
-      Image k belongs to request k // images_per_request.
+  make_uniform_inputs(shape, seed) float32, row-major element i:
+      (splitmix64((seed << 32) + 2^30 + i) >> 40) / 2^23 - 1  (exact in float32).
+  llava pixels = make_uniform_inputs([batch * images_per_request, channels, image_size, image_size],
+      seed); image k belongs to request k // images_per_request.
+  whisper: decoder prompt = make_prompts(batch, P, vocab, seed); audio features =
+      make_uniform_inputs([batch, num_mel_bins, 2 * max_source_positions], seed) (same seed).
+  mixtral: make_prompts(batch, P, vocab, seed).
 
-It prints and saves (OUT.json) the greedy tokens (exactly NEW, no end-of-sequence stop), the
-projected image features (OUT.features.npy, [items, tokens_per_image, text hidden]: what
-models/llava/llava_forward.h's LlavaVision::project returns) and the logits of every step
-(OUT.logits.npy, [new, batch, vocab]).
+Then a plain greedy loop (argmax of the last position at each step, KV cache through
+past_key_values, no end-of-sequence stop, no forced or suppressed tokens: not generate()) for
+exactly NEW tokens. Saves OUT.json ({"tokens": [per request, NEW ids], ...}), OUT.logits.npy
+([new, batch, vocab] float32: what `executor run --verify --logits-out` writes) and, for llava,
+OUT.features.npy (the projected image features, [items, tokens_per_image, text hidden]).
 
-NOTE: the executor's image path (tower, projector, merge) is implemented and tested against its
-own unsharded run; the end-to-end llava run through `executor run` is not wired yet, so today the
-features are what can be compared (e.g. with a small C++ driver calling LlavaVision).
-
-Usage: hf_multimodal_reference.py llava CKPT BATCH PROMPT NEW DTYPE OUT [SEED] [IMAGES_PER_REQUEST]
+Usage: hf_multimodal_reference.py FAMILY CKPT BATCH PROMPT NEW DTYPE OUT [SEED] [IMAGES_PER_REQUEST]
+       FAMILY: llava | mixtral | whisper; PROMPT = text tokens (llava: after the image tokens).
+       hf_multimodal_reference.py selftest   (checks the input generators; numpy only)
 """
 import json
 import sys
+import time
 
 import numpy as np
-import torch
-import transformers
 
 MASK = (1 << 64) - 1
 
@@ -41,30 +46,116 @@ def splitmix64(x):
     return x ^ (x >> 31)
 
 
+def splitmix64_np(x):
+    """splitmix64 of a uint64 array (numpy wraps array arithmetic mod 2^64)."""
+    u = np.uint64
+    with np.errstate(over="ignore"):
+        x = x + u(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> u(30))) * u(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> u(27))) * u(0x94D049BB133111EB)
+        return x ^ (x >> u(31))
+
+
+def counters(base, n):
+    """uint64 array base + [0, n) mod 2^64."""
+    with np.errstate(over="ignore"):
+        return np.uint64(base & MASK) + np.arange(n, dtype=np.uint64)
+
+
 def make_prompts(batch, tokens, vocab, seed):
-    return [[splitmix64(((seed << 32) + r * tokens + t) & MASK) % vocab for t in range(tokens)]
-            for r in range(batch)]
+    ids = splitmix64_np(counters(seed << 32, batch * tokens)) % np.uint64(vocab)
+    return ids.astype(np.int64).reshape(batch, tokens)
 
 
 def make_image_prompts(batch, image_tokens, text_tokens, vocab, image_token, seed):
     text = make_prompts(batch, text_tokens, vocab, seed)
-    return [[image_token] * image_tokens + [(image_token + 1) % vocab if t == image_token else t for t in row]
-            for row in text]
+    text[text == image_token] = (image_token + 1) % vocab
+    return np.concatenate([np.full((batch, image_tokens), image_token, dtype=np.int64), text], axis=1)
 
 
 def make_uniform_inputs(shape, seed):
     n = int(np.prod(shape))
-    base = ((seed << 32) + (1 << 30)) & MASK
-    values = [(splitmix64((base + i) & MASK) >> 40) / 8388608.0 - 1.0 for i in range(n)]
-    return np.asarray(values, dtype=np.float32).reshape(shape)
+    u = splitmix64_np(counters((seed << 32) + (1 << 30), n)) >> np.uint64(40)
+    return (u.astype(np.float64) / 8388608.0 - 1.0).astype(np.float32).reshape(shape)
 
 
-def llava(ckpt, batch, prompt, new, dtype, out, seed, images_per_request):
-    dt = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = transformers.LlavaForConditionalGeneration.from_pretrained(ckpt, dtype=dt).to(device)
-    model.eval()
-    model.generation_config.eos_token_id = None
+def check_uniform(values, seed):
+    """Spot-checks a vectorized make_uniform_inputs draw against the pure-Python definition."""
+    flat = values.reshape(-1)
+    for i in sorted({0, 1, flat.size // 2, flat.size - 1}):
+        want = np.float32((splitmix64(((seed << 32) + (1 << 30) + i) & MASK) >> 40) / 8388608.0 - 1.0)
+        if flat[i] != want:
+            raise SystemExit(f"make_uniform_inputs mismatch at element {i}: {flat[i]} != {want}")
+
+
+def selftest():
+    seed = 3
+    p = make_prompts(3, 5, 1000, seed)
+    want = [[splitmix64(((seed << 32) + r * 5 + t) & MASK) % 1000 for t in range(5)] for r in range(3)]
+    assert p.tolist() == want, (p.tolist(), want)
+    img = make_image_prompts(2, 4, 6, 7, 3, seed)
+    text = [[splitmix64(((seed << 32) + r * 6 + t) & MASK) % 7 for t in range(6)] for r in range(2)]
+    want = [[3] * 4 + [4 if t == 3 else t for t in row] for row in text]
+    assert img.tolist() == want, (img.tolist(), want)
+    x = make_uniform_inputs((2, 3, 4), seed)
+    want = [np.float32((splitmix64(((seed << 32) + (1 << 30) + i) & MASK) >> 40) / 8388608.0 - 1.0)
+            for i in range(24)]
+    assert x.reshape(-1).tolist() == [float(w) for w in want]
+    big = (1 << 64) - 5  # wrap-around of the counter
+    assert int(splitmix64_np(counters(big, 8))[7]) == splitmix64((big + 7) & MASK)
+    print("selftest: input generators match the pure-Python definitions")
+
+
+def dtype_of(name):
+    import torch
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def load(cls, ckpt, dtype, device):
+    import torch
+    # NOTE: float32 references must not use TF32 (matmuls or cuDNN convolutions: whisper's conv
+    # stem, CLIP's patch embedding), or they differ from a float32 run by ~1e-3.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    kwargs = {"dtype": dtype_of(dtype), "attn_implementation": "eager"}
+    try:  # transformers 5 can run MoE experts as grouped GEMMs; the plain loop is the reference
+        model = cls.from_pretrained(ckpt, experts_implementation="eager", **kwargs)
+    except (TypeError, ValueError):
+        model = cls.from_pretrained(ckpt, **kwargs)
+    return model.to(device).eval()
+
+
+def greedy(model, first, new, step_kwargs=None):
+    """Greedy loop: model(**first), then one token at a time with the cache. Returns tokens
+    [batch, new] and logits [new, batch, vocab] float32."""
+    import torch
+    step_kwargs = step_kwargs or {}
+    tokens, logits = [], []
+    key = "decoder_input_ids" if "decoder_input_ids" in first else "input_ids"
+    with torch.no_grad():
+        out = model(**first, use_cache=True)
+        for s in range(new):
+            last = out.logits[:, -1, :].float()
+            nxt = last.argmax(-1)
+            logits.append(last.cpu())
+            tokens.append(nxt.cpu())
+            if s + 1 == new:
+                break
+            out = model(**{key: nxt[:, None]}, past_key_values=out.past_key_values, use_cache=True, **step_kwargs)
+    return torch.stack(tokens, 1).tolist(), torch.stack(logits).numpy()
+
+
+def save(out, meta, tokens, logits):
+    np.save(out + ".logits.npy", logits.astype(np.float32))
+    meta = dict(meta, tokens=tokens)
+    with open(out + ".json", "w") as f:
+        json.dump(meta, f)
+
+
+def llava(ckpt, batch, prompt, new, dtype, seed, images_per_request, device):
+    import torch
+    import transformers
+    model = load(transformers.LlavaForConditionalGeneration, ckpt, dtype, device)
     cfg = model.config
     vision = cfg.vision_config
     patches = (vision.image_size // vision.patch_size) ** 2
@@ -72,11 +163,11 @@ def llava(ckpt, batch, prompt, new, dtype, out, seed, images_per_request):
     image_token = cfg.image_token_index if hasattr(cfg, "image_token_index") else cfg.image_token_id
     vocab = cfg.text_config.vocab_size
     image_tokens = images_per_request * tokens_per_image
-    ids = torch.tensor(make_image_prompts(batch, image_tokens, prompt, vocab, image_token, seed),
-                       dtype=torch.long, device=device)
-    pixels = torch.from_numpy(make_uniform_inputs(
-        (batch * images_per_request, vision.num_channels, vision.image_size, vision.image_size), seed))
-    pixels = pixels.to(device=device, dtype=dt)
+    ids = torch.from_numpy(make_image_prompts(batch, image_tokens, prompt, vocab, image_token, seed)).to(device)
+    shape = (batch * images_per_request, vision.num_channels, vision.image_size, vision.image_size)
+    host_pixels = make_uniform_inputs(shape, seed)
+    check_uniform(host_pixels, seed)
+    pixels = torch.from_numpy(host_pixels).to(device=device, dtype=dtype_of(dtype))
     with torch.no_grad():
         features = model.get_image_features(
             pixel_values=pixels, vision_feature_layer=cfg.vision_feature_layer,
@@ -89,26 +180,63 @@ def llava(ckpt, batch, prompt, new, dtype, out, seed, images_per_request):
         if isinstance(features, (list, tuple)):
             features = torch.stack(list(features)) if features[0].dim() == 2 else torch.cat(list(features))
         features = features.reshape(batch * images_per_request, tokens_per_image, -1)
-        res = model.generate(input_ids=ids, pixel_values=pixels, attention_mask=torch.ones_like(ids),
-                             max_new_tokens=new, min_new_tokens=new, do_sample=False, output_logits=True,
-                             return_dict_in_generate=True, pad_token_id=0)
-    tokens = res.sequences[:, ids.shape[1]:].tolist()
-    np.save(out + ".features.npy", features.float().cpu().numpy())
-    np.save(out + ".logits.npy", torch.stack([l.float() for l in res.logits]).cpu().numpy())
-    with open(out + ".json", "w") as f:
-        json.dump({"family": "llava", "transformers": transformers.__version__, "torch": torch.__version__,
-                   "dtype": dtype, "seed": seed, "images_per_request": images_per_request,
-                   "tokens_per_image": tokens_per_image, "tokens": tokens}, f)
-    print(json.dumps({"tokens": tokens}))
+    tokens, logits = greedy(model, {"input_ids": ids, "pixel_values": pixels}, new)
+    meta = {"images_per_request": images_per_request, "tokens_per_image": tokens_per_image}
+    return tokens, logits, meta, features.float().cpu().numpy()
+
+
+def mixtral(ckpt, batch, prompt, new, dtype, seed, device):
+    import torch
+    import transformers
+    model = load(transformers.MixtralForCausalLM, ckpt, dtype, device)
+    ids = torch.from_numpy(make_prompts(batch, prompt, model.config.vocab_size, seed)).to(device)
+    tokens, logits = greedy(model, {"input_ids": ids}, new)
+    return tokens, logits, {}, None
+
+
+def whisper(ckpt, batch, prompt, new, dtype, seed, device):
+    import torch
+    import transformers
+    model = load(transformers.WhisperForConditionalGeneration, ckpt, dtype, device)
+    cfg = model.config
+    ids = torch.from_numpy(make_prompts(batch, prompt, cfg.vocab_size, seed)).to(device)
+    host = make_uniform_inputs((batch, cfg.num_mel_bins, 2 * cfg.max_source_positions), seed)
+    check_uniform(host, seed)
+    features = torch.from_numpy(host).to(device=device, dtype=dtype_of(dtype))
+    with torch.no_grad():
+        encoder_outputs = model.get_encoder()(input_features=features)
+    # The encoder runs once; every step reuses its output (and the cached cross-attention k/v).
+    tokens, logits = greedy(model, {"encoder_outputs": encoder_outputs, "decoder_input_ids": ids}, new,
+                            step_kwargs={"encoder_outputs": encoder_outputs})
+    return tokens, logits, {}, None
 
 
 def main():
-    if len(sys.argv) < 8 or sys.argv[1] != "llava":
+    if len(sys.argv) == 2 and sys.argv[1] == "selftest":
+        return selftest()
+    if len(sys.argv) < 8 or sys.argv[1] not in ("llava", "mixtral", "whisper"):
         sys.exit(__doc__)
-    ckpt, batch, prompt, new, dtype, out = sys.argv[2:8]
+    import torch
+    import transformers
+    family, ckpt, batch, prompt, new, dtype, out = sys.argv[1:8]
     seed = int(sys.argv[8]) if len(sys.argv) > 8 else 0
     images = int(sys.argv[9]) if len(sys.argv) > 9 else 1
-    llava(ckpt, int(batch), int(prompt), int(new), dtype, out, seed, images)
+    batch, prompt, new = int(batch), int(prompt), int(new)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    t0 = time.time()
+    if family == "llava":
+        tokens, logits, meta, features = llava(ckpt, batch, prompt, new, dtype, seed, images, device)
+    elif family == "mixtral":
+        tokens, logits, meta, features = mixtral(ckpt, batch, prompt, new, dtype, seed, device)
+    else:
+        tokens, logits, meta, features = whisper(ckpt, batch, prompt, new, dtype, seed, device)
+    if features is not None:
+        np.save(out + ".features.npy", features)
+    meta = dict({"family": family, "transformers": transformers.__version__, "torch": torch.__version__,
+                 "dtype": dtype, "seed": seed, "batch": batch, "prompt_tokens": prompt, "new_tokens": new}, **meta)
+    save(out, meta, tokens, logits)
+    print(f"hf {family} [{dtype}]: {batch} requests x {new} tokens, logits {logits.shape}, "
+          f"{time.time() - t0:.1f} s, transformers {transformers.__version__}")
 
 
 if __name__ == "__main__":

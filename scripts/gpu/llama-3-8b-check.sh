@@ -14,15 +14,7 @@ work=/tmp/shardplan-gpu-work
 mkdir -p "$work"
 BATCH=${BATCH:-4} PROMPT=${PROMPT:-32} NEW=${NEW:-16} DTYPES=${DTYPES:-float32 bfloat16}
 
-echo "== build ($(nproc) cores)"
-scripts/offline-bundle.sh unpack .bundle "$work/deps" >/dev/null
-cmake -S . -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSHARDPLAN_DEPS_PREFIX="$work/deps" \
-  -DSHARDPLAN_PNG=OFF -DSHARDPLAN_BUILD_TESTS=OFF -DSHARDPLAN_BUILD_BENCH=OFF >"$out/cmake.log" 2>&1 \
-  || { tail -30 "$out/cmake.log"; exit 2; }
-grep -E "executor_comm:" "$out/cmake.log"
-cmake --build "$work/build" -j "$(nproc)" --target executor planner >"$out/build.log" 2>&1 \
-  || { grep -E "error" -A3 "$out/build.log" | head -40; exit 2; }
-echo "build: $SECONDS s"
+scripts/gpu/build.sh "$work" "$out" || exit 2
 exe=$work/build/executor/executor
 nvidia-smi -L
 
