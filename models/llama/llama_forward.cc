@@ -373,4 +373,39 @@ at::Tensor LlamaModel::forward(size_t i, const ModuleInputs& in, const StepPosit
   throw std::logic_error("module kind outside the llama forward");
 }
 
+namespace {
+
+ModelGraph llama_subgraph(const ModelGraph& graph, const nlohmann::json& config,
+                          const std::function<bool(const Module&)>& is_llama) {
+  ModelGraph part = graph;
+  part.config = config;
+  part.modules.clear();
+  for (const Module& m : graph.modules) {
+    if (is_llama(m)) part.modules.push_back(m);
+  }
+  return part;
+}
+
+}  // namespace
+
+LlamaPart::LlamaPart(const ModelGraph& graph, const nlohmann::json& config, const TensorShards& shards,
+                     const std::function<bool(const Module&)>& is_llama)
+    : model_(std::make_unique<LlamaModel>(llama_subgraph(graph, config, is_llama), shards)) {
+  int64_t next = 0;
+  for (const Module& m : graph.modules) index_.push_back(is_llama(m) ? next++ : -1);
+}
+
+void LlamaPart::allocate(const std::vector<int64_t>& requests, int64_t capacity) {
+  std::vector<int64_t> own;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    if (holds(i)) own.push_back(requests[i]);
+  }
+  model_->allocate(own, capacity);
+}
+
+at::Tensor LlamaPart::forward(size_t i, const ModuleInputs& in, const StepPositions& step, bool adds_whole_terms) {
+  if (!holds(i)) throw std::logic_error("module " + std::to_string(i) + " is not one of the Llama modules");
+  return model_->forward(static_cast<size_t>(index_[i]), in, step, adds_whole_terms, nullptr);
+}
+
 }  // namespace shardplan

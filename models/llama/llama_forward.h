@@ -17,6 +17,8 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -186,6 +188,28 @@ class LlamaModel : public FamilyModel {
   LlamaConfig config_;
   std::vector<ModuleState> modules_;
   RopeTable rope_;
+};
+
+// The Llama modules of a family that adds modules of its own (llava's tower and projector,
+// mixtral's MoE): a LlamaModel over the graph's modules that `is_llama` accepts, with `config`
+// as its config (llava: text_config), addressed by the graph's module indices.
+class LlamaPart {
+ public:
+  LlamaPart(const ModelGraph& graph, const nlohmann::json& config, const TensorShards& shards,
+            const std::function<bool(const Module&)>& is_llama);
+
+  const LlamaConfig& config() const { return model_->config(); }
+  bool holds(size_t i) const { return index_.at(i) >= 0; }
+  // As LlamaModel's, indexed by the graph's modules (others ignored).
+  void allocate(const std::vector<int64_t>& requests, int64_t capacity);
+  StepPositions step_positions(int64_t first, int64_t tokens, int64_t attend_len, at::Device device) const {
+    return model_->step_positions(first, tokens, attend_len, device);
+  }
+  at::Tensor forward(size_t i, const ModuleInputs& in, const StepPositions& step, bool adds_whole_terms);
+
+ private:
+  std::unique_ptr<LlamaModel> model_;
+  std::vector<int64_t> index_;  // per graph module: its index in model_, -1 for the others
 };
 
 }  // namespace shardplan

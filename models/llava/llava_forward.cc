@@ -225,42 +225,19 @@ ItemSlice encoder_item_slice(int64_t items, int64_t group, int64_t index) {
   return s;
 }
 
-namespace {
-
-// The language model's graph: the text modules, with text_config as the config.
-ModelGraph text_graph(const ModelGraph& graph) {
-  ModelGraph text = graph;
-  text.family = "llama";
-  text.config = graph.config.at("text_config");
-  text.modules.clear();
-  for (const Module& m : graph.modules) {
-    if (m.stream == Stream::kText) text.modules.push_back(m);
-  }
-  return text;
-}
-
-}  // namespace
-
 LlavaModel::LlavaModel(const ModelGraph& graph, const TensorShards& shards)
-    : vision_(graph, shards), text_(std::make_unique<LlamaModel>(text_graph(graph), shards)) {
-  int64_t next = 0;
+    : vision_(graph, shards),
+      text_(graph, graph.config.at("text_config"), shards, [](const Module& m) { return m.stream == Stream::kText; }) {
   for (const Module& m : graph.modules) {
     kinds_.push_back(m.kind);
     paths_.push_back(m.path);
-    text_index_.push_back(m.stream == Stream::kText ? next++ : -1);
   }
 }
 
-void LlavaModel::allocate(const std::vector<int64_t>& requests, int64_t capacity) {
-  std::vector<int64_t> text_requests;
-  for (size_t i = 0; i < requests.size(); ++i) {
-    if (text_index_.at(i) >= 0) text_requests.push_back(requests[i]);
-  }
-  text_->allocate(text_requests, capacity);
-}
+void LlavaModel::allocate(const std::vector<int64_t>& requests, int64_t capacity) { text_.allocate(requests, capacity); }
 
 StepPositions LlavaModel::step_positions(int64_t first, int64_t tokens, int64_t attend_len, at::Device device) const {
-  return text_->step_positions(first, tokens, attend_len, device);
+  return text_.step_positions(first, tokens, attend_len, device);
 }
 
 at::Tensor LlavaModel::forward(size_t i, const ModuleInputs& in, const StepPositions& step, bool adds_whole_terms,
@@ -273,7 +250,7 @@ at::Tensor LlavaModel::forward(size_t i, const ModuleInputs& in, const StepPosit
     case ModuleKind::kProjector: return vision_.project(in.main, adds_whole_terms);
     default: break;
   }
-  if (text_index_.at(i) < 0) throw std::logic_error("module " + paths_.at(i) + " outside the llava forward");
+  if (!text_.holds(i)) throw std::logic_error("module " + paths_.at(i) + " outside the llava forward");
   ModuleInputs text_in;
   text_in.main = in.main;
   if (in.side.defined()) {
@@ -283,7 +260,7 @@ at::Tensor LlavaModel::forward(size_t i, const ModuleInputs& in, const StepPosit
     text_in.main = llava_merge_image_features(in.main, in.ids, in.side.to(in.main.scalar_type()),
                                               vision_.config().image_token_index, /*adds_whole_terms=*/true);
   }
-  return text_->forward(static_cast<size_t>(text_index_.at(i)), text_in, step, adds_whole_terms, nullptr);
+  return text_.forward(i, text_in, step, adds_whole_terms);
 }
 
 }  // namespace shardplan

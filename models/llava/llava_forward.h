@@ -170,9 +170,8 @@ class LlavaModel : public FamilyModel {
 
  private:
   LlavaVision vision_;
-  std::unique_ptr<LlamaModel> text_;
+  LlamaPart text_;                     // the language model's modules
   std::vector<ModuleKind> kinds_;      // per graph module
-  std::vector<int64_t> text_index_;    // per graph module: its index among the text modules, -1 for the others
   std::vector<std::string> paths_;     // per graph module
 };
 

@@ -150,52 +150,24 @@ at::Tensor mixtral_moe_forward(const LlamaConfig& config, int64_t top_k, const M
 }
 
 MixtralModel::MixtralModel(const ModelGraph& graph, const TensorShards& shards)
-    : config_(read_llama_config(graph.config)) {
-  top_k_ = graph.config.value("num_experts_per_tok", int64_t{2});
+    : llama_(graph, graph.config, shards, [](const Module& m) { return m.kind != ModuleKind::kMoe; }),
+      top_k_(graph.config.value("num_experts_per_tok", int64_t{2})) {
   for (const Module& m : graph.modules) {
-    ModuleState s;
-    s.kind = m.kind;
-    switch (m.kind) {
-      case ModuleKind::kEmbedding: s.embedding = llama_embedding_weights(m, shards); break;
-      case ModuleKind::kAttention: s.attention = llama_attention_weights(config_, m, shards); break;
-      case ModuleKind::kMoe: s.moe = moe_weights(m, shards); break;
-      case ModuleKind::kLmHead: s.lm_head = llama_lm_head_weights(graph, m, shards); break;
-      default:
-        throw ConfigError(std::string("module ") + m.path + " of kind " + to_string(m.kind) +
-                          " is not part of the mixtral forward");
-    }
-    modules_.push_back(std::move(s));
+    moe_.push_back(m.kind == ModuleKind::kMoe ? moe_weights(m, shards) : MixtralMoeWeights{});
   }
 }
 
-void MixtralModel::allocate(const std::vector<int64_t>& requests, int64_t capacity) {
-  at::Device device = at::kCPU;
-  for (size_t i = 0; i < modules_.size(); ++i) {
-    ModuleState& s = modules_[i];
-    if (s.kind != ModuleKind::kAttention) continue;
-    s.cache = llama_make_kv_cache(config_, s.attention, requests.at(i), capacity);
-    device = s.attention.q.device();
-  }
-  rope_ = llama_rope_table(config_, capacity, device);
-}
+void MixtralModel::allocate(const std::vector<int64_t>& requests, int64_t capacity) { llama_.allocate(requests, capacity); }
 
 StepPositions MixtralModel::step_positions(int64_t first, int64_t tokens, int64_t attend_len,
                                            at::Device device) const {
-  return llama_step_positions(first, tokens, attend_len, config_.sliding_window, device);
+  return llama_.step_positions(first, tokens, attend_len, device);
 }
 
 at::Tensor MixtralModel::forward(size_t i, const ModuleInputs& in, const StepPositions& step, bool adds_whole_terms,
                                  ModuleComm* comm) {
-  ModuleState& s = modules_.at(i);
-  switch (s.kind) {
-    case ModuleKind::kEmbedding: return llama_embedding_forward(config_, s.embedding, in.main);
-    case ModuleKind::kAttention:
-      return llama_attention_forward(config_, s.attention, in.main, s.cache, step, rope_, adds_whole_terms);
-    case ModuleKind::kMoe: return mixtral_moe_forward(config_, top_k_, s.moe, in.main, adds_whole_terms, comm);
-    case ModuleKind::kLmHead: return llama_lm_head_forward(config_, s.lm_head, in.main);
-    default: break;
-  }
-  throw std::logic_error("module kind outside the mixtral forward");
+  if (llama_.holds(i)) return llama_.forward(i, in, step, adds_whole_terms);
+  return mixtral_moe_forward(llama_.config(), top_k_, moe_.at(i), in.main, adds_whole_terms, comm);
 }
 
 }  // namespace shardplan

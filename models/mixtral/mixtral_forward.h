@@ -62,19 +62,9 @@ class MixtralModel : public FamilyModel {
                      ModuleComm* comm) override;
 
  private:
-  struct ModuleState {
-    ModuleKind kind = ModuleKind::kEmbedding;
-    LlamaEmbeddingWeights embedding;
-    LlamaAttentionWeights attention;
-    MixtralMoeWeights moe;
-    LlamaLmHeadWeights lm_head;
-    KvCache cache;
-  };
-
-  LlamaConfig config_;
+  LlamaPart llama_;                     // embedding, attention, lm_head
+  std::vector<MixtralMoeWeights> moe_;  // per graph module (empty for the others)
   int64_t top_k_ = 2;
-  std::vector<ModuleState> modules_;
-  RopeTable rope_;
 };
 
 }  // namespace shardplan
