@@ -29,14 +29,6 @@ double number_or(const nlohmann::json& object, const char* key, double fallback)
   return it->get<double>();
 }
 
-int64_t size_of(const nlohmann::json& config, const char* key) {
-  auto it = config.find(key);
-  if (it == config.end() || !it->is_number_integer()) {
-    throw ConfigError(std::string("config field '") + key + "' is missing (the model layer should have set it)");
-  }
-  return it->get<int64_t>();
-}
-
 // transformers' rtruediv (`scalar / tensor`) is reciprocal(tensor) * scalar; so is this, to give
 // the same float32 bits.
 at::Tensor scalar_over(double scalar, const at::Tensor& t) { return at::reciprocal(t) * scalar; }
@@ -260,12 +252,6 @@ namespace {
 
 bool ends_with(const std::string& text, const std::string& suffix) {
   return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-const TensorShard& shard_of(const TensorShards& shards, const std::string& name) {
-  auto it = shards.find(name);
-  if (it == shards.end()) throw std::invalid_argument("tensor '" + name + "' was not loaded");
-  return it->second;
 }
 
 // Assigns the shard of `name` to the field its suffix names, e.g. "...q_proj.bias" -> q_bias.

@@ -11,28 +11,8 @@
 namespace shardplan {
 namespace {
 
-int64_t size_of(const nlohmann::json& config, const char* key) {
-  auto it = config.find(key);
-  if (it == config.end() || !it->is_number_integer()) {
-    throw ConfigError(std::string("config field '") + key + "' is missing (the model layer should have set it)");
-  }
-  return it->get<int64_t>();
-}
-
 bool ends_with(const std::string& text, const std::string& suffix) {
   return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-const at::Tensor& tensor_of(const TensorShards& shards, const std::string& name) {
-  auto it = shards.find(name);
-  if (it == shards.end()) throw std::invalid_argument("tensor '" + name + "' was not loaded");
-  return it->second.tensor;
-}
-
-// Undefined when the checkpoint has no such tensor (an absent bias).
-at::Tensor optional_tensor(const TensorShards& shards, const std::string& name) {
-  auto it = shards.find(name);
-  return it == shards.end() ? at::Tensor() : it->second.tensor;
 }
 
 at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, double eps) {

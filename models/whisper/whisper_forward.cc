@@ -11,36 +11,11 @@
 namespace shardplan {
 namespace {
 
-int64_t size_of(const nlohmann::json& config, const char* key) {
-  auto it = config.find(key);
-  if (it == config.end() || !it->is_number_integer()) {
-    throw ConfigError(std::string("config field '") + key + "' is missing (the model layer should have set it)");
-  }
-  return it->get<int64_t>();
-}
-
 void require_gelu(const nlohmann::json& config) {
   const std::string act = config.value("activation_function", std::string("gelu"));
   if (act != "gelu") {
     throw ConfigError("activation_function '" + act + "' is not supported by the executor yet (gelu)");
   }
-}
-
-const at::Tensor& tensor_of(const TensorShards& shards, const std::string& name) {
-  auto it = shards.find(name);
-  if (it == shards.end()) throw std::invalid_argument("tensor '" + name + "' was not loaded");
-  return it->second.tensor;
-}
-
-const TensorShard& shard_of(const TensorShards& shards, const std::string& name) {
-  auto it = shards.find(name);
-  if (it == shards.end()) throw std::invalid_argument("tensor '" + name + "' was not loaded");
-  return it->second;
-}
-
-at::Tensor optional_tensor(const TensorShards& shards, const std::string& name) {
-  auto it = shards.find(name);
-  return it == shards.end() ? at::Tensor() : it->second.tensor;
 }
 
 // NOTE: transformers' Whisper layer norms use nn.LayerNorm's default eps.
