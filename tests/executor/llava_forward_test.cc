@@ -1,9 +1,7 @@
-// Differential tests of LLaVA's image path (models/llava/llava_forward.h): the CLIP vision tower
-// and the projector of tiny-llava on every rank of a plan, each rank on a thread over the
-// in-process communicator, running the plan's image-stream collectives as the runtime binds them
-// (after each inner block of a tensor-parallel tower, after the tower, after the projector),
-// against the unsharded plan's run of the same weights. Also the merge of the features into the
-// text embeddings and the deterministic inputs (workload.h).
+// Unit tests of LLaVA's image path (models/llava/llava_forward.h): the features' shape and the
+// feature layer, the data-mode item slices, the merge of the features into the text embeddings
+// and the deterministic inputs (workload.h). Every tower and projector mode sharded through the
+// engine, against the unsharded run: multimodal_run_test.cc.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -30,85 +28,6 @@ using testing::write_spec;
 constexpr int64_t kBatch = 3;            // requests; one image each
 constexpr int64_t kImagesPerRequest = 1;
 
-struct ImagePathRun {
-  at::Tensor features;                              // rank 0's projected features, whole
-  std::vector<at::Tensor> every_rank;               // every rank's
-  std::vector<std::vector<std::string>> calls;      // every rank's collectives
-};
-
-bool is_group_rank_zero(const Plan& plan, const ModulePlan& mp, int64_t rank) {
-  const std::vector<int64_t> coords = plan.mesh.coords(rank);
-  for (const std::string& a : mp.axes) {
-    if (coords[*plan.mesh.axis_index(a)] != 0) return false;
-  }
-  return true;
-}
-
-const RankGroup& group_holding(const std::vector<RankGroup>& groups, int64_t rank) {
-  for (const RankGroup& g : groups) {
-    if (std::find(g.begin(), g.end(), rank) != g.end()) return g;
-  }
-  throw std::logic_error("rank in no group");
-}
-
-// The image path of `plan` on every rank, binding its image-stream collectives: an all_reduce or
-// all_gather whose `after` is an inner block runs when the tower calls back after that block;
-// those after the tower or the projector run right after it. Gathered items lose their padding.
-ImagePathRun run_image_path(const Plan& plan, const at::Tensor& pixels) {
-  const int world = static_cast<int>(plan.world_size());
-  const int64_t items = pixels.size(0);
-  const ModulePlan& tower = plan.modules.at(0);
-  const ModulePlan& projector = plan.modules.at(1);
-  EXPECT_EQ(tower.module->kind, ModuleKind::kEncoder);
-  EXPECT_EQ(projector.module->kind, ModuleKind::kProjector);
-  ImagePathRun out;
-  out.every_rank.resize(world);
-  out.calls.resize(world);
-  run_ranks(world, [&](int rank, testing::ThreadCommunicator& comm) {
-    if (world > 1) comm.create_groups(engine_groups(plan));
-    const Checkpoint checkpoint = Checkpoint::open(*plan.spec().checkpoint_path);
-    const TensorShards shards = load_rank_shards(plan, rank, checkpoint, at::kFloat, at::kCPU);
-    const LlavaVision vision(plan.graph(), shards);
-    const auto run_after = [&](const std::string& after, at::Tensor x) {
-      for (const Collective& c : plan.comms) {
-        if (c.stream != Stream::kImage || c.after != after) continue;
-        const RankGroup& group = group_holding(c.groups, rank);
-        const std::string what = std::string(to_string(c.op)) + " after " + after;
-        if (c.op == CollectiveOp::kAllReduce) {
-          x = x.contiguous();
-          if (world > 1) comm.all_reduce(x, group, what);
-        } else if (c.op == CollectiveOp::kAllGather) {
-          x = comm.all_gather(x.contiguous(), 0, group, what);
-          if (x.size(0) > items) x = x.narrow(0, 0, items);  // the data-mode padding
-        } else {
-          throw std::logic_error("unexpected collective on the image stream: " + what);
-        }
-      }
-      return x;
-    };
-
-    at::Tensor input = pixels;
-    if (tower.mode == ParallelMode::kData) {
-      const RankGroup group = group_holding(plan.mesh.groups(tower.axes), rank);
-      const int64_t index = std::find(group.begin(), group.end(), rank) - group.begin();
-      const ItemSlice slice = encoder_item_slice(items, static_cast<int64_t>(group.size()), index);
-      const at::Tensor padded =
-          at::cat({pixels, at::zeros({slice.padded - items, pixels.size(1), pixels.size(2), pixels.size(3)})}, 0);
-      input = padded.narrow(0, slice.begin, slice.count);
-    }
-    const bool tower_whole = tower.mode != ParallelMode::kTensor || is_group_rank_zero(plan, tower, rank);
-    at::Tensor x = vision.encode(input, tower_whole, run_after);
-    x = run_after(tower.module->path, x);
-    const bool projector_whole =
-        projector.mode != ParallelMode::kTensor || is_group_rank_zero(plan, projector, rank);
-    x = vision.project(x, projector_whole);
-    out.every_rank[rank] = run_after(projector.module->path, x);
-    out.calls[rank] = comm.calls();
-  });
-  out.features = out.every_rank[0];
-  return out;
-}
-
 SpecText llava_spec(const std::string& mesh, const std::string& modules) {
   SpecText s;
   s.config = "tiny-llava.json";
@@ -116,14 +35,6 @@ SpecText llava_spec(const std::string& mesh, const std::string& modules) {
   s.modules = modules;
   s.batch = kBatch;
   return s;
-}
-
-std::string rule(const std::string& kind, const std::string& mode) {
-  return "  - kind: " + kind + "\n    mode: " + mode + "\n" + (mode == "replicate" ? "" : "    axes: [tp]\n");
-}
-
-int64_t count_calls(const std::vector<std::string>& calls, const std::string& prefix) {
-  return std::count_if(calls.begin(), calls.end(), [&](const std::string& c) { return c.rfind(prefix, 0) == 0; });
 }
 
 class LlavaImagePathTest : public ::testing::Test {
@@ -135,9 +46,14 @@ class LlavaImagePathTest : public ::testing::Test {
     return make_uniform_inputs({kBatch * kImagesPerRequest, 3, 56, 56}, 0);
   }
 
+  // The tower and the projector of the unsharded plan on one rank.
   static const at::Tensor& unsharded() {
-    static const at::Tensor features =
-        run_image_path(*load_plan(write_spec("llava_one", llava_spec("one: 1", ""))), pixels()).features;
+    static const at::Tensor features = [] {
+      const std::unique_ptr<Plan> plan = load_plan(write_spec("llava_one", llava_spec("one: 1", "")));
+      const Checkpoint checkpoint = Checkpoint::open(*plan->spec().checkpoint_path);
+      const LlavaVision vision(plan->graph(), load_rank_shards(*plan, 0, checkpoint, at::kFloat, at::kCPU));
+      return vision.project(vision.encode(pixels(), true, [](const std::string&, at::Tensor h) { return h; }), true);
+    }();
     return features;
   }
 };
@@ -180,53 +96,6 @@ TEST_F(LlavaImagePathTest, FeatureLayerIsTheSecondToLastHiddenState) {
     return h;
   }), f));
 }
-
-struct ModeCase {
-  std::string tower, projector;
-  int ranks;
-};
-
-class LlavaModeTest : public LlavaImagePathTest, public ::testing::WithParamInterface<ModeCase> {};
-
-TEST_P(LlavaModeTest, MatchesUnsharded) {
-  const ModeCase& c = GetParam();
-  const std::string name = "llava_" + c.tower + "_" + c.projector + "_" + std::to_string(c.ranks);
-  // The language model tensor-parallel as well, so the projector's output meets a split text stream.
-  const std::string modules = rule("[embedding, attention, mlp, lm_head]", "tensor") + rule("encoder", c.tower) +
-                              rule("projector", c.projector);
-  const std::unique_ptr<Plan> plan = load_plan(write_spec(name, llava_spec("tp: " + std::to_string(c.ranks), modules)));
-  const ImagePathRun run = run_image_path(*plan, pixels());
-  for (int r = 0; r < c.ranks; ++r) {
-    const at::Tensor& f = run.every_rank[r];
-    ASSERT_EQ(f.sizes(), unsharded().sizes()) << name << " rank " << r;
-    EXPECT_LT((f - unsharded()).abs().max().item<double>(), 1e-5) << name << " rank " << r;
-    const std::vector<std::string>& calls = run.calls[r];
-    // Tensor tower: an all_reduce after each of its 6 inner blocks; data tower: one all_gather of
-    // the items; tensor projector: one all_reduce of its output.
-    EXPECT_EQ(count_calls(calls, "all_reduce all_reduce after vision_tower.vision_model.encoder.layers."),
-              c.tower == "tensor" ? 6 : 0)
-        << name;
-    EXPECT_EQ(count_calls(calls, "all_gather all_gather after "), c.tower == "data" ? 1 : 0) << name;
-    EXPECT_EQ(count_calls(calls, "all_reduce all_reduce after multi_modal_projector"),
-              c.projector == "tensor" ? 1 : 0)
-        << name;
-  }
-}
-
-std::vector<ModeCase> mode_cases() {
-  std::vector<ModeCase> cases;
-  for (int ranks : {2, 4}) {
-    for (const char* tower : {"replicate", "tensor", "data"}) {
-      for (const char* projector : {"replicate", "tensor"}) cases.push_back({tower, projector, ranks});
-    }
-  }
-  return cases;
-}
-
-INSTANTIATE_TEST_SUITE_P(Modes, LlavaModeTest, ::testing::ValuesIn(mode_cases()),
-                         [](const ::testing::TestParamInfo<ModeCase>& info) {
-                           return info.param.tower + "_" + info.param.projector + "_" + std::to_string(info.param.ranks);
-                         });
 
 TEST(LlavaForwardTest, DataModeItemSlicesPadToTheGroup) {
   // 5 images over 2 ranks: padded to 6, [0, 3) and [3, 6).

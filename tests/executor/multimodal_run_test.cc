@@ -79,38 +79,37 @@ SpecText llava(int ranks, const std::string& modules) {
 constexpr int kSteps = 4;
 constexpr char kLlavaText[] = "[embedding, attention, mlp, lm_head]";
 
-TEST_F(MultimodalRunTest, LlavaVisionReplicateTensorData) {
+TEST_F(MultimodalRunTest, LlavaEveryTowerAndProjectorMode) {
   for (int n : {2, 4}) {
-    for (const std::string mode : {"replicate", "tensor", "data"}) {
-      const std::string name = "llava_vision_" + mode + "_tp" + std::to_string(n);
-      const std::string axes = mode == "replicate" ? "[]" : "[tp]";
-      const ThreadedRun run =
-          expect_matches_unsharded(name, llava(n, rule("encoder", mode, axes) + rule(kLlavaText, "tensor", "[tp]")));
-      for (const auto& calls : run.calls) {
-        // The image features become whole once, in prefill: gathered (data) or not at all.
-        EXPECT_EQ(count_calls(calls, "all_gather all_gather[tp] after multi_modal_projector"), mode == "data" ? 1 : 0)
-            << name;
-        // A tensor-parallel tower reduces after every inner block (3 layers x attention, MLP).
-        EXPECT_EQ(count_calls(calls, "all_reduce all_reduce[tp] after vision_tower.vision_model.encoder.layers."),
-                  mode == "tensor" ? 6 : 0)
-            << name;
-        EXPECT_EQ(count_calls(calls, "all_reduce all_reduce[tp] after language_model.model.layers.0.self_attn"), kSteps)
-            << name;
+    for (const std::string tower : {"replicate", "tensor", "data"}) {
+      for (const std::string projector : {"replicate", "tensor"}) {
+        const std::string name = "llava_" + tower + "_" + projector + "_tp" + std::to_string(n);
+        const auto axes = [](const std::string& mode) { return mode == "replicate" ? "[]" : "[tp]"; };
+        const ThreadedRun run = expect_matches_unsharded(
+            name, llava(n, rule("encoder", tower, axes(tower)) + rule("projector", projector, axes(projector)) +
+                               rule(kLlavaText, "tensor", "[tp]")));
+        for (const auto& calls : run.calls) {
+          // The items of a data-parallel tower are gathered once, in prefill, in front of the
+          // projector when it is tensor-parallel (it needs them whole), else at the merge.
+          EXPECT_EQ(count_calls(calls, "all_gather all_gather[tp] after vision_tower") +
+                        count_calls(calls, "all_gather all_gather[tp] after multi_modal_projector"),
+                    tower == "data" ? 1 : 0)
+              << name;
+          if (tower == "data" && projector == "tensor") {
+            EXPECT_EQ(count_calls(calls, "all_gather all_gather[tp] after vision_tower"), 1) << name;
+          }
+          // A tensor-parallel tower reduces after every inner block (3 layers x attention, MLP).
+          EXPECT_EQ(count_calls(calls, "all_reduce all_reduce[tp] after vision_tower.vision_model.encoder.layers."),
+                    tower == "tensor" ? 6 : 0)
+              << name;
+          EXPECT_EQ(count_calls(calls, "all_reduce all_reduce[tp] after multi_modal_projector"),
+                    projector == "tensor" ? 1 : 0)
+              << name;
+          EXPECT_EQ(count_calls(calls, "all_reduce all_reduce[tp] after language_model.model.layers.0.self_attn"),
+                    kSteps)
+              << name;
+        }
       }
-    }
-  }
-}
-
-TEST_F(MultimodalRunTest, LlavaProjectorTensorAfterDataTower) {
-  // The data-parallel tower's items are gathered in front of the tensor-parallel projector, whose
-  // partial output is reduced before the merge.
-  for (int n : {2, 4}) {
-    const ThreadedRun run = expect_matches_unsharded(
-        "llava_projector_tensor_tp" + std::to_string(n),
-        llava(n, rule("encoder", "data", "[tp]") + rule("projector", "tensor", "[tp]") + rule(kLlavaText, "tensor", "[tp]")));
-    for (const auto& calls : run.calls) {
-      EXPECT_EQ(count_calls(calls, "all_gather all_gather[tp] after vision_tower"), 1);
-      EXPECT_EQ(count_calls(calls, "all_reduce all_reduce[tp] after multi_modal_projector"), 1);
     }
   }
 }
