@@ -2,20 +2,14 @@
 // Exit codes: 0 valid / done; 1 the spec is invalid; 2 usage or I/O error.
 #include <CLI/CLI.hpp>
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cctype>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "planner/io/output_file.h"
 #include "planner/plan/plan.h"
 #include "planner/plan/plan_json.h"
 #include "planner/plan/plan_text.h"
@@ -96,37 +90,6 @@ int run_check(const std::vector<std::string>& files, const std::string& format) 
   return worst;
 }
 
-// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a reader
-// never sees half a file and a failure leaves nothing behind. Returns "" or the reason it failed.
-std::string write_atomically(const std::string& path, const std::string& bytes) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-  if (fd < 0) return std::strerror(errno);
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const std::string reason = std::strerror(errno);
-      ::close(fd);
-      std::remove(tmp.c_str());
-      return reason;
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::close(fd) != 0) {
-    const std::string reason = std::strerror(errno);
-    std::remove(tmp.c_str());
-    return reason;
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string reason = std::strerror(errno);
-    std::remove(tmp.c_str());
-    return reason;
-  }
-  return "";
-}
-
 int run_plan(const std::string& file, const std::string& format, const std::string& output) {
   Diagnostics all;
   CheckedSpec checked;
@@ -140,7 +103,7 @@ int run_plan(const std::string& file, const std::string& format, const std::stri
     std::cout << text;
     return kExitOk;
   }
-  const std::string failure = write_atomically(output, text);
+  const std::string failure = write_output_file(output, text, {file});
   if (!failure.empty()) {
     std::cerr << "planner: error: cannot write '" << output << "': " << failure << "\n";
     return kExitUsage;
@@ -203,7 +166,7 @@ int run_render(const std::string& file, const std::string& output, const std::st
     std::cerr << "planner: error: " << e.what() << "\n";
     return kExitUsage;
   }
-  const std::string failure = write_atomically(output, bytes);
+  const std::string failure = write_output_file(output, bytes, {file});
   if (!failure.empty()) {
     std::cerr << "planner: error: cannot write '" << output << "': " << failure << "\n";
     return kExitUsage;

@@ -66,6 +66,29 @@ expect "plan of invalid spec" 1 "$planner" plan $d/heads-not-divisible.yaml
 expect "plan to unwritable path" 2 "$planner" plan specs/llama-3-8b-tp4.yaml -o "$tmp/no/such/dir/plan.json"
 [[ ! -e "$tmp/no" ]] || { echo "FAIL nothing written"; failures=$((failures + 1)); }
 
+# -o never replaces what is not a regular file (output_file.h): a symlink keeps pointing at its
+# target, a FIFO stays a FIFO, /dev/stdout writes to the shell's redirection, the spec itself is refused.
+spec=specs/llama-3-8b-tp4.yaml
+echo old >"$tmp/target.txt"; ln -s target.txt "$tmp/link.txt"
+expect "plan -o symlink" 0 "$planner" plan $spec -o "$tmp/link.txt"
+[[ -L "$tmp/link.txt" ]] && grep -q "model.layers" "$tmp/target.txt" && echo "ok   symlink written through" \
+  || { echo "FAIL -o symlink was replaced or its target not written"; failures=$((failures + 1)); }
+mkfifo "$tmp/fifo"; (cat "$tmp/fifo" >"$tmp/from-fifo") & reader=$!
+expect "plan -o fifo" 0 timeout 60 "$planner" plan $spec -o "$tmp/fifo"
+wait $reader
+[[ -p "$tmp/fifo" ]] && grep -q "model.layers" "$tmp/from-fifo" && echo "ok   fifo written through" \
+  || { echo "FAIL -o fifo was replaced or not written through"; failures=$((failures + 1)); }
+"$planner" plan $spec -o /dev/stdout >"$tmp/stdout.txt" 2>"$tmp/err"
+grep -q "model.layers" "$tmp/stdout.txt" && echo "ok   -o /dev/stdout" \
+  || { echo "FAIL -o /dev/stdout"; cat "$tmp/err"; failures=$((failures + 1)); }
+cp $spec "$tmp/spec.yaml"; sed -i "s|config: ../|config: $PWD/|" "$tmp/spec.yaml"; cp "$tmp/spec.yaml" "$tmp/spec.orig"
+expect "plan -o its own spec" 2 "$planner" plan "$tmp/spec.yaml" -o "$tmp/spec.yaml"
+contains "own spec refused" "$tmp/err" "never overwritten"
+cmp -s "$tmp/spec.yaml" "$tmp/spec.orig" || { echo "FAIL the spec was modified"; failures=$((failures + 1)); }
+ln -s "$tmp/missing/x.dot" "$tmp/dangling.dot"
+expect "render -o dangling symlink" 2 "$planner" render $spec -o "$tmp/dangling.dot"
+[[ -L "$tmp/dangling.dot" && ! -e "$tmp/missing" ]] || { echo "FAIL dangling link replaced"; failures=$((failures + 1)); }
+
 if [[ $failures -ne 0 ]]; then
   echo "$failures failure(s)"
   exit 1
