@@ -169,14 +169,19 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | bytes[i];  // little-endian
   if (header_len > file_size - 8) {
+    // NOTE: the length is printed only when it is plausible (a truncated file): for any other file
+    // it is just the file's first 8 bytes, which a message must not disclose.
+    const std::string length =
+        header_len <= kMaxSafetensorsHeaderBytes ? fmt::format("header length {}", header_len) : "the header length";
     throw WeightsError(Code::kInvalid,
-                       fmt::format("{}: header length {} exceeds the {} bytes after the 8-byte "
+                       fmt::format("{}: {} exceeds the {} bytes after the 8-byte "
                                    "length field (file size {}; truncated or not a safetensors file)",
-                                   path, header_len, file_size - 8, file_size));
+                                   path, length, file_size - 8, file_size));
   }
   if (header_len > kMaxSafetensorsHeaderBytes) {
-    throw WeightsError(Code::kInvalid, fmt::format("{}: header length {} exceeds the limit of {} bytes",
-                                                   path, header_len, kMaxSafetensorsHeaderBytes));
+    throw WeightsError(Code::kInvalid, fmt::format("{}: the header length exceeds the limit of {} bytes "
+                                                   "(not a safetensors file?)",
+                                                   path, kMaxSafetensorsHeaderBytes));
   }
   file->data_start_ = 8 + header_len;
   std::string header(reinterpret_cast<const char*>(bytes + 8), header_len);
@@ -344,7 +349,23 @@ nlohmann::json read_index(const std::string& path) {
 
 }  // namespace
 
-Checkpoint Checkpoint::open(const std::string& path) {
+namespace {
+
+// Refuses `file` (kIo) when, symlinks followed, it resolves outside `root` (a resolved directory).
+void check_inside(const std::string& file, const fs::path& root) {
+  std::error_code ec;
+  const fs::path real = fs::canonical(file, ec);
+  if (ec) return;  // missing or unreadable: opening it reports that, with the OS's reason
+  const auto [root_end, real_it] = std::mismatch(root.begin(), root.end(), real.begin(), real.end());
+  if (root_end == root.end()) return;
+  throw WeightsError(Code::kIo, fmt::format("{}: resolves to {}, outside the checkpoint directory {}; refused "
+                                            "(--allow-links-outside-checkpoint reads it)",
+                                            file, real.string(), root.string()));
+}
+
+}  // namespace
+
+Checkpoint Checkpoint::open(const std::string& path, bool allow_links_outside) {
   Checkpoint ckpt;
   ckpt.path_ = path;
   ckpt.bytes_touched_ = std::make_unique<std::atomic<uint64_t>>(0);
@@ -362,10 +383,19 @@ Checkpoint Checkpoint::open(const std::string& path) {
     files.push_back(path);
   } else if (fs::is_directory(status)) {
     const fs::path dir(path);
+    fs::path root;
+    if (!allow_links_outside) {
+      root = fs::canonical(dir, ec);
+      if (ec) throw WeightsError(Code::kIo, fmt::format("checkpoint '{}': cannot resolve: {}", path, ec.message()));
+    }
+    const auto contained = [&](const std::string& file) {
+      if (!allow_links_outside) check_inside(file, root);
+      return file;
+    };
     if (fs::exists(dir / kSafetensorsSingleFile)) {
-      files.push_back((dir / kSafetensorsSingleFile).string());
+      files.push_back(contained((dir / kSafetensorsSingleFile).string()));
     } else if (fs::exists(dir / kSafetensorsIndexFile)) {
-      const std::string index_path = (dir / kSafetensorsIndexFile).string();
+      const std::string index_path = contained((dir / kSafetensorsIndexFile).string());
       nlohmann::json index = read_index(index_path);
       if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) {
         throw WeightsError(Code::kInvalid,
@@ -386,7 +416,7 @@ Checkpoint Checkpoint::open(const std::string& path) {
         }
         wanted[name].push_back(tensor);
       }
-      for (const auto& entry : wanted) files.push_back((dir / entry.first).string());
+      for (const auto& entry : wanted) files.push_back(contained((dir / entry.first).string()));
     } else {
       throw WeightsError(Code::kIo, fmt::format("checkpoint directory '{}' has neither {} nor {}", path,
                                                 kSafetensorsSingleFile, kSafetensorsIndexFile));

@@ -72,6 +72,10 @@ class SafetensorsFile;
 //   - product(shape) * element size == end - begin, computed without overflow;
 //   - end <= size of the data area (file size - 8 - N);
 //   - no two tensors share a byte (empty tensors own no bytes). Gaps are tolerated.
+// Containment (kIo): in a checkpoint directory, every file read (model.safetensors, the index, each
+// shard) must resolve, symlinks followed, to a path inside the directory's own resolved path,
+// unless `allow_links_outside` (the executor's --allow-links-outside-checkpoint, for layouts such
+// as the Hub cache's snapshots/ whose files link to ../../blobs/).
 // And for an index: valid JSON with a "weight_map" object of tensor -> plain file name (no path);
 // every listed file exists (kIo) and holds the tensors mapped to it; no tensor is in two files.
 //
@@ -82,7 +86,7 @@ class Checkpoint {
   // `path` is a checkpoint directory or a single .safetensors file. In a directory,
   // model.safetensors is preferred over model.safetensors.index.json when both exist (as
   // transformers does).
-  static Checkpoint open(const std::string& path);
+  static Checkpoint open(const std::string& path, bool allow_links_outside = false);
 
   Checkpoint(Checkpoint&&) noexcept;
   Checkpoint& operator=(Checkpoint&&) noexcept;

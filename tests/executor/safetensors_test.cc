@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 
 #include <gtest/gtest.h>
 
@@ -123,7 +124,30 @@ TEST(SafetensorsTest, HeaderLengthOverTheLimitIsRefusedBeforeReading) {
   // A sparse file large enough that only the 100 MB limit can refuse it.
   ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(8 + claimed + 16)), 0);
   expect_weights_error([&] { Checkpoint::open(dir.str()); }, Code::kInvalid,
-                       {"header length " + std::to_string(claimed), "limit of 100000000 bytes"});
+                       {"header length exceeds the limit of 100000000 bytes"});
+  try {
+    Checkpoint::open(dir.str());
+  } catch (const WeightsError& e) {
+    EXPECT_EQ(std::string(e.what()).find(std::to_string(claimed)), std::string::npos) << e.what();
+  }
+}
+
+// The first 8 bytes of a file that is not a safetensors file are not its header length, and a
+// message that printed them as a number would disclose them.
+TEST(SafetensorsTest, NotSafetensorsErrorsDoNotDiscloseTheFirstBytes) {
+  TempDir dir;
+  const std::string secret = "hunter2!";  // 8 bytes, read as a huge header length
+  uint64_t as_number = 0;
+  for (int i = 7; i >= 0; --i) as_number = (as_number << 8) | static_cast<unsigned char>(secret[i]);
+  write_bytes(dir / "model.safetensors", secret + "more text");
+  try {
+    Checkpoint::open(dir.str());
+    FAIL() << "opened a file that is not a safetensors file";
+  } catch (const WeightsError& e) {
+    EXPECT_EQ(e.code(), Code::kInvalid);
+    EXPECT_NE(std::string(e.what()).find("not a safetensors file"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find(std::to_string(as_number)), std::string::npos) << e.what();
+  }
 }
 
 TEST(SafetensorsTest, MalformedHeaderJsonIsInvalid) {
@@ -349,6 +373,56 @@ TEST(SafetensorsIndexTest, TensorInTwoFilesIsInvalid) {
               R"({"weight_map":{"b":"model-00001-of-00002.safetensors","a":"model-00002-of-00002.safetensors"}})");
   expect_weights_error([&] { Checkpoint::open(dir.str()); }, Code::kInvalid,
                        {"tensor 'a' is in both", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"});
+}
+
+// A checkpoint directory whose files are links: inside the directory they are followed, outside
+// they are refused (kIo) unless the caller opts in; the same for the index and every shard.
+TEST(SafetensorsContainmentTest, LinksOutsideTheCheckpointAreRefused) {
+  namespace fs = std::filesystem;
+  TempDir dir;
+  fs::create_directories(dir / "ckpt");
+  fs::create_directories(dir / "elsewhere");
+  write_valid(dir / "elsewhere/secret.safetensors");
+
+  // The single file links outside.
+  fs::create_symlink(dir / "elsewhere/secret.safetensors", dir / "ckpt/model.safetensors");
+  expect_weights_error([&] { Checkpoint::open(dir / "ckpt"); }, Code::kIo,
+                       {"ckpt/model.safetensors", "outside the checkpoint directory", "--allow-links-outside-checkpoint"});
+  EXPECT_EQ(Checkpoint::open(dir / "ckpt", /*allow_links_outside=*/true).tensor_names().size(), 2u);
+  // A relative link that climbs out is refused just the same.
+  fs::remove(dir / "ckpt/model.safetensors");
+  fs::create_symlink("../elsewhere/secret.safetensors", dir / "ckpt/model.safetensors");
+  expect_weights_error([&] { Checkpoint::open(dir / "ckpt"); }, Code::kIo, {"outside the checkpoint directory"});
+
+  // A link that stays inside is followed; so is a checkpoint directory reached through a link.
+  fs::remove(dir / "ckpt/model.safetensors");
+  write_valid(dir / "ckpt/real.safetensors");
+  fs::create_symlink("real.safetensors", dir / "ckpt/model.safetensors");
+  EXPECT_EQ(Checkpoint::open(dir / "ckpt").tensor_names().size(), 2u);
+  fs::create_directory_symlink(dir / "ckpt", dir / "ckpt-link");
+  EXPECT_EQ(Checkpoint::open(dir / "ckpt-link").tensor_names().size(), 2u);
+  fs::remove(dir / "ckpt/model.safetensors");
+
+  // A shard listed by the index links outside.
+  write_two_files(dir);  // in dir itself, outside ckpt/
+  fs::create_symlink(dir / "model-00001-of-00002.safetensors", dir / "ckpt/model-00001-of-00002.safetensors");
+  fs::copy_file(dir / "model-00002-of-00002.safetensors", dir / "ckpt/model-00002-of-00002.safetensors");
+  const std::string index = R"({"weight_map":{"a":"model-00001-of-00002.safetensors",)"
+                            R"("c":"model-00002-of-00002.safetensors"}})";
+  write_bytes(dir / "ckpt/model.safetensors.index.json", index);
+  expect_weights_error([&] { Checkpoint::open(dir / "ckpt"); }, Code::kIo,
+                       {"model-00001-of-00002.safetensors", "outside the checkpoint directory"});
+  EXPECT_EQ(Checkpoint::open(dir / "ckpt", true).tensor_names(), (std::vector<std::string>{"a", "b", "c"}));
+
+  // The index itself links outside.
+  fs::remove(dir / "ckpt/model-00001-of-00002.safetensors");
+  fs::copy_file(dir / "model-00001-of-00002.safetensors", dir / "ckpt/model-00001-of-00002.safetensors");
+  EXPECT_EQ(Checkpoint::open(dir / "ckpt").tensor_names().size(), 3u);
+  write_bytes(dir / "elsewhere/index.json", index);
+  fs::remove(dir / "ckpt/model.safetensors.index.json");
+  fs::create_symlink(dir / "elsewhere/index.json", dir / "ckpt/model.safetensors.index.json");
+  expect_weights_error([&] { Checkpoint::open(dir / "ckpt"); }, Code::kIo,
+                       {"model.safetensors.index.json", "outside the checkpoint directory"});
 }
 
 }  // namespace
