@@ -63,20 +63,36 @@ if(SHARDPLAN_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()
 
-# libtorch, for the executor and the models' forward only (the planner never links it): Debian's
-# (/usr/lib/x86_64-linux-gnu/cmake/Torch), else pip's torch through python3. Found here, at the
-# top, so its imported targets are visible in every folder (models/, executor/, tests/).
+# libtorch, for the executor and the models' forward only (the planner never links it): pip's
+# torch 2.11 (a CUDA build) of the interpreter SHARDPLAN_PYTHON: the project's .venv, which
+# scripts/setup.sh makes, else python3 on PATH (a GPU host's system torch). Found here, at the top,
+# so its imported targets are visible in every folder (models/, executor/, tests/).
+set(SHARDPLAN_TORCH_VERSION 2.11.0 CACHE STRING "The torch version the build requires")
 if(SHARDPLAN_BUILD_EXECUTOR)
-  find_package(Torch QUIET)
-  if(NOT Torch_FOUND)
-    find_package(Python3 COMPONENTS Interpreter QUIET)
-    if(Python3_Interpreter_FOUND)
-      execute_process(COMMAND ${Python3_EXECUTABLE} -c "import torch.utils; print(torch.utils.cmake_prefix_path)"
-        OUTPUT_VARIABLE SHARDPLAN_TORCH_PREFIX OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
-      list(APPEND CMAKE_PREFIX_PATH ${SHARDPLAN_TORCH_PREFIX})
+  if(NOT SHARDPLAN_PYTHON)
+    if(EXISTS ${PROJECT_SOURCE_DIR}/.venv/bin/python3)
+      set(SHARDPLAN_PYTHON ${PROJECT_SOURCE_DIR}/.venv/bin/python3)
+    else()
+      find_program(SHARDPLAN_PYTHON python3 REQUIRED)
     endif()
-    find_package(Torch REQUIRED)
   endif()
+  execute_process(COMMAND ${SHARDPLAN_PYTHON} -c
+      "import torch, torch.utils; print(torch.__version__.split('+')[0]); print(torch.utils.cmake_prefix_path)"
+    OUTPUT_VARIABLE torch_probe OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE torch_probe_failed)
+  if(torch_probe_failed)
+    message(FATAL_ERROR "${SHARDPLAN_PYTHON} cannot import torch: run scripts/setup.sh (it installs torch "
+      "${SHARDPLAN_TORCH_VERSION} into .venv), or pass -DSHARDPLAN_PYTHON=an interpreter that has it")
+  endif()
+  string(REPLACE "\n" ";" torch_probe "${torch_probe}")
+  list(GET torch_probe 0 SHARDPLAN_FOUND_TORCH_VERSION)
+  list(GET torch_probe 1 torch_prefix)
+  if(NOT SHARDPLAN_FOUND_TORCH_VERSION VERSION_EQUAL SHARDPLAN_TORCH_VERSION)
+    message(FATAL_ERROR "${SHARDPLAN_PYTHON} has torch ${SHARDPLAN_FOUND_TORCH_VERSION}; this project builds "
+      "against ${SHARDPLAN_TORCH_VERSION} (the GPU hosts' version): run scripts/setup.sh")
+  endif()
+  list(PREPEND CMAKE_PREFIX_PATH ${torch_prefix})
+  find_package(Torch REQUIRED)
+  message(STATUS "Torch ${SHARDPLAN_FOUND_TORCH_VERSION} from ${SHARDPLAN_PYTHON}, CUDA ${CUDAToolkit_VERSION}")
 endif()
 if(SHARDPLAN_BUILD_BENCH)
   find_package(benchmark REQUIRED)
