@@ -92,11 +92,15 @@ void add_run(CLI::App& app, RunOptions& opts) {
   CLI::App* cmd = app.add_subcommand("run", "Run a spec's workload (prefill, greedy decoding) on its mesh and report");
   cmd->add_option("--spec", opts.spec, "Sharding spec (YAML)")->required();
   cmd->add_option("--device", opts.device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
-  CLI::Option* verify =
-      cmd->add_flag("--verify", opts.verify, "Also run the unsharded model on one device and compare the logits");
+  cmd->add_flag("--verify", opts.verify, "Also run the unsharded model on one device and compare the logits");
   cmd->add_option("--logits-out", opts.logits_out,
-                  "With --verify: write the sharded run's logits [new_tokens, requests, vocab] as float32 .npy")
-      ->needs(verify);
+                  "Write the run's logits [new_tokens, requests, vocab] as float32 .npy");
+  cmd->add_flag("--allow-links-outside-checkpoint", opts.allow_links_outside_checkpoint,
+                "Read checkpoint files that are symlinks to files outside the checkpoint directory "
+                "(e.g. a Hub cache snapshot); refused otherwise");
+  cmd->add_option("--requests", opts.requests,
+                  "JSON Lines of {\"prompt_token_ids\": [...], \"max_tokens\": N} replacing the workload's random "
+                  "prompts (same length and max_tokens on every line)");
   cmd->add_option("--format", opts.format, "text | json")->check(CLI::IsMember({"text", "json"}))->capture_default_str();
   cmd->add_option("--seed", opts.seed, "Seed of the random prompts")
       ->check(CLI::Validator(

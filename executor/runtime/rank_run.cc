@@ -1,7 +1,6 @@
 // One rank's run, the gathering of results on rank 0, and the report (see rank_run.h).
 #include "executor/runtime/rank_run.h"
 
-#include <fstream>
 
 #include <ATen/ATen.h>
 
@@ -13,6 +12,7 @@
 #include "executor/runtime/verify.h"
 #include "executor/runtime/workload.h"
 #include "executor/weights/safetensors.h"
+#include "planner/io/output_file.h"
 
 namespace shardplan {
 namespace {
@@ -71,15 +71,17 @@ void write_npy_float32(const std::string& path, const at::Tensor& t) {
   std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + shape + "), }";
   while ((10 + header.size() + 1) % 64 != 0) header += ' ';
   header += '\n';
-  std::ofstream out(path, std::ios::binary);
-  if (!out) throw RunError(RunError::Code::kUsage, "cannot write --logits-out " + path);
-  out.write("\x93NUMPY\x01\x00", 8);
+  std::string bytes("\x93NUMPY\x01\x00", 8);
   const uint16_t len = static_cast<uint16_t>(header.size());
-  out.write(reinterpret_cast<const char*>(&len), 2);
-  out << header;
-  out.write(static_cast<const char*>(c.data_ptr()), static_cast<std::streamsize>(c.numel() * 4));
-  if (!out) throw RunError(RunError::Code::kUsage, "cannot write --logits-out " + path);
+  bytes.append(reinterpret_cast<const char*>(&len), 2);
+  bytes += header;
+  bytes.append(static_cast<const char*>(c.data_ptr()), static_cast<size_t>(c.numel()) * 4);
+  const std::string failure = write_output_file(path, bytes);
+  if (!failure.empty()) throw RunError(RunError::Code::kUsage, "cannot write --logits-out '" + path + "': " + failure);
 }
+
+// Whether the engine keeps every step's logits and rank 0 gathers them (--verify, --logits-out).
+bool keeps_logits(const RankRunOptions& options) { return options.verify || !options.logits_out.empty(); }
 
 std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* comm, const RankRunOptions& options) {
   const Spec& spec = plan.spec();
@@ -95,18 +97,24 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
     throw RunError(RunError::Code::kUsage, spec.file + ": the spec names no model.checkpoint (`executor make-checkpoint` writes one)");
   }
 
-  const EngineInputs inputs = make_engine_inputs(plan, options.seed);
+  EngineInputs inputs = make_engine_inputs(plan, options.seed);
+  if (!options.prompt_ids.empty()) {
+    std::vector<int64_t> flat;
+    for (const auto& p : options.prompt_ids) flat.insert(flat.end(), p.begin(), p.end());
+    inputs.prompts = at::tensor(flat, at::TensorOptions().dtype(at::kLong))
+                         .view({static_cast<int64_t>(options.prompt_ids.size()), -1});
+  }
   uint64_t bytes_read = 0;
   Generation g;
   {
     // NOTE: the rank's shards and caches are freed before --verify loads the whole model on
     // rank 0's device (a 70B model in bf16 fits an H200 alone, not next to its TP8 shard).
-    const Checkpoint checkpoint = Checkpoint::open(*spec.checkpoint_path);
+    const Checkpoint checkpoint = Checkpoint::open(*spec.checkpoint_path, options.allow_links_outside_checkpoint);
     const TensorShards shards = load_rank_shards(plan, rank, checkpoint, dtype, options.device);
     bytes_read = checkpoint.bytes_touched();
 
     if (comm) comm->create_groups(engine_groups(plan));
-    Engine engine(plan, rank, comm, shards, EngineOptions{options.device, dtype, options.verify});
+    Engine engine(plan, rank, comm, shards, EngineOptions{options.device, dtype, keeps_logits(options)});
     if (options.warm_up) engine.generate(inputs, nullptr, 2);
 
     if (comm) comm->barrier("start of the workload");
@@ -125,7 +133,7 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
   const at::Tensor my_kinds = at::tensor(g.seconds_by_kind, at::TensorOptions().dtype(at::kDouble)).view({1, -1});
   const at::Tensor kinds = gather_on_all(comm, plan, device, my_kinds, 0, "all_gather of the time by module kind");
   at::Tensor logits;
-  if (options.verify) logits = gather_on_all(comm, plan, device, g.logits, 1, "all_gather of the logits for --verify");
+  if (keeps_logits(options)) logits = gather_on_all(comm, plan, device, g.logits, 1, "all_gather of the logits");
   if (rank != 0) return std::nullopt;
 
   RunReport report;
@@ -171,14 +179,14 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
 
   if (options.verify) {
     const std::unique_ptr<Plan> one = unsharded_plan(plan);
-    const Checkpoint whole = Checkpoint::open(*spec.checkpoint_path);
+    const Checkpoint whole = Checkpoint::open(*spec.checkpoint_path, options.allow_links_outside_checkpoint);
     const TensorShards all = load_rank_shards(*one, 0, whole, dtype, options.device);
     Engine reference(*one, 0, nullptr, all, EngineOptions{options.device, dtype, true});
     const Generation ref = reference.generate(inputs, &all_tokens);
     const at::Tensor sharded = by_request(plan, logits, 1, held);
     report.verify = compare_logits(sharded, ref.logits, all_tokens, spec.dtype);
-    if (!options.logits_out.empty()) write_npy_float32(options.logits_out, sharded);
   }
+  if (!options.logits_out.empty()) write_npy_float32(options.logits_out, by_request(plan, logits, 1, held));
   return report;
 }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 #include <optional>
+#include <vector>
 
 #include "executor/comm/communicator.h"
 #include "executor/runtime/run_report.h"
@@ -21,7 +22,9 @@ struct RankRunOptions {
   bool verify = false;
   uint64_t seed = 0;             // of the prompts (workload.h)
   bool warm_up = true;           // run prefill and one decode step untimed first
-  std::string logits_out;        // with verify: rank 0 writes the sharded run's logits here (.npy)
+  std::string logits_out;        // rank 0 writes the run's logits here (.npy)
+  bool allow_links_outside_checkpoint = false;  // Checkpoint::open's allow_links_outside
+  std::vector<std::vector<int64_t>> prompt_ids;  // --requests: the prompts (else the seeded ones)
 };
 
 // The dtype of a spec's model.dtype. float16 on the CPU is a RunError (kUsage): libtorch's CPU

@@ -16,6 +16,7 @@
 #include "executor/comm/launcher.h"
 #include "executor/runtime/engine.h"
 #include "executor/runtime/rank_run.h"
+#include "executor/runtime/request_file.h"
 #include "executor/runtime/run_error.h"
 #include "executor/weights/weights_error.h"
 #include "models/graph/model_graph.h"
@@ -54,6 +55,31 @@ int run_checked(const RunOptions& o, std::string& rank_prefix) {
   }
   if (outcome == CheckOutcome::kIoError) return kExitUsage;
   if (outcome == CheckOutcome::kInvalid) return kExitInvalid;
+
+  // --requests replaces the workload's batch, prompt length and new tokens; the spec is checked
+  // again with them (a batch that no longer divides over the batch axes is the spec's error).
+  std::optional<TokenRequests> requests;
+  if (!o.requests.empty()) {
+    requests = read_request_file(o.requests, checked.graph.vocab);
+    for (const Module& m : checked.graph.modules) {
+      if (m.kind == ModuleKind::kEncoder) throw unsupported("--requests for a model with an encoder (" + checked.graph.model_type + ")");
+    }
+    WorkloadSpec& w = checked.spec.workload;
+    w.batch = static_cast<int64_t>(requests->prompts.size());
+    w.batch_given = true;
+    w.prompt_tokens = static_cast<int64_t>(requests->prompts.front().size());
+    w.new_tokens = requests->max_tokens;
+    Diagnostics again;
+    check_spec(checked.spec, checked.graph, again);
+    again.sort();
+    if (again.has_errors()) {
+      if (prints) {
+        std::cerr << "executor: error: the spec does not fit the " << w.batch << " requests of " << o.requests << ":\n";
+        for (const Diagnostic& d : again.all()) std::cerr << format_diagnostic(d) << "\n";
+      }
+      return kExitInvalid;
+    }
+  }
   const std::unique_ptr<Plan> plan = build_plan(std::move(checked));
   const int world = static_cast<int>(plan->world_size());
 
@@ -108,6 +134,8 @@ int run_checked(const RunOptions& o, std::string& rank_prefix) {
   r.device = cuda ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(env->local_rank)) : at::Device(at::kCPU);
   r.verify = o.verify;
   r.logits_out = o.logits_out;
+  r.allow_links_outside_checkpoint = o.allow_links_outside_checkpoint;
+  if (requests) r.prompt_ids = requests->prompts;
   r.seed = o.seed;
   const std::optional<RunReport> report = run_rank(*plan, env->rank, comm.get(), r);
   if (!report) return 0;

@@ -17,7 +17,9 @@ struct RunOptions {
   bool verify = false;
   std::string format = "text";   // text | json
   uint64_t seed = 0;             // of the random prompts
-  std::string logits_out;        // with --verify: write the sharded run's logits (.npy)
+  std::string logits_out;        // write the run's logits (.npy), [new_tokens, requests, vocab]
+  bool allow_links_outside_checkpoint = false;  // read checkpoint files that link outside its folder
+  std::string requests;          // --requests FILE.jsonl (request_file.h); empty: the spec's workload  // read checkpoint files that link outside its folder
   std::vector<std::string> argv; // the whole command line, to start the local ranks with
 };
 
