@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Executor on GPUs for llava, mixtral and whisper against Hugging Face transformers: random
 # checkpoints (tiny configs in float32, realistic sizes in bfloat16), a greedy reference
-# (hf_multimodal_reference.py) on the executor's own inputs, then `executor run --verify
+# (hf_reference.py) on the executor's own inputs, then `executor run --verify
 # --logits-out` with sharded specs on 2 and 4 GPUs; tokens identical and logits within tolerance
 # (compare.py), --verify against the unsharded run, and a summary table. Needs 4 GPUs,
 # transformers, and the offline bundle in .bundle (as llama-3-8b-check.sh). docs/multimodal-gpu.md.
@@ -34,7 +34,7 @@ exe=$work/build/executor/executor
 planner=$work/build/planner/planner
 [[ -x $exe ]] || { echo "no executor at $exe (unset SKIP_BUILD)"; exit 2; }
 nvidia-smi -L
-python3 scripts/gpu/hf_multimodal_reference.py selftest || exit 2
+python3 scripts/reference/hf_reference.py selftest || exit 2
 ngpu=$(nvidia-smi -L | grep -c '^GPU')
 
 config_of() {  # config_of FAMILY SIZE
@@ -117,7 +117,7 @@ for family in $FAMILIES; do
       t0=$SECONDS
       hf=$work/hf-$tag
       rm -f "$hf.json"
-      python3 scripts/gpu/hf_multimodal_reference.py "$family" "$ckpt" "$BATCH" "$PROMPT" "$NEW" "$dtype" "$hf" \
+      python3 scripts/reference/hf_reference.py "$family" "$ckpt" "$BATCH" "$PROMPT" "$NEW" "$dtype" "$hf" \
         "$SEED" "$IMAGES" >"$out/hf-$tag.log" 2>&1
       grep -v -i -E "warn|Loading weights" "$out/hf-$tag.log" | tail -3
       [[ -s $hf.json ]] || { echo "$tag: no transformers reference (see $out/hf-$tag.log)"; status=1; }

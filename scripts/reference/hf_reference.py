@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Greedy reference with Hugging Face transformers on the executor's deterministic inputs, for the
-llava, mixtral and whisper families (llama: hf_generate.py).
+"""Greedy reference with Hugging Face transformers on the executor's deterministic inputs, for every
+family: causal (llama, mistral, qwen2, mixtral: AutoModelForCausalLM), llava and whisper. Used by
+the CPU reference tests (tests/reference) and the GPU scripts (scripts/gpu).
 
-Loads a checkpoint written by `executor make-checkpoint` (LlavaForConditionalGeneration,
-MixtralForCausalLM or WhisperForConditionalGeneration, eager attention) and rebuilds, bit for bit,
+Loads a checkpoint written by `executor make-checkpoint` (AutoModelForCausalLM,
+LlavaForConditionalGeneration or WhisperForConditionalGeneration, eager attention) and rebuilds, bit for bit,
 the inputs of executor/runtime/workload.cc:
 
   splitmix64(x): the usual 64-bit finaliser (below), all arithmetic mod 2^64.
@@ -18,7 +19,7 @@ the inputs of executor/runtime/workload.cc:
       seed); image k belongs to request k // images_per_request.
   whisper: decoder prompt = make_prompts(batch, P, vocab, seed); audio features =
       make_uniform_inputs([batch, num_mel_bins, 2 * max_source_positions], seed) (same seed).
-  mixtral: make_prompts(batch, P, vocab, seed).
+  causal (llama, mistral, qwen2, mixtral): make_prompts(batch, P, vocab, seed).
 
 Then a plain greedy loop (argmax of the last position at each step, KV cache through
 past_key_values, no end-of-sequence stop, no forced or suppressed tokens: not generate()) for
@@ -26,9 +27,10 @@ exactly NEW tokens. Saves OUT.json ({"tokens": [per request, NEW ids], ...}), OU
 ([new, batch, vocab] float32: what `executor run --verify --logits-out` writes) and, for llava,
 OUT.features.npy (the projected image features, [items, tokens_per_image, text hidden]).
 
-Usage: hf_multimodal_reference.py FAMILY CKPT BATCH PROMPT NEW DTYPE OUT [SEED] [IMAGES_PER_REQUEST]
-       FAMILY: llava | mixtral | whisper; PROMPT = text tokens (llava: after the image tokens).
-       hf_multimodal_reference.py selftest   (checks the input generators; numpy only)
+Usage: hf_reference.py FAMILY CKPT BATCH PROMPT NEW DTYPE OUT [SEED] [IMAGES_PER_REQUEST]
+       FAMILY: causal | mixtral (= causal) | llava | whisper; PROMPT = text tokens (llava: after
+       the image tokens).
+       hf_reference.py selftest   (checks the input generators; numpy only)
 """
 import json
 import sys
@@ -185,10 +187,10 @@ def llava(ckpt, batch, prompt, new, dtype, seed, images_per_request, device):
     return tokens, logits, meta, features.float().cpu().numpy()
 
 
-def mixtral(ckpt, batch, prompt, new, dtype, seed, device):
+def causal(ckpt, batch, prompt, new, dtype, seed, device):
     import torch
     import transformers
-    model = load(transformers.MixtralForCausalLM, ckpt, dtype, device)
+    model = load(transformers.AutoModelForCausalLM, ckpt, dtype, device)
     ids = torch.from_numpy(make_prompts(batch, prompt, model.config.vocab_size, seed)).to(device)
     tokens, logits = greedy(model, {"input_ids": ids}, new)
     return tokens, logits, {}, None
@@ -214,7 +216,7 @@ def whisper(ckpt, batch, prompt, new, dtype, seed, device):
 def main():
     if len(sys.argv) == 2 and sys.argv[1] == "selftest":
         return selftest()
-    if len(sys.argv) < 8 or sys.argv[1] not in ("llava", "mixtral", "whisper"):
+    if len(sys.argv) < 8 or sys.argv[1] not in ("causal", "llava", "mixtral", "whisper"):
         sys.exit(__doc__)
     import torch
     import transformers
@@ -226,8 +228,8 @@ def main():
     t0 = time.time()
     if family == "llava":
         tokens, logits, meta, features = llava(ckpt, batch, prompt, new, dtype, seed, images, device)
-    elif family == "mixtral":
-        tokens, logits, meta, features = mixtral(ckpt, batch, prompt, new, dtype, seed, device)
+    elif family in ("causal", "mixtral"):
+        tokens, logits, meta, features = causal(ckpt, batch, prompt, new, dtype, seed, device)
     else:
         tokens, logits, meta, features = whisper(ckpt, batch, prompt, new, dtype, seed, device)
     if features is not None:

@@ -144,7 +144,7 @@ TEST(LlavaForwardTest, UniformInputsAreDeterministicAndExact) {
   EXPECT_LT(a.max().item<float>(), 1.0f);
   // Every value is a multiple of 2^-23 (24-bit uniform), as the Python reference reproduces.
   EXPECT_TRUE(at::equal((a * 8388608.0).round(), a * 8388608.0));
-  // The first values, as scripts/gpu/hf_multimodal_reference.py's make_uniform_inputs computes them.
+  // The first values, as scripts/reference/hf_reference.py's make_uniform_inputs computes them.
   const float* v = a.data_ptr<float>();
   EXPECT_EQ(v[0], -0.8530857563018799f);
   EXPECT_EQ(v[1], -0.3628373146057129f);
