@@ -32,20 +32,10 @@ const RankGroup& group_holding(const std::vector<RankGroup>& groups, int64_t ran
   throw std::logic_error("rank " + std::to_string(rank) + " is in none of the collective's groups");
 }
 
-// The layout the plan starts from: requests split over the batch axes, replicated elsewhere.
-ActivationLayout input_layout(const Plan& plan) {
-  ActivationLayout layout;
-  for (const MeshAxis& a : plan.mesh.axes()) {
-    layout.axes.push_back(contains(plan.spec().batch_axes, a.name) ? AxisState::kBatchSplit
-                                                                   : AxisState::kReplicated);
-  }
-  return layout;
-}
-
 // The axes (mesh order) on which the requests are split at the end but not at the start: the
 // sampled tokens are gathered over them before the next step.
 std::vector<std::string> token_exchange_axes(const Plan& plan, const ActivationLayout& out) {
-  const ActivationLayout in = input_layout(plan);
+  const ActivationLayout& in = plan.input_layout;
   std::vector<std::string> axes;
   for (size_t x = 0; x < in.axes.size(); ++x) {
     if (out.axes[x] == AxisState::kBatchSplit && in.axes[x] != AxisState::kBatchSplit) {
@@ -55,22 +45,14 @@ std::vector<std::string> token_exchange_axes(const Plan& plan, const ActivationL
   return axes;
 }
 
-ActivationLayout final_layout(const Plan& plan) {
-  ActivationLayout out = plan.modules.back().output_layout;
-  for (AxisState& s : out.axes) {
-    if (s == AxisState::kPartial || s == AxisState::kVocabSplit) s = AxisState::kReplicated;
-  }
-  return out;
-}
-
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 // The all_to_all pair of module i (an expert-mode MoE with batch-split tokens), if the plan has
-// one: its group and, for every expert, the member that holds it (found from the plan's shards of
-// the expert's tensors). Checks: dispatch sits in front of the module and combine after it, over
-// the same groups; every expert is held whole by at most one member of the group.
+// one: its group and, for every expert, the member that holds it (the plan's expert owners: the
+// member whose group rank over the module's axes owns the expert). Checks: dispatch sits in front
+// of the module and combine after it, over the same groups.
 void bind_exchange(const Plan& plan, size_t i, int64_t rank, ModuleBinding& m) {
   const ModulePlan& mp = plan.modules[i];
   const std::string& path = mp.module->path;
@@ -78,8 +60,8 @@ void bind_exchange(const Plan& plan, size_t i, int64_t rank, ModuleBinding& m) {
   const Collective* combine = nullptr;
   for (const Collective& c : plan.comms) {
     if (c.op != CollectiveOp::kAllToAll) continue;
-    if (c.purpose == "dispatch" && c.before == path) dispatch = &c;
-    if (c.purpose == "combine" && c.after == path) combine = &c;
+    if (c.purpose == CollectivePurpose::kMoeDispatch && c.before == path) dispatch = &c;
+    if (c.purpose == CollectivePurpose::kMoeCombine && c.after == path) combine = &c;
   }
   if (!dispatch && !combine) return;
   if (!dispatch || !combine || dispatch->groups != combine->groups || mp.mode != ParallelMode::kExpert) {
@@ -93,18 +75,13 @@ void bind_exchange(const Plan& plan, size_t i, int64_t rank, ModuleBinding& m) {
   m.exchange_group = group;
   m.dispatch_what = "all_to_all" + axes_list(dispatch->axes) + " dispatch in " + path;
   m.combine_what = "all_to_all" + axes_list(combine->axes) + " combine in " + path;
-  m.expert_member.assign(static_cast<size_t>(mp.module->dims.experts), -1);
-  for (const ParamPlan& p : plan.params) {
-    if (p.param->expert < 0 || p.param->name.rfind(path + ".", 0) != 0) continue;
-    int64_t& member = m.expert_member.at(static_cast<size_t>(p.param->expert));
-    for (size_t j = 0; j < m.exchange_group.size(); ++j) {
-      const ShardSlice slice = shard_for_rank(p, plan.mesh, m.exchange_group[j]);
-      if (slice.numel() == 0) continue;
-      if (slice.shape != p.param->shape || (member >= 0 && member != static_cast<int64_t>(j))) {
-        throw unsupported("expert " + std::to_string(p.param->expert) + " of " + path +
-                          " split or held twice in the all_to_all group");
-      }
-      member = static_cast<int64_t>(j);
+  // NOTE: the group's members differ on the exchange axes, which are among the module's axes, so
+  // at most one member has an expert's owner group rank; none: a rank of its partial group has it.
+  m.expert_member.assign(mp.expert_owners.size(), -1);
+  for (size_t j = 0; j < m.exchange_group.size(); ++j) {
+    const int64_t member_rank = plan.mesh.group_rank(m.exchange_group[j], mp.axes);
+    for (size_t e = 0; e < mp.expert_owners.size(); ++e) {
+      if (mp.expert_owners[e] == member_rank) m.expert_member[e] = static_cast<int64_t>(j);
     }
   }
 }
@@ -210,7 +187,7 @@ std::vector<std::string> engine_time_categories() {
 bool engine_supports_family(const std::string& family) { return family_has_forward(family); }
 
 RequestRange output_requests(const Plan& plan, int64_t rank) {
-  return requests_held(plan.mesh, final_layout(plan), rank, plan.spec().workload.batch);
+  return requests_held(plan.mesh, plan.output_layout, rank, plan.spec().workload.batch);
 }
 
 std::vector<RankList> engine_groups(const Plan& plan) {
@@ -219,7 +196,7 @@ std::vector<RankList> engine_groups(const Plan& plan) {
     for (const RankGroup& g : c.groups) groups.insert(g);
   }
   if (!plan.modules.empty()) {
-    const std::vector<std::string> axes = token_exchange_axes(plan, final_layout(plan));
+    const std::vector<std::string> axes = token_exchange_axes(plan, plan.output_layout);
     if (!axes.empty()) {
       for (const RankGroup& g : plan.mesh.groups(axes)) groups.insert(g);
     }
@@ -254,7 +231,7 @@ class PlanBinder {
 
   StreamHold start(Stream s) const {
     StreamHold h;
-    h.layout = input_layout(plan_);
+    h.layout = plan_.input_layout;
     h.requests = requests_held(mesh_, h.layout, rank_, batch_);
     h.rows_per_request = s == Stream::kImage ? plan_.spec().workload.images_per_request : 1;
     return h;
@@ -267,13 +244,12 @@ class PlanBinder {
     b.op = c.op;
     b.group = group_holding(c.groups, rank_);
     b.what = std::string(to_string(c.op)) + axes_list(c.axes) + " after " + c.after;
-    ActivationLayout next = h.layout;
-    std::vector<AxisState> states;
-    for (const std::string& a : c.axes) {
-      const int x = *mesh_.axis_index(a);
-      states.push_back(h.layout.axes[x]);
-      next.axes[x] = c.op == CollectiveOp::kReduceScatter ? AxisState::kBatchSplit : AxisState::kReplicated;
+    if (c.from_layout != h.layout) {
+      throw std::logic_error(b.what + ": the plan's layouts before it do not follow the stream's");
     }
+    const ActivationLayout& next = c.to_layout;
+    std::vector<AxisState> states;
+    for (const std::string& a : c.axes) states.push_back(h.layout.axes[*mesh_.axis_index(a)]);
     const auto all = [&](AxisState s) {
       return std::all_of(states.begin(), states.end(), [&](AxisState t) { return t == s; });
     };
@@ -289,7 +265,7 @@ class PlanBinder {
         problem = check_request_scatter(mesh_, h.layout, next, c.axes, batch_);
         h.requests = requests_held(mesh_, next, rank_, batch_);
       }
-    } else if (all(AxisState::kVocabSplit)) {
+    } else if (c.split == CollectiveSplit::kVocabulary) {
       b.dim = -1;
     } else if (!all(AxisState::kBatchSplit)) {
       problem = "an all_gather over axes in different states";
@@ -379,31 +355,6 @@ class PlanBinder {
   int64_t batch_;
 };
 
-// Per module: the stream it reads besides its own (cross-attention's kv stream; for the first
-// text module after llava's projector, the merged image stream), and whether it merges it.
-struct SideInput {
-  std::optional<Stream> stream;
-  bool merges = false;
-};
-
-std::vector<SideInput> side_inputs(const Plan& plan) {
-  std::vector<SideInput> out(plan.modules.size());
-  std::optional<Stream> pending_merge;
-  for (size_t i = 0; i < plan.modules.size(); ++i) {
-    const Module& m = *plan.modules[i].module;
-    // NOTE: as the planner's walk (planner/plan/collectives.cc): the merged stream joins the
-    // text right after the embedding.
-    if (pending_merge && m.stream == Stream::kText && m.kind != ModuleKind::kEmbedding) {
-      out[i] = {pending_merge, true};
-      pending_merge.reset();
-    } else if (m.kv_stream) {
-      out[i] = {m.kv_stream, false};
-    }
-    if (m.merges_into_text) pending_merge = m.stream;
-  }
-  return out;
-}
-
 }  // namespace
 
 PlanBinding bind_plan(const Plan& plan, int64_t rank) {
@@ -414,12 +365,11 @@ PlanBinding bind_plan(const Plan& plan, int64_t rank) {
   const Mesh& mesh = plan.mesh;
   const int64_t batch = plan.spec().workload.batch;
   const std::vector<int64_t> coords = mesh.coords(rank);
-  const std::vector<SideInput> sides = side_inputs(plan);
   PlanBinding binding;
 
-  // Where each collective belongs, in plan order: in front of a module on its own stream, in
-  // front of a text module on the stream it reads besides (side), after an encoder's inner
-  // block, or at the output.
+  // Where each collective belongs, in plan order, as its purpose and consumer say: in front of a
+  // module on its own stream, in front of a text module on the stream it reads besides (side),
+  // after an encoder's inner block, or at the output; the MoE pair inside its module.
   std::map<std::string, size_t> module_index, encoder_of_child;
   for (size_t i = 0; i < plan.modules.size(); ++i) {
     const Module& m = *plan.modules[i].module;
@@ -433,21 +383,21 @@ PlanBinding bind_plan(const Plan& plan, int64_t rank) {
   std::vector<const Collective*> at_output;
   for (const Collective& c : plan.comms) {
     const std::string where = std::string(to_string(c.op)) + " after " + c.after + " before " + c.before;
-    if (c.op == CollectiveOp::kAllToAll) {
-      // Bound to the MoE module they sit around (bind_exchange), not to the module after.
-      if (c.purpose != "dispatch" && c.purpose != "combine") throw unsupported("all_to_all (" + where + ")");
+    if (c.purpose == CollectivePurpose::kMoeDispatch || c.purpose == CollectivePurpose::kMoeCombine) {
+      continue;  // bound to the MoE module they sit around (bind_exchange)
+    }
+    if (c.op == CollectiveOp::kAllToAll) throw unsupported("all_to_all (" + where + ")");
+    if (c.purpose == CollectivePurpose::kAfterEncoderBlock) {
+      const auto child = encoder_of_child.find(c.after);
+      if (child == encoder_of_child.end() || c.op != CollectiveOp::kAllReduce ||
+          c.stream != plan.modules[child->second].module->stream) {
+        throw unsupported("a " + std::string(to_string(c.op)) + " inside an encoder (" + where + ")");
+      }
+      inner[child->second].push_back(&c);
       continue;
     }
     if (c.before == "output" && c.stream == Stream::kText) {
       at_output.push_back(&c);
-      continue;
-    }
-    const auto child = encoder_of_child.find(c.after);
-    if (child != encoder_of_child.end()) {
-      if (c.op != CollectiveOp::kAllReduce || c.stream != plan.modules[child->second].module->stream) {
-        throw unsupported("a " + std::string(to_string(c.op)) + " inside an encoder (" + where + ")");
-      }
-      inner[child->second].push_back(&c);
       continue;
     }
     const auto consumer = module_index.find(c.before);
@@ -455,7 +405,7 @@ PlanBinding bind_plan(const Plan& plan, int64_t rank) {
     const size_t i = consumer->second;
     if (plan.modules[i].module->stream == c.stream) {
       before[i].push_back(&c);
-    } else if (sides[i].stream == c.stream) {
+    } else if (plan.modules[i].side_stream == c.stream) {
       side_before[i].push_back(&c);
     } else {
       throw unsupported("a collective on the " + std::string(to_string(c.stream)) + " stream in front of " + c.before +
@@ -494,11 +444,11 @@ PlanBinding bind_plan(const Plan& plan, int64_t rank) {
       b.what = std::string(to_string(c->op)) + axes_list(c->axes) + " after " + c->after;
       m.after_block[c->after].push_back(std::move(b));
     }
-    if (sides[i].stream) {
-      StreamHold& side = hold[*sides[i].stream];
+    if (mp.side_stream) {
+      StreamHold& side = hold[*mp.side_stream];
       m.reads_side = true;
-      m.side_stream = *sides[i].stream;
-      m.merges_side = sides[i].merges;
+      m.side_stream = *mp.side_stream;
+      m.merges_side = mp.merges_side;
       for (const Collective* c : side_before[i]) m.side_before.push_back(binder.bind(*c, side));
       m.side_slice = binder.slice(side, mp.input_layout, false, module.path);
       binder.expect_requests(side, m.request_range, module.path);
@@ -510,17 +460,17 @@ PlanBinding bind_plan(const Plan& plan, int64_t rank) {
   StreamHold& text = hold[Stream::kText];
   for (const Collective* c : at_output) binding.output.push_back(binder.bind(*c, text));
   const ActivationLayout& layout = text.layout;
-  if (layout != final_layout(plan)) {
+  if (layout != plan.output_layout) {
     std::vector<std::string> names;
     for (const MeshAxis& a : mesh.axes()) names.push_back(a.name);
     throw unsupported("logits in layout " + layout.to_string(names) + " at the end of the forward pass");
   }
   binding.output_requests = requests_held(mesh, layout, rank, batch);
-  binding.input_requests = requests_held(mesh, input_layout(plan), rank, batch);
+  binding.input_requests = requests_held(mesh, plan.input_layout, rank, batch);
 
   const std::vector<std::string> exchange = token_exchange_axes(plan, layout);
   if (!exchange.empty()) {
-    const std::string problem = check_request_gather(mesh, layout, input_layout(plan), exchange, batch);
+    const std::string problem = check_request_gather(mesh, layout, plan.input_layout, exchange, batch);
     if (!problem.empty()) {
       throw unsupported("gathering the sampled tokens over " + axes_list(exchange) + " (" + problem + ")");
     }

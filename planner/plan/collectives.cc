@@ -54,6 +54,7 @@ class FlowWalk {
       layout_[s] = start;
       writer_[s] = "input";
     }
+    plan_.input_layout = start;
   }
 
   void run() {
@@ -70,11 +71,14 @@ class FlowWalk {
         const ActivationLayout need = requirement(mp, layout_[Stream::kText]);
         reshape(*pending_merge, need, m.path);
         reshape(Stream::kText, need, m.path);
+        mp.side_stream = pending_merge;
+        mp.merges_side = true;
         pending_merge.reset();
       }
       if (m.kv_stream) {
         const ActivationLayout need = requirement(mp, layout_[s]);
         reshape(*m.kv_stream, kv_requirement(layout_[*m.kv_stream], need), m.path);
+        mp.side_stream = m.kv_stream;
       }
 
       if (m.kind == ModuleKind::kEncoder && mp.mode == ParallelMode::kTensor && !m.children.empty()) {
@@ -100,6 +104,7 @@ class FlowWalk {
     }
     reshape(Stream::kText, final, "output");
     close_open(Stream::kText, "output");
+    plan_.output_layout = final;
   }
 
  private:
@@ -215,12 +220,14 @@ class FlowWalk {
       c.bytes_decode = bytes_sent(c.op, g, reqs * shape.decode_tokens * k * shape.width * bytes);
       c.after = writer_[s];
       c.before = path;
-      c.purpose = "dispatch";
+      c.purpose = CollectivePurpose::kMoeDispatch;
+      c.split = CollectiveSplit::kRequests;
+      c.from_layout = c.to_layout = layout_[s];
       plan_.comms.push_back(c);
       close_open(s, path);
       c.after = path;
       c.before.clear();
-      c.purpose = "combine";
+      c.purpose = CollectivePurpose::kMoeCombine;
       plan_.comms.push_back(c);
       open_[s].push_back(plan_.comms.size() - 1);
     } else {
@@ -267,8 +274,16 @@ class FlowWalk {
       c.stream = s;
       c.bytes_prefill = bytes_sent(op, g, units * shape.prefill_tokens * width * bytes);
       c.bytes_decode = bytes_sent(op, g, units * shape.decode_tokens * width * bytes);
-      plan_.comms.push_back(std::move(c));
+      const bool after_block = writer_child_.count(s) && writer_child_.at(s);
+      c.purpose = after_block ? CollectivePurpose::kAfterEncoderBlock : CollectivePurpose::kBetweenModules;
+      c.split = op == CollectiveOp::kAllReduce ? CollectiveSplit::kHidden
+                : vocab                        ? CollectiveSplit::kVocabulary
+                : s == Stream::kText           ? CollectiveSplit::kRequests
+                                               : CollectiveSplit::kItems;
+      c.from_layout = cur;
       for (size_t x : idx) cur.axes[x] = target.axes[x];
+      c.to_layout = cur;
+      plan_.comms.push_back(std::move(c));
     }
     // What is left (replicated -> batch) is a local slice.
     cur = target;

@@ -16,6 +16,34 @@ const char* to_string(CollectiveOp op) {
   return "?";
 }
 
+const char* to_string(CollectivePurpose purpose) {
+  switch (purpose) {
+    case CollectivePurpose::kBetweenModules: return "between_modules";
+    case CollectivePurpose::kAfterEncoderBlock: return "after_encoder_block";
+    case CollectivePurpose::kMoeDispatch: return "moe_dispatch";
+    case CollectivePurpose::kMoeCombine: return "moe_combine";
+  }
+  return "?";
+}
+
+const char* short_purpose(CollectivePurpose purpose) {
+  switch (purpose) {
+    case CollectivePurpose::kMoeDispatch: return "dispatch";
+    case CollectivePurpose::kMoeCombine: return "combine";
+    default: return "";
+  }
+}
+
+const char* to_string(CollectiveSplit split) {
+  switch (split) {
+    case CollectiveSplit::kHidden: return "hidden";
+    case CollectiveSplit::kRequests: return "requests";
+    case CollectiveSplit::kItems: return "items";
+    case CollectiveSplit::kVocabulary: return "vocabulary";
+  }
+  return "?";
+}
+
 std::unique_ptr<Plan> build_plan(CheckedSpec checked) {
   auto plan = std::make_unique<Plan>();
   plan->checked = std::move(checked);
@@ -36,10 +64,14 @@ std::unique_ptr<Plan> build_plan(CheckedSpec checked) {
     plan->modules.push_back(std::move(mp));
   }
   for (size_t i = 0; i < plan->modules.size(); ++i) {
-    const ModulePlan& mp = plan->modules[i];
+    ModulePlan& mp = plan->modules[i];
     for (const Param& p : mp.module->params) {
       plan->params.push_back(plan_param(p, static_cast<int>(i), mp.mode, mp.axes,
                                         mp.module->dims.experts, plan->mesh));
+      const ParamPlan& pp = plan->params.back();
+      if (pp.expert_axes.empty()) continue;
+      if (mp.expert_owners.empty()) mp.expert_owners.assign(static_cast<size_t>(mp.module->dims.experts), -1);
+      mp.expert_owners.at(static_cast<size_t>(p.expert)) = pp.owner_group_rank;
     }
   }
   derive_collectives(*plan);

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,22 +28,53 @@ struct ModulePlan {
   // The layout of its input stream as it computes (after any collective in front of it), and of
   // its output; filled by derive_collectives.
   ActivationLayout input_layout, output_layout;
+  // Expert mode: for every expert, the group rank over `axes` of the ranks that hold it whole
+  // (experts in contiguous blocks: 8 experts over a group of 4 -> [0, 0, 1, 1, 2, 2, 3, 3]).
+  std::vector<int64_t> expert_owners;
+  // The stream it reads besides its own, in prefill (cross-attention: the encoder states; the
+  // first text module after llava's embedding: the image features, which it merges at the image
+  // tokens); filled by derive_collectives.
+  std::optional<Stream> side_stream;
+  bool merges_side = false;
 };
 
 enum class CollectiveOp { kAllReduce, kAllGather, kReduceScatter, kAllToAll };
 const char* to_string(CollectiveOp op);
 
+// Why a collective runs (plan JSON "role"):
+//   kBetweenModules      in front of a module (or of the output), for the layout it needs;
+//   kAfterEncoderBlock   inside a tensor-parallel encoder, reducing an inner block's partial output;
+//   kMoeDispatch / kMoeCombine  the all_to_all pair around an expert-mode MoE with batch-split
+//                        tokens: tokens to their experts' owners and back.
+enum class CollectivePurpose { kBetweenModules, kAfterEncoderBlock, kMoeDispatch, kMoeCombine };
+const char* to_string(CollectivePurpose purpose);  // "between_modules", "after_encoder_block", ...
+
+// What a collective moves along (plan JSON "split"): the hidden dimension of partial sums
+// (all_reduce), the requests (text rows, or tokens for an all_to_all), an encoder stream's items
+// (images, audio clips) or the vocabulary of split logits.
+enum class CollectiveSplit { kHidden, kRequests, kItems, kVocabulary };
+const char* to_string(CollectiveSplit split);  // "hidden", "requests", "items", "vocabulary"
+
 struct Collective {
-  std::string after;     // the module whose output it transforms
-  std::string before;    // the module that consumes the result ("output": the final logits)
+  std::string after;     // the module (or encoder block) whose output it transforms
+  std::string before;    // its consumer: the module (or block) in front of which it runs, or
+                         // "output" (the final logits)
   CollectiveOp op = CollectiveOp::kAllReduce;
   std::vector<std::string> axes;
   std::vector<RankGroup> groups;
   int64_t bytes_prefill = 0;   // bytes each rank sends, prefill of the whole workload
   int64_t bytes_decode = 0;    // bytes each rank sends, one decode step
-  std::string purpose;   // "" or "dispatch" / "combine" for all_to_all
+  CollectivePurpose purpose = CollectivePurpose::kBetweenModules;
+  CollectiveSplit split = CollectiveSplit::kHidden;
   Stream stream = Stream::kText;
+  // The stream's activation layout over every mesh axis before and after it (all_to_all: the
+  // layout of the tokens around the MoE, the same on both sides).
+  ActivationLayout from_layout, to_layout;
 };
+
+// "dispatch" / "combine" for the all_to_all pair, "" otherwise: the short word text and
+// pictures put after the op (and the plan JSON's "purpose").
+const char* short_purpose(CollectivePurpose purpose);
 
 struct RankCost {
   int64_t weight_bytes = 0;
@@ -58,6 +90,9 @@ struct Plan {
   std::vector<ParamPlan> params;    // every checkpoint tensor, in module order
   std::vector<Collective> comms;    // execution order of one forward pass
   std::vector<RankCost> ranks;      // indexed by rank
+  // Every stream's layout where the forward pass starts (requests split over the batch axes) and
+  // the logits' where it ends (whole, on the ranks that hold their requests).
+  ActivationLayout input_layout, output_layout;
 
   const Spec& spec() const { return checked.spec; }
   const ModelGraph& graph() const { return checked.graph; }

@@ -35,14 +35,20 @@ nlohmann::json plan_to_json(const Plan& plan) {
 
   j["modules"] = json::array();
   for (const ModulePlan& mp : plan.modules) {
-    j["modules"].push_back({{"path", mp.module->path},
-                            {"kind", to_string(mp.module->kind)},
-                            {"mode", to_string(mp.mode)},
-                            {"axes", mp.axes},
-                            {"rule_line", mp.rule_line},
-                            {"weight_bytes", mp.weight_bytes_max},
-                            {"input_layout", layout_json(mp.input_layout, mesh)},
-                            {"output_layout", layout_json(mp.output_layout, mesh)}});
+    json m = {{"path", mp.module->path},
+              {"kind", to_string(mp.module->kind)},
+              {"mode", to_string(mp.mode)},
+              {"axes", mp.axes},
+              {"rule_line", mp.rule_line},
+              {"weight_bytes", mp.weight_bytes_max},
+              {"input_layout", layout_json(mp.input_layout, mesh)},
+              {"output_layout", layout_json(mp.output_layout, mesh)}};
+    if (!mp.expert_owners.empty()) m["expert_owners"] = mp.expert_owners;
+    if (mp.side_stream) {
+      m["side_stream"] = to_string(*mp.side_stream);
+      m["merges_side"] = mp.merges_side;
+    }
+    j["modules"].push_back(std::move(m));
   }
 
   j["params"] = json::array();
@@ -62,17 +68,24 @@ nlohmann::json plan_to_json(const Plan& plan) {
     if (!p.expert_axes.empty()) {
       param["expert"] = p.param->expert;
       param["expert_axes"] = p.expert_axes;
+      param["expert_owner"] = p.owner_group_rank;
     }
     j["params"].push_back(std::move(param));
   }
 
+  j["input_layout"] = layout_json(plan.input_layout, mesh);
+  j["output_layout"] = layout_json(plan.output_layout, mesh);
   j["comms"] = json::array();
   for (const Collective& c : plan.comms) {
     json cj = {{"after", c.after},   {"before", c.before},
                {"op", to_string(c.op)}, {"axes", c.axes},
                {"groups", c.groups}, {"bytes_prefill", c.bytes_prefill},
                {"bytes_decode", c.bytes_decode}, {"stream", to_string(c.stream)}};
-    if (!c.purpose.empty()) cj["purpose"] = c.purpose;
+    if (*short_purpose(c.purpose)) cj["purpose"] = short_purpose(c.purpose);
+    cj["role"] = to_string(c.purpose);
+    cj["split"] = to_string(c.split);
+    cj["from_layout"] = layout_json(c.from_layout, mesh);
+    cj["to_layout"] = layout_json(c.to_layout, mesh);
     j["comms"].push_back(std::move(cj));
   }
 

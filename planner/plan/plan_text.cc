@@ -124,7 +124,7 @@ std::string plan_to_text(const Plan& plan) {
     ++row->count;
     for (const Collective* c : comms_of[m.path]) {
       std::string ck = std::string(to_string(c->op)) + " " + axes_text(c->axes) +
-                       (c->purpose.empty() ? "" : " (" + c->purpose + ")");
+                       (*short_purpose(c->purpose) ? std::string(" (") + short_purpose(c->purpose) + ")" : "");
       auto& e = row->comms[ck];
       if (std::get<0>(e) == 0) row->comm_order.push_back(ck);
       std::get<0>(e) += 1;

@@ -500,20 +500,15 @@ std::string modules_dot(const Plan& plan) {
     used_inputs.insert(s);
     return input_id(s);
   };
-  std::optional<Stream> pending_merge;
   for (size_t i = 0; i < modules.size(); ++i) {
     const Module& m = *modules[i].module;
     const std::string& id = node_of_module[i];
-    // As derive_collectives: merged image features join the text stream at the first text module
-    // after the embedding.
-    if (pending_merge && m.stream == Stream::kText && m.kind != ModuleKind::kEmbedding) {
-      add_edge(last_of(*pending_merge), id, EdgeKind::kMerge);
-      pending_merge.reset();
+    // The plan names the second stream a module reads: merged image features or encoder states.
+    if (modules[i].side_stream) {
+      add_edge(last_of(*modules[i].side_stream), id, modules[i].merges_side ? EdgeKind::kMerge : EdgeKind::kKv);
     }
-    if (m.kv_stream) add_edge(last_of(*m.kv_stream), id, EdgeKind::kKv);
     add_edge(last_of(m.stream), id, EdgeKind::kFlow);
     last[m.stream] = id;
-    if (m.merges_into_text) pending_merge = m.stream;
   }
   add_edge(last_of(Stream::kText), output_id, EdgeKind::kFlow);
 
@@ -531,7 +526,7 @@ std::string modules_dot(const Plan& plan) {
     if (from == input_id(c.stream)) used_inputs.insert(c.stream);
     add_edge(from, to, EdgeKind::kFlow);
     Edge& e = edges[edge_index[{from, to}]];
-    const CommKey key{to_string(c.op), axes_text(c.axes), c.purpose, c.bytes_prefill,
+    const CommKey key{to_string(c.op), axes_text(c.axes), short_purpose(c.purpose), c.bytes_prefill,
                       c.bytes_decode};
     if (!e.comm_count.count(key)) e.comm_order.push_back(key);
     ++e.comm_count[key];

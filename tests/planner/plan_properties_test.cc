@@ -811,9 +811,9 @@ class FlowReplay {
           }
           if (k_ >= plan_.comms.size()) return ctx + "no combine after the experts";
           const Collective& c = plan_.comms[k_];
-          if (c.op != CollectiveOp::kAllToAll || c.purpose != "combine" || c.after != m.path ||
+          if (c.op != CollectiveOp::kAllToAll || c.purpose != CollectivePurpose::kMoeCombine || c.after != m.path ||
               c.axes != d.axes || c.groups != d.groups || c.stream != s) {
-            return ctx + "comms[" + std::to_string(k_) + "] " + to_string(c.op) + " '" + c.purpose +
+            return ctx + "comms[" + std::to_string(k_) + "] " + to_string(c.op) + " '" + to_string(c.purpose) +
                    "' after " + c.after + " is not the combine of the dispatch over [" +
                    join(d.axes) + "]";
           }
@@ -964,8 +964,8 @@ class FlowReplay {
       ActivationLayout& st = cur_[c.stream];
       const int64_t g = product(mesh_, c.axes);
       if (c.op == CollectiveOp::kAllToAll) {
-        if (c.purpose != "dispatch") {
-          err_ = what + "an all_to_all '" + c.purpose + "' in front of a module";
+        if (c.purpose != CollectivePurpose::kMoeDispatch) {
+          err_ = what + "an all_to_all '" + to_string(c.purpose) + "' in front of a module";
           return false;
         }
         for (const auto& a : c.axes) {
@@ -977,6 +977,20 @@ class FlowReplay {
         ++stats_.ops[c.op];
         *dispatch = k_++;
         continue;
+      }
+      // The layouts the plan states for the executor are the replayed ones, and so is what moves.
+      if (c.from_layout != st) {
+        err_ = what + "states the layout before it as " + c.from_layout.to_string(names_) + ", the stream is in " +
+               st.to_string(names_);
+        return false;
+      }
+      const CollectiveSplit split = c.op == CollectiveOp::kAllReduce        ? CollectiveSplit::kHidden
+                                    : st.axes[axis(c.axes[0])] == S::kVocabSplit ? CollectiveSplit::kVocabulary
+                                    : c.stream == Stream::kText               ? CollectiveSplit::kRequests
+                                                                              : CollectiveSplit::kItems;
+      if (c.split != split) {
+        err_ = what + "moves along " + to_string(c.split) + ", expected " + to_string(split);
+        return false;
       }
       // Bytes each rank sends (text stream): requests on the rank before the op x tokens x width.
       if (c.stream == Stream::kText) {
@@ -1007,6 +1021,11 @@ class FlowReplay {
         }
         applied_.push_back({k_, c.stream, x, from});
         st.axes[x] = to;
+      }
+      if (c.to_layout != st) {
+        err_ = what + "states the layout after it as " + c.to_layout.to_string(names_) + ", the op gives " +
+               st.to_string(names_);
+        return false;
       }
       ++stats_.ops[c.op];
       ++k_;

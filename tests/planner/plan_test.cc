@@ -135,10 +135,10 @@ TEST(PlanCollectives, MixtralDataAttentionExpertMoeAllToAlls) {
     const std::string moe = "model.layers." + std::to_string(l) + ".block_sparse_moe";
     const Collective& dispatch = plan->comms[2 * l];
     const Collective& combine = plan->comms[2 * l + 1];
-    EXPECT_EQ(dispatch.purpose, "dispatch");
+    EXPECT_EQ(dispatch.purpose, CollectivePurpose::kMoeDispatch);
     EXPECT_EQ(dispatch.before, moe);
     EXPECT_EQ(dispatch.after, "model.layers." + std::to_string(l) + ".self_attn");
-    EXPECT_EQ(combine.purpose, "combine");
+    EXPECT_EQ(combine.purpose, CollectivePurpose::kMoeCombine);
     EXPECT_EQ(combine.after, moe);
   }
   // 32 requests over 8 ranks, 1024 tokens, each to 2 experts, 7/8 of them leave the rank.
