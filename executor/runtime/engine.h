@@ -19,10 +19,10 @@
 #include <vector>
 
 #include "executor/comm/communicator.h"
-#include "executor/runtime/request_blocks.h"
 #include "executor/runtime/workload.h"
 #include "models/forward/family_model.h"
 #include "models/forward/tensor_shard.h"
+#include "planner/plan/binding.h"
 #include "planner/plan/plan.h"
 
 namespace shardplan {
@@ -46,88 +46,15 @@ struct Generation {
   std::vector<double> seconds_by_kind;
 };
 
-// One of the plan's collectives as this rank runs it.
-struct BoundCollective {
-  CollectiveOp op = CollectiveOp::kAllReduce;
-  int64_t dim = 0;            // all_gather / reduce_scatter: 0 requests (or items), -1 vocabulary
-  RankList group;             // the group holding this rank
-  std::string what;           // "all_reduce[tp] after model.layers.0.self_attn"
-  int64_t keep_rows = -1;     // all_gather of a data-parallel encoder's items: keep this many (drop the padding)
-};
-
-// A local slice of rows (requests, or an encoder stream's items) along dim 0.
-struct RowSlice {
-  bool active = false;
-  int64_t begin = 0, count = 0;
-  int64_t padded = 0;         // > 0: the rows are first padded to this many (a data-parallel encoder's items)
-};
-
-// What this rank does around one module.
-struct ModuleBinding {
-  Stream stream = Stream::kText;        // the module's own stream (image / audio: prefill only)
-  std::vector<BoundCollective> before;  // the collectives on its stream whose `before` is the module
-  RowSlice slice;                       // then the local slice of its input rows
-  int64_t requests = 0;                 // requests the module computes on (text), or whose items it encodes
-  // Residual and row-parallel biases (false: partial, not group rank 0); for a tensor-parallel
-  // encoder, those of its inner blocks.
-  bool adds_whole_terms = true;
-  // An encoder's inner blocks: the collectives after each (graph path of the child -> in plan order).
-  std::map<std::string, std::vector<BoundCollective>> after_block;
-  // A text module that reads another stream in prefill (cross-attention: the encoder states; the
-  // first module after llava's embedding: the image features, merged at the image tokens):
-  // that stream's collectives in front of it, then its local slice; the rows are then the items
-  // of exactly the module's requests.
-  bool reads_side = false;
-  Stream side_stream = Stream::kText;
-  bool merges_side = false;             // llava: the module gets the prompt ids of its requests too
-  std::vector<BoundCollective> side_before;
-  RowSlice side_slice;
-  RequestRange request_range;           // the requests the module computes on
-  // Expert-mode MoE with batch-split tokens: the plan's all_to_all pair (purpose dispatch /
-  // combine) runs inside the module, over `exchange_group`; expert_member[e] is the member of
-  // that group that computes expert e for this rank's tokens (-1: another rank of its partial group).
-  bool exchange = false;
-  RankList exchange_group;
-  std::vector<int64_t> expert_member;
-  std::string dispatch_what, combine_what;
-};
-
-// The plan bound for one rank; computed from the plan alone (no weights), so it is also the
-// check that the executor can run the plan at all.
-struct PlanBinding {
-  std::vector<ModuleBinding> modules;   // as plan.modules
-  std::vector<BoundCollective> output;  // the collectives whose `before` is "output"
-  bool exchange_tokens = false;         // the sampled tokens are gathered back to the input layout
-  BoundCollective token_exchange;
-  RequestRange input_requests;          // the rank's prompts
-  RequestRange output_requests;         // the rank's logits and tokens
-};
-
 // The names of Generation::seconds_by_kind, in order: every ModuleKind's name, then "collectives".
 std::vector<std::string> engine_time_categories();
 
 // The model families the engine runs (those with a forward: models/forward/family_model.h).
 bool engine_supports_family(const std::string& family);
 
-// Binds `plan` for `rank`. Checks (RunError kUsage, "... not supported by the executor yet"): the
-// family has a forward; every collective sits in front of a module, after an encoder's inner
-// block or at the output, and is an all_reduce, reduce_scatter or all_gather, or an all_to_all
-// pair (dispatch / combine) around an expert-mode MoE; every gather, scatter and local slice of
-// requests keeps them in the order of request_blocks.h (with requests split over axes that
-// come, in mesh order, after a batch axis that they join, e.g. {tp: 2, dp: 2} with batch_axes
-// [dp] and attention data-parallel over [tp], they cannot). Encoder streams (llava's images,
-// whisper's audio) hold the items of the requests their layout holds (request order, images of
-// a request together); a data-parallel encoder pads those items to a multiple of its group and
-// encodes its contiguous share; the all_gather over the same axes drops the padding; where they
-// reach the text stream they must be the items of exactly the module's requests.
-PlanBinding bind_plan(const Plan& plan, int64_t rank);
-
-// The requests `rank` holds at the end of the forward pass (its logits and tokens).
-RequestRange output_requests(const Plan& plan, int64_t rank);
-
-// Every rank group a run of `plan` uses (the plan's collectives, the exchange of sampled tokens,
-// the whole world), each once, sorted: what Communicator::create_groups gets on every rank.
-std::vector<RankList> engine_groups(const Plan& plan);
+// bind_plan for the engine: the family must have a forward, and a BindError becomes a RunError
+// (kUsage, exit 2) with the same message.
+PlanBinding bind_for_engine(const Plan& plan, int64_t rank);
 
 class Engine {
  public:

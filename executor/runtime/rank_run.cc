@@ -113,7 +113,7 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
     const TensorShards shards = load_rank_shards(plan, rank, checkpoint, dtype, options.device);
     bytes_read = checkpoint.bytes_touched();
 
-    if (comm) comm->create_groups(engine_groups(plan));
+    if (comm) comm->create_groups(plan_groups(plan));
     Engine engine(plan, rank, comm, shards, EngineOptions{options.device, dtype, keeps_logits(options)});
     if (options.warm_up) engine.generate(inputs, nullptr, 2);
 

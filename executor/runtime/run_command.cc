@@ -81,6 +81,16 @@ int run_checked(const RunOptions& o, std::string& rank_prefix) {
     }
   }
   const std::unique_ptr<Plan> plan = build_plan(std::move(checked));
+  {
+    Diagnostics binding;
+    check_executable(*plan, binding);
+    if (binding.has_errors()) {
+      if (prints) {
+        for (const Diagnostic& d : binding.all()) std::cerr << format_diagnostic(d) << "\n";
+      }
+      return kExitInvalid;
+    }
+  }
   const int world = static_cast<int>(plan->world_size());
 
   // Everything that would fail on every rank is checked once, before any rank starts.
@@ -98,7 +108,7 @@ int run_checked(const RunOptions& o, std::string& rank_prefix) {
     throw RunError(RunError::Code::kUsage,
                    o.spec + ": the spec names no model.checkpoint (`executor make-checkpoint` writes one)");
   }
-  bind_plan(*plan, 0);
+  bind_for_engine(*plan, 0);
 
   if (!env) {
     if (world > 1) {

@@ -197,14 +197,6 @@ at::Tensor LlavaVision::project(const at::Tensor& features, bool adds_whole_term
   return llava_projector_forward(projector_, features, adds_whole_terms);
 }
 
-ItemSlice encoder_item_slice(int64_t items, int64_t group, int64_t index) {
-  ItemSlice s;
-  s.padded = (items + group - 1) / group * group;
-  s.count = s.padded / group;
-  s.begin = index * s.count;
-  return s;
-}
-
 LlavaModel::LlavaModel(const ModelGraph& graph, const TensorShards& shards)
     : vision_(graph, shards),
       text_(graph, graph.config.at("text_config"), shards, [](const Module& m) { return m.stream == Stream::kText; }) {

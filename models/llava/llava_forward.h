@@ -141,15 +141,6 @@ class LlavaVision {
   LlavaProjectorWeights projector_;
 };
 
-// Data-mode encoders: the items padded to a multiple of the group size (`group`), and the slice
-// [begin, begin + count) that group rank `index` encodes. Worked example: 5 images over 2 ranks
-// -> padded to 6, rank 0 encodes items [0, 3), rank 1 [3, 6) (item 5 is padding, dropped after
-// the all_gather).
-struct ItemSlice {
-  int64_t padded = 0, begin = 0, count = 0;
-};
-ItemSlice encoder_item_slice(int64_t items, int64_t group, int64_t index);
-
 // The whole llava model on one rank: the vision tower and the projector (LlavaVision), and the
 // Llama language model (LlamaModel over the text modules, with text_config). The engine runs the
 // tower and the projector in prefill; the first text module after the embedding gets the image

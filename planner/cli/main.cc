@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "planner/io/output_file.h"
+#include "planner/plan/binding.h"
 #include "planner/plan/plan.h"
 #include "planner/plan/plan_json.h"
 #include "planner/plan/plan_text.h"
@@ -41,22 +42,30 @@ nlohmann::json diagnostics_json(const Diagnostics& diags) {
   return out;
 }
 
-std::string summary(const std::string& file, const CheckedSpec& c) {
+std::string summary(const std::string& file, const Plan& plan) {
   std::string mesh;
-  int64_t world = 1;
-  for (const auto& a : c.spec.mesh) {
-    mesh += (mesh.empty() ? "" : ", ") + a.name + ": " + std::to_string(a.size);
-    world *= a.size;
-  }
-  return file + ": ok: " + c.graph.model_type + ", " + std::to_string(c.graph.modules.size()) +
-         " modules, " + std::to_string(c.graph.num_parameters()) + " parameters, mesh {" + mesh +
-         "} (" + std::to_string(world) + " ranks)";
+  for (const auto& a : plan.spec().mesh) mesh += (mesh.empty() ? "" : ", ") + a.name + ": " + std::to_string(a.size);
+  const ModelGraph& g = plan.graph();
+  return file + ": ok: " + g.model_type + ", " + std::to_string(g.modules.size()) + " modules, " +
+         std::to_string(g.num_parameters()) + " parameters, mesh {" + mesh + "} (" +
+         std::to_string(plan.world_size()) + " ranks)";
 }
 
-// Checks one spec; diagnostics (sorted) are appended to `all`.
-CheckOutcome check_one(const std::string& file, Diagnostics& all, CheckedSpec* out) {
+// Checks one spec, then builds its plan and binds it for every rank (check_executable): what
+// check passes, the executor runs. Diagnostics (sorted) are appended to `all`; `plan` is set when
+// the spec is valid.
+CheckOutcome check_one(const std::string& file, Diagnostics& all, std::unique_ptr<Plan>* plan) {
   Diagnostics diags;
-  CheckOutcome outcome = check_spec_file(file, diags, out);
+  CheckedSpec checked;
+  CheckOutcome outcome = check_spec_file(file, diags, &checked);
+  if (outcome == CheckOutcome::kValid) {
+    *plan = build_plan(std::move(checked));
+    check_executable(**plan, diags);
+    if (diags.has_errors()) {
+      outcome = CheckOutcome::kInvalid;
+      plan->reset();
+    }
+  }
   diags.sort();
   for (const auto& d : diags.all()) all.add(d);
   return outcome;
@@ -76,10 +85,10 @@ int run_check(const std::vector<std::string>& files, const std::string& format) 
   int worst = kExitOk;
   std::vector<std::string> summaries;
   for (const auto& f : files) {
-    CheckedSpec checked;
-    const CheckOutcome o = check_one(f, all, &checked);
+    std::unique_ptr<Plan> plan;
+    const CheckOutcome o = check_one(f, all, &plan);
     worst = std::max(worst, exit_code(o));
-    if (o == CheckOutcome::kValid) summaries.push_back(summary(f, checked));
+    if (o == CheckOutcome::kValid) summaries.push_back(summary(f, *plan));
   }
   if (format == "json") {
     std::cout << diagnostics_json(all).dump(2) << "\n";
@@ -92,11 +101,10 @@ int run_check(const std::vector<std::string>& files, const std::string& format) 
 
 int run_plan(const std::string& file, const std::string& format, const std::string& output) {
   Diagnostics all;
-  CheckedSpec checked;
-  const CheckOutcome o = check_one(file, all, &checked);
+  std::unique_ptr<Plan> plan;
+  const CheckOutcome o = check_one(file, all, &plan);
   print_diagnostics(all);
   if (o != CheckOutcome::kValid) return exit_code(o);
-  std::unique_ptr<Plan> plan = build_plan(std::move(checked));
   const std::string text =
       format == "json" ? plan_to_json(*plan).dump(1) + "\n" : plan_to_text(*plan);
   if (output.empty() || output == "-") {
@@ -147,11 +155,10 @@ int run_render(const std::string& file, const std::string& output, const std::st
   }
 
   Diagnostics all;
-  CheckedSpec checked;
-  const CheckOutcome o = check_one(file, all, &checked);
+  std::unique_ptr<Plan> plan;
+  const CheckOutcome o = check_one(file, all, &plan);
   print_diagnostics(all);
   if (o != CheckOutcome::kValid) return exit_code(o);
-  std::unique_ptr<Plan> plan = build_plan(std::move(checked));
   std::string bytes;
   try {
     bytes = plan_to_dot(*plan, options);

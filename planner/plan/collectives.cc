@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <map>
 
+#include "planner/plan/request_blocks.h"
+
 namespace shardplan {
 
 std::optional<CollectiveOp> transition_op(AxisState from, AxisState to) {
@@ -31,8 +33,6 @@ namespace {
 bool contains(const std::vector<std::string>& v, const std::string& x) {
   return std::find(v.begin(), v.end(), x) != v.end();
 }
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // The shape of an activation at one point of a stream, per request (text) or per item.
 struct ActivationShape {
@@ -322,7 +322,7 @@ class FlowWalk {
     const auto& w = spec_.workload;
     if (s == Stream::kText) return w.batch / split;
     const int64_t items = s == Stream::kImage ? w.batch * w.images_per_request : w.batch;
-    return ceil_div(items, split);  // data-parallel encoders pad the items to the group
+    return encoder_item_slice(items, split, 0).count;  // data-parallel encoders pad the items
   }
 
   // The activation after module `after` on stream s.

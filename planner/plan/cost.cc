@@ -1,6 +1,8 @@
 // Per-rank memory and FLOPs (see cost.h).
 #include "planner/plan/cost.h"
 
+#include "planner/plan/request_blocks.h"
+
 #include <algorithm>
 #include <map>
 #include <string>
@@ -119,7 +121,7 @@ void compute_costs(Plan& plan) {
       for (size_t x = 0; x < mp.output_layout.axes.size(); ++x) {
         if (mp.output_layout.axes[x] == AxisState::kBatchSplit) split *= mesh.axes()[x].size;
       }
-      const int64_t items_here = (items + split - 1) / split;  // padded to the group
+      const int64_t items_here = encoder_item_slice(items, split, 0).count;  // padded to the group
       const int64_t heads = mp.mode == ParallelMode::kTensor ? d.heads / g : d.heads;
       flops_prefill += 2.0 * matrix_elems * items_here * per_item +
                        4.0 * heads * d.head_dim * per_item * per_item * items_here * d.layers;

@@ -97,17 +97,6 @@ TEST_F(LlavaImagePathTest, FeatureLayerIsTheSecondToLastHiddenState) {
   }), f));
 }
 
-TEST(LlavaForwardTest, DataModeItemSlicesPadToTheGroup) {
-  // 5 images over 2 ranks: padded to 6, [0, 3) and [3, 6).
-  EXPECT_EQ(encoder_item_slice(5, 2, 0).padded, 6);
-  EXPECT_EQ(encoder_item_slice(5, 2, 1).begin, 3);
-  EXPECT_EQ(encoder_item_slice(5, 2, 1).count, 3);
-  // 3 images over 4 ranks: one each, the last rank's is padding.
-  EXPECT_EQ(encoder_item_slice(3, 4, 3).begin, 3);
-  EXPECT_EQ(encoder_item_slice(3, 4, 3).count, 1);
-  EXPECT_EQ(encoder_item_slice(4, 4, 2).padded, 4);
-}
-
 TEST(LlavaForwardTest, MergePutsFeaturesAtImageTokensInOrder) {
   // 2 requests, 2 image tokens and 3 text tokens each; image token 7, vocab 10.
   const at::Tensor ids = make_image_prompts(2, 2, 3, 10, 7, 0);

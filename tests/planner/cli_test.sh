@@ -66,6 +66,11 @@ expect "plan of invalid spec" 1 "$planner" plan $d/heads-not-divisible.yaml
 expect "plan to unwritable path" 2 "$planner" plan specs/llama-3-8b-tp4.yaml -o "$tmp/no/such/dir/plan.json"
 [[ ! -e "$tmp/no" ]] || { echo "FAIL nothing written"; failures=$((failures + 1)); }
 
+# What check passes, the executor runs: a plan the executor cannot bind is an error at its rule.
+expect "check binds the plan" 1 "$planner" check tests/planner/data/bind/tp-before-dp-attention-data.yaml
+contains "binding error at the rule" "$tmp/err" "tp-before-dp-attention-data.yaml:14:5: error: the executor cannot run this plan: the local slice of requests in front of model.layers.0.self_attn"
+expect "plan refuses it too" 1 "$planner" plan tests/planner/data/bind/tp-before-dp-attention-data.yaml
+
 # -o never replaces what is not a regular file (output_file.h): a symlink keeps pointing at its
 # target, a FIFO stays a FIFO, /dev/stdout writes to the shell's redirection, the spec itself is refused.
 spec=specs/llama-3-8b-tp4.yaml

@@ -1,6 +1,6 @@
 // Which requests a rank holds per layout, spelled out on {dp: 2, tp: 2} with 8 requests, and the
 // checks that refuse gathers, scatters and local slices that would break the request order.
-#include "executor/runtime/request_blocks.h"
+#include "planner/plan/request_blocks.h"
 
 #include <gtest/gtest.h>
 
@@ -51,6 +51,17 @@ TEST(RequestBlocksTest, LeadingAxesWouldBreakTheOrder) {
   EXPECT_EQ(check_request_gather(kMesh, both, tp, {"dp"}, 8),
             "rank 0 would gather requests [0, 2) + [4, 6), which is not the [0, 4) its layout holds");
   EXPECT_NE(check_request_scatter(kMesh, layout(S::kPartial, S::kBatchSplit), both, {"dp"}, 8), "");
+}
+
+TEST(EncoderItemSlice, DataModeItemSlicesPadToTheGroup) {
+  // 5 images over 2 ranks: padded to 6, [0, 3) and [3, 6).
+  EXPECT_EQ(encoder_item_slice(5, 2, 0).padded, 6);
+  EXPECT_EQ(encoder_item_slice(5, 2, 1).begin, 3);
+  EXPECT_EQ(encoder_item_slice(5, 2, 1).count, 3);
+  // 3 images over 4 ranks: one each, the last rank's is padding.
+  EXPECT_EQ(encoder_item_slice(3, 4, 3).begin, 3);
+  EXPECT_EQ(encoder_item_slice(3, 4, 3).count, 1);
+  EXPECT_EQ(encoder_item_slice(4, 4, 2).padded, 4);
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // Requests held per layout, and the checks that the plan's gathers, scatters and local slices of
 // requests keep them in order (see request_blocks.h).
-#include "executor/runtime/request_blocks.h"
+#include "planner/plan/request_blocks.h"
 
 #include <stdexcept>
 
@@ -88,6 +88,14 @@ std::string check_request_slice(const Mesh& mesh, const ActivationLayout& from, 
     }
   }
   return "";
+}
+
+ItemSlice encoder_item_slice(int64_t items, int64_t group, int64_t index) {
+  ItemSlice s;
+  s.padded = (items + group - 1) / group * group;
+  s.count = s.padded / group;
+  s.begin = index * s.count;
+  return s;
 }
 
 }  // namespace shardplan

@@ -42,4 +42,14 @@ std::string check_request_scatter(const Mesh& mesh, const ActivationLayout& from
 std::string check_request_slice(const Mesh& mesh, const ActivationLayout& from, const ActivationLayout& to,
                                 int64_t batch);
 
+// A data-parallel encoder's share of its stream's items: the items are padded with empty ones to
+// a multiple of the group, and member `index` encodes [begin, begin + count) of the padded list.
+// 5 images over 2 ranks: padded 6, rank 0 [0, 3), rank 1 [3, 6) (item 5 is padding); the
+// all_gather after it drops the padding. The one home of this rule: collectives (bytes), costs
+// and the binding use it.
+struct ItemSlice {
+  int64_t padded = 0, begin = 0, count = 0;
+};
+ItemSlice encoder_item_slice(int64_t items, int64_t group, int64_t index);
+
 }  // namespace shardplan
