@@ -23,7 +23,10 @@
 #include <vector>
 
 #include "models/graph/registry.h"
+#include "planner/plan/binding.h"
 #include "planner/plan/plan.h"
+#include "planner/render/graphviz_render.h"
+#include "planner/render/plan_dot.h"
 #include "planner/spec/assignment.h"
 #include "planner/spec/diagnostic.h"
 #include "planner/spec/spec_check.h"
@@ -139,6 +142,59 @@ void bm_plan(benchmark::State& state, const std::string& file, double target_ms)
   state.counters["collectives"] = static_cast<double>(comms);
 }
 
+// check_executable on a built plan: the plan bound for every rank, as `planner check` does after
+// the spec's checks. Reported against build_plan of the same spec (x_build_plan).
+void bm_bind(benchmark::State& state, const std::string& file, double target_ms) {
+  const CheckedSpec source = checked_or_throw(file);
+  const auto fresh = [&] {
+    CheckedSpec checked;
+    checked.spec = source.spec;
+    checked.graph = source.graph;
+    checked.assignment = assign_modules(checked.spec, checked.graph);
+    return build_plan(std::move(checked));
+  };
+  const double plan_s = median_seconds(3, [&] { benchmark::DoNotOptimize(fresh()); });
+  const std::unique_ptr<Plan> plan = fresh();
+  double total = 0;
+  for (auto _ : state) {
+    Diagnostics diags;
+    const double start = thread_cpu_seconds();
+    check_executable(*plan, diags);
+    total += thread_cpu_seconds() - start;
+    if (diags.has_errors()) throw std::runtime_error(file + ": the plan does not bind");
+  }
+  const double per_iter = total / std::max<int64_t>(state.iterations(), 1);
+  state.counters["build_plan_ms"] = plan_s * 1e3;
+  state.counters["x_build_plan"] = per_iter / plan_s;
+  state.counters["target_ms"] = target_ms;
+  state.counters["ranks"] = static_cast<double>(plan->world_size());
+}
+
+// A shipped spec's plan drawn as SVG (plan_to_dot and Graphviz in-process), against building the
+// plan (x_build_plan). Target: under 1 s per picture.
+void bm_render(benchmark::State& state, const std::string& file) {
+  const CheckedSpec source = checked_or_throw(file);
+  const auto fresh = [&] {
+    CheckedSpec checked;
+    checked.spec = source.spec;
+    checked.graph = source.graph;
+    checked.assignment = assign_modules(checked.spec, checked.graph);
+    return build_plan(std::move(checked));
+  };
+  const double plan_s = median_seconds(3, [&] { benchmark::DoNotOptimize(fresh()); });
+  const std::unique_ptr<Plan> plan = fresh();
+  double total = 0;
+  for (auto _ : state) {
+    const double start = thread_cpu_seconds();
+    benchmark::DoNotOptimize(render_dot(plan_to_dot(*plan, DotOptions{}), ImageFormat::kSvg));
+    total += thread_cpu_seconds() - start;
+  }
+  const double per_iter = total / std::max<int64_t>(state.iterations(), 1);
+  state.counters["build_plan_ms"] = plan_s * 1e3;
+  state.counters["x_build_plan"] = per_iter / plan_s;
+  state.counters["target_ms"] = 1000;
+}
+
 // Building the model graph from config.json (the reference of bm_plan), for the JSON output.
 void bm_model_graph(benchmark::State& state, const std::string& config) {
   for (auto _ : state) benchmark::DoNotOptimize(load_model_graph(config));
@@ -183,6 +239,14 @@ void register_all() {
     benchmark::RegisterBenchmark((std::string("plan/") + p.spec).c_str(), bm_plan, file,
                                  p.target_ms)
         ->Unit(benchmark::kMillisecond);
+  }
+  for (const PlanCase& p : plans) {
+    const std::string file = root + "/bench/data/" + p.spec + ".yaml";
+    benchmark::RegisterBenchmark((std::string("bind/") + p.spec).c_str(), bm_bind, file, p.target_ms)
+        ->Unit(benchmark::kMillisecond);
+  }
+  for (const auto& f : yaml_files(root + "/specs")) {
+    benchmark::RegisterBenchmark(("render/" + stem(f)).c_str(), bm_render, f)->Unit(benchmark::kMillisecond);
   }
   for (const char* config : {"models/configs/llama-3-70b.json", "models/configs/mixtral-8x7b.json",
                              "bench/data/deepseek-v3-synthetic.json"}) {

@@ -6,5 +6,5 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
 ninja -C "$build" -j2 render_test
 cd "$root"
-UPDATE_GOLDEN=1 "$build/tests/render/render_test" --gtest_filter='*RenderGolden*'
+SHARDPLAN_UPDATE_GOLDEN=1 "$build/tests/render/render_test" --gtest_filter='*RenderGolden*'
 git -C "$root" status --short tests/render/golden || true

@@ -3,6 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake --build build -j "${SHARDPLAN_JOBS:-2}"
-UPDATE_GOLDEN=1 SHARDPLAN_UPDATE_GOLDEN=1 ctest --test-dir build -R 'SpecCheck|PlanGolden|SchemaGolden|Golden' -j2 >/dev/null || true
+SHARDPLAN_UPDATE_GOLDEN=1 ctest --test-dir build -R 'SpecCheck|PlanGolden|SchemaGolden|Golden' -j2 >/dev/null || true
 ctest --test-dir build -R 'SpecCheck|PlanGolden|SchemaGolden|Golden' -j2
 git status --short -- tests

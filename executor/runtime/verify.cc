@@ -52,14 +52,16 @@ VerifySummary compare_logits(const at::Tensor& sharded, const at::Tensor& refere
 }
 
 std::unique_ptr<Plan> unsharded_plan(const Plan& plan) {
-  CheckedSpec one = plan.checked;
+  CheckedSpec one;
+  one.spec = plan.checked.spec;
+  one.graph = plan.checked.graph;
   one.spec.mesh.clear();
   one.spec.batch_axes.clear();
   one.spec.batch_axis_pos.clear();
   one.spec.rules.clear();
   one.spec.default_mode = ParallelMode::kReplicate;
   one.spec.default_axes.clear();
-  // NOTE: the copied assignment points into the original graph; assign again against the copy's.
+  // The assignment is made against this copy's graph (CheckedSpec is not copyable for that reason).
   one.assignment = assign_modules(one.spec, one.graph);
   return build_plan(std::move(one));
 }

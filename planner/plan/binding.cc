@@ -71,12 +71,14 @@ void bind_exchange(const Plan& plan, size_t i, int64_t rank, ModuleBinding& m) {
   m.combine_what = "all_to_all" + axes_list(combine->axes) + " combine in " + path;
   // NOTE: the group's members differ on the exchange axes, which are among the module's axes, so
   // at most one member has an expert's owner group rank; none: a rank of its partial group has it.
-  m.expert_member.assign(mp.expert_owners.size(), -1);
+  std::map<int64_t, int64_t> member_of_owner;  // group rank over the module's axes -> member
   for (size_t j = 0; j < m.exchange_group.size(); ++j) {
-    const int64_t member_rank = plan.mesh.group_rank(m.exchange_group[j], mp.axes);
-    for (size_t e = 0; e < mp.expert_owners.size(); ++e) {
-      if (mp.expert_owners[e] == member_rank) m.expert_member[e] = static_cast<int64_t>(j);
-    }
+    member_of_owner[plan.mesh.group_rank(m.exchange_group[j], mp.axes)] = static_cast<int64_t>(j);
+  }
+  m.expert_member.assign(mp.expert_owners.size(), -1);
+  for (size_t e = 0; e < mp.expert_owners.size(); ++e) {
+    const auto it = member_of_owner.find(mp.expert_owners[e]);
+    if (it != member_of_owner.end()) m.expert_member[e] = it->second;
   }
 }
 
@@ -120,10 +122,12 @@ struct StreamHold {
   int64_t whole_rows() const { return requests.count * rows_per_request; }
 };
 
+using RequestCheckMemo = std::map<std::string, std::string>;
+
 class PlanBinder {
  public:
-  PlanBinder(const Plan& plan, int64_t rank)
-      : plan_(plan), mesh_(plan.mesh), rank_(rank), batch_(plan.spec().workload.batch) {}
+  PlanBinder(const Plan& plan, int64_t rank, RequestCheckMemo* memo)
+      : plan_(plan), mesh_(plan.mesh), rank_(rank), batch_(plan.spec().workload.batch), memo_(memo) {}
 
   StreamHold start(Stream s) const {
     StreamHold h;
@@ -158,7 +162,8 @@ class PlanBinder {
       } else if (!h.split_axes.empty()) {
         problem = "a reduce_scatter of a data-parallel encoder's items";
       } else {
-        problem = check_request_scatter(mesh_, h.layout, next, c.axes, batch_);
+        problem = memoized('s', h.layout, next, c.axes,
+                           [&] { return check_request_scatter(mesh_, h.layout, next, c.axes, batch_); });
         h.requests = requests_held(mesh_, next, rank_, batch_);
       }
     } else if (c.split == CollectiveSplit::kVocabulary) {
@@ -175,7 +180,8 @@ class PlanBinder {
         h.split_axes.clear();
       }
     } else {
-      problem = check_request_gather(mesh_, h.layout, next, c.axes, batch_);
+      problem = memoized('g', h.layout, next, c.axes,
+                         [&] { return check_request_gather(mesh_, h.layout, next, c.axes, batch_); });
       h.requests = requests_held(mesh_, next, rank_, batch_);
     }
     if (!problem.empty()) throw unsupported(b.what + ": " + problem, c.before);
@@ -211,7 +217,8 @@ class PlanBinder {
       out.count = h.split.count;
       out.padded = h.split.padded;
     } else {
-      const std::string problem = check_request_slice(mesh_, h.layout, target, batch_);
+      const std::string problem =
+          memoized('l', h.layout, target, {}, [&] { return check_request_slice(mesh_, h.layout, target, batch_); });
       if (!problem.empty()) throw unsupported("the local slice of requests in front of " + where + " (" + problem + ")", where);
       const RequestRange want = requests_held(mesh_, target, rank_, batch_);
       out.begin = (want.begin - h.requests.begin) * h.rows_per_request;
@@ -251,11 +258,26 @@ class PlanBinder {
   const Mesh& mesh_;
   int64_t rank_;
   int64_t batch_;
+  RequestCheckMemo* memo_;
+
+  // The request checks hold for every rank at once: one answer per (check, layouts, axes) for
+  // all the ranks check_executable binds.
+  template <typename Check>
+  std::string memoized(char kind, const ActivationLayout& from, const ActivationLayout& to,
+                       const std::vector<std::string>& axes, Check check) const {
+    if (!memo_) return check();
+    std::string key(1, kind);
+    for (AxisState s : from.axes) key += static_cast<char>('0' + static_cast<int>(s));
+    key += '>';
+    for (AxisState s : to.axes) key += static_cast<char>('0' + static_cast<int>(s));
+    for (const std::string& a : axes) key += "," + a;
+    const auto it = memo_->find(key);
+    if (it != memo_->end()) return it->second;
+    return (*memo_)[key] = check();
+  }
 };
 
-}  // namespace
-
-PlanBinding bind_plan(const Plan& plan, int64_t rank) {
+PlanBinding bind_plan_with(const Plan& plan, int64_t rank, RequestCheckMemo* memo) {
   const ModelGraph& graph = plan.graph();
   const Mesh& mesh = plan.mesh;
   const int64_t batch = plan.spec().workload.batch;
@@ -309,7 +331,7 @@ PlanBinding bind_plan(const Plan& plan, int64_t rank) {
     }
   }
 
-  PlanBinder binder(plan, rank);
+  PlanBinder binder(plan, rank, memo);
   std::map<Stream, StreamHold> hold;
   for (Stream s : {Stream::kText, Stream::kImage, Stream::kAudio}) hold[s] = binder.start(s);
 
@@ -381,10 +403,15 @@ PlanBinding bind_plan(const Plan& plan, int64_t rank) {
   return binding;
 }
 
+}  // namespace
+
+PlanBinding bind_plan(const Plan& plan, int64_t rank) { return bind_plan_with(plan, rank, nullptr); }
+
 void check_executable(const Plan& plan, Diagnostics& diags) {
+  RequestCheckMemo memo;
   for (int64_t rank = 0; rank < plan.world_size(); ++rank) {
     try {
-      bind_plan(plan, rank);
+      bind_plan_with(plan, rank, &memo);
     } catch (const BindError& e) {
       const Spec& spec = plan.spec();
       SourcePos pos = spec.mesh_pos;

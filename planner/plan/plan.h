@@ -84,6 +84,10 @@ struct RankCost {
 };
 
 struct Plan {
+  Plan() = default;
+  Plan(const Plan&) = delete;  // it points into `checked` (see build_plan)
+  Plan& operator=(const Plan&) = delete;
+
   CheckedSpec checked;              // spec, model graph, assignment (the plan points into it)
   Mesh mesh;
   std::vector<ModulePlan> modules;  // one per graph module, execution order

@@ -11,15 +11,6 @@ std::string range_text(const RequestRange& r) {
   return "[" + std::to_string(r.begin) + ", " + std::to_string(r.end()) + ")";
 }
 
-const RankGroup& group_of(const std::vector<RankGroup>& groups, int64_t rank) {
-  for (const RankGroup& g : groups) {
-    for (int64_t r : g) {
-      if (r == rank) return g;
-    }
-  }
-  throw std::logic_error("rank " + std::to_string(rank) + " is in no group");
-}
-
 }  // namespace
 
 RequestRange requests_held(const Mesh& mesh, const ActivationLayout& layout, int64_t rank, int64_t batch) {
@@ -41,19 +32,23 @@ RequestRange requests_held(const Mesh& mesh, const ActivationLayout& layout, int
 std::string check_request_gather(const Mesh& mesh, const ActivationLayout& from, const ActivationLayout& to,
                                  const std::vector<std::string>& axes, int64_t batch) {
   const std::vector<RankGroup> groups = mesh.groups(axes);
-  for (int64_t rank = 0; rank < mesh.world_size(); ++rank) {
-    const RankGroup& group = group_of(groups, rank);
+  // NOTE: group by group (each member's range once), and the message only for a failure: the
+  // binding checks every rank of meshes of hundreds of ranks.
+  for (const RankGroup& group : groups) {
     RequestRange joined = requests_held(mesh, from, group.front(), batch);
-    std::string pieces = range_text(joined);
     bool contiguous = true;
     for (size_t i = 1; i < group.size(); ++i) {
       const RequestRange next = requests_held(mesh, from, group[i], batch);
-      pieces += " + " + range_text(next);
       contiguous = contiguous && next.begin == joined.end();
       joined.count += next.count;
     }
-    const RequestRange want = requests_held(mesh, to, rank, batch);
-    if (!contiguous || !(joined == want)) {
+    for (int64_t rank : group) {
+      const RequestRange want = requests_held(mesh, to, rank, batch);
+      if (contiguous && joined == want) continue;
+      std::string pieces;
+      for (int64_t member : group) {
+        pieces += (pieces.empty() ? "" : " + ") + range_text(requests_held(mesh, from, member, batch));
+      }
       return "rank " + std::to_string(rank) + " would gather requests " + pieces + ", which is not the " +
              range_text(want) + " its layout holds";
     }

@@ -28,10 +28,18 @@ void check_spec(const Spec& spec, const ModelGraph& graph, Diagnostics& diags);
 
 enum class CheckOutcome { kValid, kInvalid, kIoError };
 
+// NOTE: not copyable: `assignment` points into `graph`, and a copy would point into the original.
+// Moves keep the pointers valid (std::vector moves keep element addresses).
 struct CheckedSpec {
   Spec spec;
   ModelGraph graph;
   std::vector<ModuleAssignment> assignment;
+
+  CheckedSpec() = default;
+  CheckedSpec(const CheckedSpec&) = delete;
+  CheckedSpec& operator=(const CheckedSpec&) = delete;
+  CheckedSpec(CheckedSpec&&) = default;
+  CheckedSpec& operator=(CheckedSpec&&) = default;
 };
 
 // The whole `planner check` of one file. kIoError: the spec or its config could not be read

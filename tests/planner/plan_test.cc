@@ -1,6 +1,6 @@
 // Plans of the shipped specs: the collectives the plan issue names, JSON valid against
 // schemas/plan.schema.json, and golden text and JSON plans for every spec in specs/.
-// Regenerate the golden plans with: UPDATE_GOLDEN=1 ctest -R PlanGolden (review the diff).
+// Regenerate the golden plans with: SHARDPLAN_UPDATE_GOLDEN=1 ctest -R PlanGolden (review the diff).
 #include <gtest/gtest.h>
 
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
@@ -294,7 +294,7 @@ std::string read_text(const std::string& path) {
 }
 
 TEST(PlanGolden, EveryShippedSpec) {
-  const bool update = std::getenv("UPDATE_GOLDEN") != nullptr;
+  const bool update = std::getenv("SHARDPLAN_UPDATE_GOLDEN") != nullptr;
   const nlohmann::json schema = read_json("schemas/plan.schema.json");
   const auto specs = shipped_specs();
   ASSERT_GE(specs.size(), 5u);

@@ -1,6 +1,6 @@
 // `planner check` diagnostics: every spec in tests/planner/data/check/ against its golden
 // .expected file, each check with a failing spec and the same spec fixed, and the five-mistakes
-// spec. Regenerate the golden files with: UPDATE_GOLDEN=1 ctest -R SpecCheck (review the diff).
+// spec. Regenerate the golden files with: SHARDPLAN_UPDATE_GOLDEN=1 ctest -R SpecCheck (review the diff).
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -46,7 +46,7 @@ std::string read_file(const std::string& path) {
 }
 
 TEST(SpecCheck, EverySpecMatchesItsGoldenDiagnostics) {
-  const bool update = std::getenv("UPDATE_GOLDEN") != nullptr;
+  const bool update = std::getenv("SHARDPLAN_UPDATE_GOLDEN") != nullptr;
   int compared = 0;
   std::vector<fs::path> files;
   for (const auto& e : fs::directory_iterator(kDir)) {
@@ -62,7 +62,7 @@ TEST(SpecCheck, EverySpecMatchesItsGoldenDiagnostics) {
       continue;
     }
     ASSERT_TRUE(fs::exists(golden)) << "no golden file " << golden
-                                    << " (UPDATE_GOLDEN=1 writes it)";
+                                    << " (SHARDPLAN_UPDATE_GOLDEN=1 writes it)";
     EXPECT_EQ(read_file(golden), got) << "for " << spec;
     ++compared;
   }

@@ -1,6 +1,6 @@
 // plan_to_dot: golden DOT files for two shipped specs (both views), and what each picture must
 // show: folded layers, collectives on edges, mode colours, the mesh grid, per-rank slices.
-// Regenerate the golden files with: UPDATE_GOLDEN=1 ctest -R RenderGolden (or
+// Regenerate the golden files with: SHARDPLAN_UPDATE_GOLDEN=1 ctest -R RenderGolden (or
 // scripts/update-golden-dot.sh), then review the diff.
 #include "planner/render/plan_dot.h"
 
@@ -58,7 +58,7 @@ TEST_P(RenderGolden, MatchesFile) {
   options.view = c.view;
   const std::string dot = plan_to_dot(*plan, options);
   const std::string path = std::string(SHARDPLAN_SOURCE_DIR) + "/tests/render/golden/" + c.file;
-  if (std::getenv("UPDATE_GOLDEN")) {
+  if (std::getenv("SHARDPLAN_UPDATE_GOLDEN")) {
     std::ofstream(path, std::ios::binary) << dot;
     GTEST_SKIP() << "wrote " << path;
   }
