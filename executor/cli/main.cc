@@ -35,10 +35,8 @@ template <typename Fn>
 int guarded(Fn&& fn) {
   try {
     return fn();
-  } catch (const WeightsError& e) {
+  } catch (const Error& e) {
     return fail(e.exit_code(), e.what());
-  } catch (const ConfigError& e) {
-    return fail(kExitUsage, e.what());  // unreadable or unusable config: usage / I/O (model_graph.h)
   } catch (const std::filesystem::filesystem_error& e) {
     return fail(kExitUsage, e.what());
   } catch (const std::exception& e) {

@@ -38,7 +38,7 @@
 #include "executor/comm/communicator.h"
 #include "executor/comm/launcher.h"
 #include "executor/comm/peer_liveness.h"
-#include "executor/runtime/log.h"
+#include "executor/log/log.h"
 
 namespace shardplan {
 namespace {

@@ -18,6 +18,8 @@
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
+
+#include "base/error.h"
 #include <string>
 #include <vector>
 
@@ -25,9 +27,11 @@ namespace shardplan {
 
 using RankList = std::vector<int64_t>;
 
-class CommError : public std::runtime_error {
+// A collective, rendezvous or peer failure (exit code 2); the message names the rank, the op and
+// the group.
+class CommError : public Error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit CommError(const std::string& message) : Error(2, message) {}
 };
 
 enum class CommBackend { kGloo, kNccl };

@@ -20,7 +20,7 @@
 #include <cstring>
 #include <map>
 
-#include "executor/runtime/log.h"
+#include "executor/log/log.h"
 
 extern char** environ;
 

@@ -1,7 +1,7 @@
 // Where this process sits in a run, and the local launcher. Under a launcher (torchrun, Slurm
 // wrappers, mpirun: RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT set) the process is
 // that one rank; otherwise `executor run` calls run_local_ranks, which starts world_size copies of
-// itself with those variables set and supervises them. No torch here (see executor/runtime/log.h).
+// itself with those variables set and supervises them. No torch here (see executor/log/log.h).
 //
 //   if (std::optional<LaunchEnv> env = launch_env_from_environment()) {
 //     ... this process is rank env->rank: make_communicator(...) and run ...
@@ -13,15 +13,17 @@
 #include <chrono>
 #include <optional>
 #include <stdexcept>
+
+#include "base/error.h"
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace shardplan {
 
-class LaunchError : public std::runtime_error {
+class LaunchError : public Error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit LaunchError(const std::string& message) : Error(2, message) {}
 };
 
 struct LaunchEnv {

@@ -175,17 +175,11 @@ int run_command(const RunOptions& options) {
   };
   try {
     return run_checked(options, rank_prefix);
-  } catch (const RunError& e) {
-    return fail(e.exit_code(), e.what());
-  } catch (const WeightsError& e) {
-    return fail(e.exit_code(), e.what());
-  } catch (const ConfigError& e) {
-    return fail(kExitUsage, e.what());
-  } catch (const LaunchError& e) {
-    return fail(kExitUsage, e.what());
   } catch (const CommError& e) {
     rank_prefix.clear();  // the communicator's messages name the rank, the op and the group
-    return fail(kExitUsage, e.what());
+    return fail(e.exit_code(), e.what());
+  } catch (const Error& e) {
+    return fail(e.exit_code(), e.what());
   } catch (const c10::Error& e) {
     return fail(kExitUsage, std::string("libtorch: ") + e.what_without_backtrace());
   } catch (const std::exception& e) {

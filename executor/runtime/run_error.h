@@ -2,22 +2,22 @@
 // into (spec-format.md §6: exit codes as planner's).
 #pragma once
 
-#include <stdexcept>
 #include <string>
+
+#include "base/error.h"
 
 namespace shardplan {
 
 // kInvalid (1): an input whose content is wrong (a checkpoint tensor in a dtype the run cannot read).
 // kUsage (2):   usage, I/O and environment problems, and what the executor does not support yet
 //               (a model family, a layout change it cannot bind, float16 on the CPU).
-class RunError : public std::runtime_error {
+class RunError : public Error {
  public:
   enum class Code { kInvalid = 1, kUsage = 2 };
 
-  RunError(Code code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  RunError(Code code, const std::string& message) : Error(static_cast<int>(code), message), code_(code) {}
 
   Code code() const { return code_; }
-  int exit_code() const { return static_cast<int>(code_); }
 
  private:
   Code code_;

@@ -2,8 +2,9 @@
 // with the exit code the CLIs turn it into.
 #pragma once
 
-#include <stdexcept>
 #include <string>
+
+#include "base/error.h"
 
 namespace shardplan {
 
@@ -14,14 +15,13 @@ namespace shardplan {
 //                 safetensors file or index, or a checkpoint that contradicts the model config.
 // NOTE: a bad checkpoint is "invalid input" (1) rather than an I/O error (2), so that a script can
 // tell "wrong path" from "corrupt or mismatched weights".
-class WeightsError : public std::runtime_error {
+class WeightsError : public Error {
  public:
   enum class Code { kInvalid = 1, kIo = 2 };
 
-  WeightsError(Code code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  WeightsError(Code code, const std::string& message) : Error(static_cast<int>(code), message), code_(code) {}
 
   Code code() const { return code_; }
-  int exit_code() const { return static_cast<int>(code_); }
 
  private:
   Code code_;

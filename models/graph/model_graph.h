@@ -12,13 +12,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/error.h"
+
 namespace shardplan {
 
 // The one exception type of the model layer: a config.json that cannot be read or makes no
 // sense. The CLIs turn it into exit code 2 (usage or I/O error).
-class ConfigError : public std::runtime_error {
+class ConfigError : public Error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit ConfigError(const std::string& message) : Error(2, message) {}
 };
 
 enum class ModuleKind {

@@ -171,7 +171,7 @@ int run_render(const std::string& file, const std::string& output, const std::st
     }
   } catch (const RenderError& e) {
     std::cerr << "planner: error: " << e.what() << "\n";
-    return kExitUsage;
+    return e.exit_code();
   }
   const std::string failure = write_output_file(output, bytes, {file});
   if (!failure.empty()) {
@@ -235,6 +235,9 @@ int main_impl(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     return shardplan::main_impl(argc, argv);
+  } catch (const shardplan::Error& e) {
+    std::cerr << "planner: error: " << e.what() << "\n";
+    return e.exit_code();
   } catch (const std::exception& e) {
     std::cerr << "planner: error: " << e.what() << "\n";
     return 2;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "base/error.h"
 #include "planner/plan/plan.h"
 #include "planner/plan/request_blocks.h"
 #include "planner/spec/diagnostic.h"
@@ -18,10 +19,11 @@ namespace shardplan {
 
 // A plan the executor cannot run: the message ends in "is not supported by the executor yet";
 // `module` is the path of the module concerned ("" when none is), for the diagnostic's position.
-class BindError : public std::runtime_error {
+// Exit code 1: `planner check` reports it as an error of the spec.
+class BindError : public Error {
  public:
   BindError(const std::string& what, std::string module)
-      : std::runtime_error(what + " is not supported by the executor yet"), module_(std::move(module)) {}
+      : Error(1, what + " is not supported by the executor yet"), module_(std::move(module)) {}
   const std::string& module() const { return module_; }
 
  private:

@@ -3,13 +3,15 @@
 // it as "planner: error: MESSAGE" and exits 2.
 #pragma once
 
-#include <stdexcept>
+#include <string>
+
+#include "base/error.h"
 
 namespace shardplan {
 
-class RenderError : public std::runtime_error {
+class RenderError : public Error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit RenderError(const std::string& message) : Error(2, message) {}
 };
 
 }  // namespace shardplan

@@ -1,5 +1,5 @@
-// spdlog behind executor/runtime/log.h; this file must never include torch (see log.h).
-#include "executor/runtime/log.h"
+// spdlog behind executor/log/log.h; this file must never include torch (see log.h).
+#include "executor/log/log.h"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
