@@ -17,8 +17,8 @@
 // [requests, tokens, d_model]; it is computed here (partial sums) but no collective runs: the
 // difference between the variants lies entirely before it.
 // NOTE: timing waits for the device by copying one output element to the host at the end of every
-// iteration (the same cost in both variants; no CUDA headers needed, so this builds against a
-// CPU-only libtorch 1.13 as well as libtorch 2.x with CUDA). Times are wall-clock (UseRealTime).
+// iteration (the same cost in both variants; no CUDA headers needed). Times are wall-clock
+// (UseRealTime).
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 #include <benchmark/benchmark.h>

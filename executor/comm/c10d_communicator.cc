@@ -2,11 +2,8 @@
 // hosts it unless the launcher does), one c10d process group per rank list (Gloo on CPU, NCCL on
 // CUDA), and the peer liveness threads (peer_liveness.h) that stop this rank when a peer dies.
 //
-// Works with torch 1.13 (Debian's libtorch) and 2.x: the switches are on TORCH_VERSION_MAJOR.
 // The Gloo part is compiled only with SHARDPLAN_WITH_GLOO, the NCCL part only with
 // SHARDPLAN_WITH_NCCL (executor/CMakeLists.txt says when).
-#include <torch/version.h>
-
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/Types.hpp>
@@ -43,14 +40,9 @@
 namespace shardplan {
 namespace {
 
-// NOTE: torch 2.0 split ProcessGroup into a dispatching front and per-device Backends;
-// ProcessGroupGloo and ProcessGroupNCCL are Backends there and ProcessGroups in 1.13. Both
-// expose the same collective calls, which are all this file uses.
-#if TORCH_VERSION_MAJOR >= 2
+// NOTE: ProcessGroupGloo and ProcessGroupNCCL are c10d Backends (the per-device halves of a
+// ProcessGroup); their collective calls are all this file uses.
 using C10dGroup = c10d::Backend;
-#else
-using C10dGroup = c10d::ProcessGroup;
-#endif
 
 constexpr const char* kStorePrefix = "shardplan";
 
@@ -100,7 +92,7 @@ class C10dCommunicator final : public Communicator {
   void run(const CommCallSite& site, const RankList& group, Fn&& fn);
   [[noreturn]] void explain_failure(const CommError& error, const RankList& group);
 
-  // Gloo (torch 1.13) knows no bf16: bf16 travels as fp16 bits (the data-moving collectives copy
+  // NOTE: the Gloo backend is not relied on for bf16 reductions: bf16 travels as fp16 bits (the data-moving collectives copy
   // bytes, they never compute on them), and 16-bit floats are reduced in fp32.
   at::Tensor wire_view(const at::Tensor& t) const {
     return gloo() && t.scalar_type() == at::kBFloat16 ? t.view(at::kHalf) : t;
@@ -202,7 +194,7 @@ C10dCommunicator::~C10dCommunicator() {
   // collective with us fails at once); then "left" is announced, so peers blame the right rank;
   // the store's host keeps the store up until every peer has left; the store goes last.
   for (auto& entry : groups_) {
-#if defined(SHARDPLAN_WITH_NCCL) && TORCH_VERSION_MAJOR >= 2
+#if defined(SHARDPLAN_WITH_NCCL)
     if (!gloo() && entry.second.pg) {
       auto* nccl = static_cast<c10d::ProcessGroupNCCL*>(entry.second.pg.get());
       try {
@@ -326,7 +318,7 @@ void C10dCommunicator::wait(const c10::intrusive_ptr<c10d::Work>& work, const Co
   // NOTE: Gloo runs on c10d's threads, so this rank waits on the host, at most `timeout`. An NCCL
   // wait only makes the current CUDA stream wait (no host block, CUDA graphs stay possible); a
   // hung NCCL collective is aborted by c10d's watchdog after the group's timeout instead.
-  // 0 is c10d's kNoTimeout (a global in 1.13, in namespace c10d later).
+  // 0 is c10d's kNoTimeout.
   const std::chrono::milliseconds limit = gloo() ? options_.timeout : std::chrono::milliseconds(0);
   const bool done = SHARDPLAN_COMM_CHECK(where, work->wait(limit));
   if (!done) {
@@ -431,8 +423,9 @@ at::Tensor C10dCommunicator::reduce_scatter(const at::Tensor& t, int64_t dim, co
   at::Tensor result;
   run(where, ranks, [&] {
     if (gloo()) {
-      // NOTE: Gloo's reduce_scatter is missing from torch 1.13; an all_reduce, then this member's
-      // slice, gives the same values (CPU runs are for correctness, not speed).
+      // NOTE: not Gloo's reduce_scatter (absent from older torch, never exercised here): an
+      // all_reduce, then this member's slice, gives the same values (CPU runs are for
+      // correctness, not speed).
       at::Tensor buffer = reduction_buffer(t, /*fresh=*/true);
       std::vector<at::Tensor> tensors{buffer};
       c10d::AllreduceOptions opts;

@@ -14,7 +14,7 @@ namespace shardplan {
 namespace {
 
 // Waits for the copy: reading one element back blocks until the device stream is done.
-// NOTE: portable across builds with and without CUDA headers (Debian's libtorch has none).
+// NOTE: needs no CUDA headers, so the same code serves CPU and CUDA devices.
 void synchronize(const at::Tensor& t) { (void)t.view({-1})[t.numel() - 1].item<float>(); }
 
 }  // namespace

@@ -28,7 +28,7 @@ struct RankRunOptions {
 };
 
 // The dtype of a spec's model.dtype. float16 on the CPU is a RunError (kUsage): libtorch's CPU
-// matmul has no float16 (1.13), so the run would fail halfway or crawl.
+// float16 matmul is a slow fallback, and the CPU runs are for correctness.
 at::ScalarType run_dtype(DType dtype, at::Device device);
 
 // Runs the spec's workload as `rank` of `comm` (null for a world of one). Returns the report on

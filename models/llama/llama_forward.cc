@@ -2,7 +2,6 @@
 #include "models/llama/llama_forward.h"
 
 #include <ATen/ATen.h>
-#include <torch/version.h>
 
 #include <cmath>
 #include <stdexcept>
@@ -217,16 +216,7 @@ at::Tensor llama_attention_forward(const LlamaConfig& config, const LlamaAttenti
   // Keys and values of every local q head: [b, q heads, L, d].
   const at::Tensor keys = cache.k.narrow(2, 0, step.attend_len).index_select(1, cache.head_map);
   const at::Tensor values = cache.v.narrow(2, 0, step.attend_len).index_select(1, cache.head_map);
-#if TORCH_VERSION_MAJOR >= 2
   const at::Tensor attended = at::scaled_dot_product_attention(q, keys, values, step.allowed);
-#else
-  // NOTE: libtorch 1.13 has no public scaled_dot_product_attention; this is transformers' eager
-  // attention (softmax in float32, then back to the activations' dtype).
-  const at::Tensor scores = at::matmul(q, keys.transpose(2, 3)) * (1.0 / std::sqrt(static_cast<double>(d)));
-  const at::Tensor probs = at::softmax(scores.masked_fill(step.allowed.logical_not(), -INFINITY), -1, at::kFloat)
-                               .to(q.scalar_type());
-  const at::Tensor attended = at::matmul(probs, values);
-#endif
   const at::Tensor merged = attended.transpose(1, 2).reshape({b, t, -1});
   at::Tensor out = at::linear(merged, w.o, adds_whole_terms ? w.o_bias : at::Tensor());
   if (adds_whole_terms) out = out + h;

@@ -2,7 +2,6 @@
 #include "models/whisper/whisper_forward.h"
 
 #include <ATen/ATen.h>
-#include <torch/version.h>
 
 #include <cmath>
 #include <stdexcept>
@@ -28,17 +27,8 @@ at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& weight, const at::T
 // Softmax attention of q [b, heads, t, d] over keys and values [b, heads, L, d], scaled by
 // d^-0.5; `allowed` [t, L] bool says which keys each query reads (undefined: every key).
 at::Tensor attend(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values, const at::Tensor& allowed) {
-#if TORCH_VERSION_MAJOR >= 2
   if (allowed.defined()) return at::scaled_dot_product_attention(q, keys, values, allowed);
   return at::scaled_dot_product_attention(q, keys, values);
-#else
-  // NOTE: libtorch 1.13 has no public scaled_dot_product_attention; this is the eager attention
-  // of llama_forward.cc (softmax in float32, then back to the activations' dtype).
-  at::Tensor scores = at::matmul(q, keys.transpose(2, 3)) * (1.0 / std::sqrt(static_cast<double>(q.size(-1))));
-  if (allowed.defined()) scores = scores.masked_fill(allowed.logical_not(), -INFINITY);
-  const at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
-  return at::matmul(probs, values);
-#endif
 }
 
 // [b, t, heads * d] -> [b, heads, t, d] and back.
