@@ -56,7 +56,9 @@ class SpecChecker {
       : spec_(spec), graph_(graph), diags_(diags) {}
 
   void run() {
-    check_mesh();
+    // NOTE: every later check multiplies axis sizes; on a mesh that is not valid they would
+    // overflow or mean nothing, so they wait until the mesh is right.
+    if (!check_mesh()) return;
     check_batch_axes();
     for (const auto& rule : spec_.rules) {
       if (rule.well_formed) check_rule(rule);
@@ -100,13 +102,28 @@ class SpecChecker {
   }
   int64_t batch_group_size() const { return group_size(spec_.batch_axes); }
 
-  void check_mesh() {
+  // Sizes >= 1, and at most kMaxWorldSize ranks in all (multiplied without overflow). Returns
+  // whether the mesh is valid.
+  bool check_mesh() {
+    bool ok = true;
+    int64_t world = 1;
+    std::vector<std::string> factors;
     for (const auto& a : spec_.mesh) {
       if (a.size < 1) {
         error(a.value_pos, "mesh axis '" + a.name + "' has size " + std::to_string(a.size) +
                                "; sizes must be >= 1");
+        ok = false;
+        continue;
       }
+      factors.push_back(a.name + " " + std::to_string(a.size));
+      world = a.size > kMaxWorldSize || world > kMaxWorldSize / a.size ? kMaxWorldSize + 1 : world * a.size;
     }
+    if (ok && world > kMaxWorldSize) {
+      error(spec_.mesh_pos, "the mesh (" + join(factors) + ") has more than " + std::to_string(kMaxWorldSize) +
+                                " ranks, the most a plan may have");
+      ok = false;
+    }
+    return ok;
   }
 
   void check_batch_axes() {

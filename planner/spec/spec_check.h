@@ -14,7 +14,7 @@
 namespace shardplan {
 
 // Checks, each reported at the offending key or value with the values involved:
-//  - mesh: sizes >= 1;
+//  - mesh: sizes >= 1, at most kMaxWorldSize ranks (then nothing else is checked);
 //  - batch_axes: known axes, each listed once; workload.batch divisible by their product;
 //  - every rule: axes known and listed once; a batch axis never used by a tensor or expert rule;
 //    tensor / data / expert need axes (replicate with axes is a warning); the mode is allowed for
@@ -25,6 +25,10 @@ namespace shardplan {
 //    requests per data group divisible by the group size;
 //  - a tied output projection has the same layout as the embedding it shares its tensor with.
 void check_spec(const Spec& spec, const ModelGraph& graph, Diagnostics& diags);
+
+// The most ranks a mesh may have (the product of its axis sizes); a larger mesh is an error, so
+// that nothing downstream multiplies sizes past int64 or allocates per-rank tables without bound.
+inline constexpr int64_t kMaxWorldSize = 65536;
 
 enum class CheckOutcome { kValid, kInvalid, kIoError };
 

@@ -115,6 +115,11 @@ INSTANTIATE_TEST_SUITE_P(
                   "[dp, tp]", "[tp]"},
         CheckCase{"batch-axis-unknown.yaml", "batch axis 'dp' is not a mesh axis", "[dp]", "[tp]"},
         CheckCase{"mesh-size-zero.yaml", "mesh axis 'dp' has size 0", "dp: 0", "dp: 1"},
+        // One axis too large (plan --format json aborted on bad_alloc), and a product that
+        // overflows int64 (it passed check as "0 ranks" and the executor died of SIGFPE).
+        CheckCase{"mesh-too-large.yaml", "the mesh (tp 1000000) has more than 65536 ranks", "tp: 1000000", "tp: 2"},
+        CheckCase{"mesh-product-overflows.yaml", "(dp 4294967296, tp 4294967296) has more than 65536 ranks",
+                  "dp: 4294967296\n  tp: 4294967296", "dp: 2\n  tp: 2"},
         CheckCase{"mode-not-allowed.yaml", "mode 'expert' is not allowed for kind 'attention'",
                   "[attention, moe]", "[moe]"},
         CheckCase{"mode-not-allowed-by-path.yaml", "not allowed for kind 'mlp'", "expert", "tensor"},
