@@ -3,6 +3,8 @@
 // spec. Regenerate the golden files with: SHARDPLAN_UPDATE_GOLDEN=1 ctest -R SpecCheck (review the diff).
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -75,7 +77,17 @@ std::string fixed_copy(const std::string& spec, const std::string& from, const s
   auto pos = text.find(from);
   EXPECT_NE(pos, std::string::npos) << from << " not in " << spec;
   if (pos != std::string::npos) text.replace(pos, from.size(), to);
-  const std::string out = kDir + "/.fixed-" + spec;
+  // NOTE: written to a temporary folder, never into the source tree; the config paths, relative
+  // to kDir, are made absolute so the copy reads the same configs.
+  const std::string source = fs::absolute(kDir).string();
+  for (const std::string& prefix : {std::string("config: ../"), std::string("config: configs/")}) {
+    for (size_t at = text.find(prefix); at != std::string::npos; at = text.find(prefix, at + 1)) {
+      text.insert(at + 8, source + "/");
+    }
+  }
+  const fs::path dir = fs::temp_directory_path() / ("shardplan_check_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string out = (dir / ("fixed-" + spec)).string();
   std::ofstream(out) << text;
   return out;
 }
@@ -103,6 +115,8 @@ TEST_P(EachCheck, FailsAndPassesOnceFixed) {
   const std::string fixed = fixed_copy(c.spec, c.from, c.to);
   const Result good = check(fixed);
   fs::remove(fixed);
+  std::error_code ec;
+  fs::remove(fs::path(fixed).parent_path(), ec);  // the folder, once empty
   EXPECT_EQ(good.outcome, CheckOutcome::kValid) << render(good);
 }
 
