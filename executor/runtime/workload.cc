@@ -3,7 +3,6 @@
 
 #include <ATen/ATen.h>
 
-#include "models/llava/llava_forward.h"
 
 namespace shardplan {
 namespace {
@@ -49,22 +48,23 @@ int64_t prefill_tokens(const Plan& plan) {
   return w.prompt_tokens + w.images_per_request * plan.graph().workload.tokens_per_image;
 }
 
+// NOTE: the streams the model has decide the inputs, not its family: the graph says what an
+// image stream's items and an audio stream's clips look like (WorkloadShape).
 EngineInputs make_engine_inputs(const Plan& plan, uint64_t seed) {
   const ModelGraph& g = plan.graph();
+  const WorkloadShape& shape = g.workload;
   const WorkloadSpec& w = plan.spec().workload;
   EngineInputs in;
-  if (g.family == "llava") {
-    const LlavaConfig c = read_llava_config(g.config);
-    in.prompts = make_image_prompts(w.batch, w.images_per_request * c.tokens_per_image, w.prompt_tokens, g.vocab,
-                                    c.image_token_index, seed);
+  if (shape.tokens_per_image > 0) {
+    in.prompts = make_image_prompts(w.batch, w.images_per_request * shape.tokens_per_image, w.prompt_tokens, g.vocab,
+                                    shape.image_token, seed);
     in.pixels = make_uniform_inputs(
-        {w.batch * w.images_per_request, c.vision.channels, c.vision.image_size, c.vision.image_size}, seed);
+        {w.batch * w.images_per_request, shape.image_channels, shape.image_size, shape.image_size}, seed);
     return in;
   }
   in.prompts = make_prompts(w.batch, w.prompt_tokens, g.vocab, seed);
-  if (g.family == "whisper") {
-    in.audio = make_uniform_inputs({w.batch, g.config.at("num_mel_bins").get<int64_t>(),
-                                    2 * g.workload.encoder_tokens_per_clip}, seed);
+  if (shape.encoder_tokens_per_clip > 0) {
+    in.audio = make_uniform_inputs({w.batch, shape.mel_bins, 2 * shape.encoder_tokens_per_clip}, seed);
   }
   return in;
 }

@@ -109,6 +109,10 @@ struct WorkloadShape {
   int64_t encoder_tokens_per_item = 0;  // tokens inside the encoder per item (CLIP: 577)
   int64_t encoder_tokens_per_clip = 0;  // whisper: max_source_positions (1500)
   int64_t max_target_positions = 0;     // whisper's decoder limit, llama's max_position_embeddings
+  // What the synthetic inputs of an image or audio stream look like (0 / -1: no such stream).
+  int64_t image_token = -1;              // the prompt id an image's tokens take (llava: image_token_index)
+  int64_t image_channels = 0, image_size = 0;
+  int64_t mel_bins = 0;                  // whisper: log-mel bins per frame
 };
 
 struct ModelGraph {

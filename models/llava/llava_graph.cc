@@ -207,6 +207,10 @@ ModelGraph build_llava_graph(const nlohmann::json& config) {
   graph.workload.tokens_per_image = vision_dims.patches + (strategy == "full" ? 1 : 0);
   graph.workload.encoder_tokens_per_item = vision_dims.patches + 1;
   graph.workload.max_target_positions = text_dims.max_positions;
+  graph.workload.image_token =
+      graph.config.value("image_token_index", graph.config.value("image_token_id", int64_t{32000}));
+  graph.workload.image_channels = vision_dims.channels;
+  graph.workload.image_size = vision_dims.image_size;
   return graph;
 }
 
