@@ -142,17 +142,21 @@ void bm_plan(benchmark::State& state, const std::string& file, double target_ms)
   state.counters["collectives"] = static_cast<double>(comms);
 }
 
+// A plan of `source` built anew (CheckedSpec is not copyable: its members are, the assignment is
+// made against the copy's graph).
+std::unique_ptr<Plan> plan_of(const CheckedSpec& source) {
+  CheckedSpec checked;
+  checked.spec = source.spec;
+  checked.graph = source.graph;
+  checked.assignment = assign_modules(checked.spec, checked.graph);
+  return build_plan(std::move(checked));
+}
+
 // check_executable on a built plan: the plan bound for every rank, as `planner check` does after
 // the spec's checks. Reported against build_plan of the same spec (x_build_plan).
 void bm_bind(benchmark::State& state, const std::string& file, double target_ms) {
   const CheckedSpec source = checked_or_throw(file);
-  const auto fresh = [&] {
-    CheckedSpec checked;
-    checked.spec = source.spec;
-    checked.graph = source.graph;
-    checked.assignment = assign_modules(checked.spec, checked.graph);
-    return build_plan(std::move(checked));
-  };
+  const auto fresh = [&] { return plan_of(source); };
   const double plan_s = median_seconds(3, [&] { benchmark::DoNotOptimize(fresh()); });
   const std::unique_ptr<Plan> plan = fresh();
   double total = 0;
@@ -174,13 +178,7 @@ void bm_bind(benchmark::State& state, const std::string& file, double target_ms)
 // plan (x_build_plan). Target: under 1 s per picture.
 void bm_render(benchmark::State& state, const std::string& file) {
   const CheckedSpec source = checked_or_throw(file);
-  const auto fresh = [&] {
-    CheckedSpec checked;
-    checked.spec = source.spec;
-    checked.graph = source.graph;
-    checked.assignment = assign_modules(checked.spec, checked.graph);
-    return build_plan(std::move(checked));
-  };
+  const auto fresh = [&] { return plan_of(source); };
   const double plan_s = median_seconds(3, [&] { benchmark::DoNotOptimize(fresh()); });
   const std::unique_ptr<Plan> plan = fresh();
   double total = 0;
