@@ -4,7 +4,7 @@
 // vllm-project/vllm#12325 (the whole q/k/v column-parallel projection applied to the decoder
 // states AND to the encoder states, the unused parts thrown away). Google Benchmark + ATen.
 //
-//   cross_attention_bench [--device=cpu|cuda] [--size=whisper|tiny] [--requests=N] [benchmark flags]
+//   cross_attention_bench [--device=cpu|cuda] [--size=large-v3|tiny] [--requests=N] [benchmark flags]
 //   (or SHARDPLAN_BENCH_DEVICE, SHARDPLAN_BENCH_SIZE, SHARDPLAN_BENCH_REQUESTS)
 //
 // Defaults: cpu with the tiny size (seconds, for CI); cuda with whisper-large-v3's size (d_model
@@ -191,12 +191,13 @@ int main(int argc, char** argv) {
     std::cerr << "cross_attention_bench: --device must be cpu or cuda, not '" << device << "'\n";
     return 2;
   }
-  const std::string shape = size.empty() ? (g_options.device.is_cuda() ? "whisper" : "tiny") : size;
-  if (shape != "whisper" && shape != "tiny") {
-    std::cerr << "cross_attention_bench: --size must be whisper or tiny, not '" << shape << "'\n";
+  const std::string shape = size.empty() ? (g_options.device.is_cuda() ? "large-v3" : "tiny") : size;
+  if (shape != "large-v3" && shape != "tiny") {
+    std::cerr << "cross_attention_bench: --size must be large-v3 (whisper-large-v3's sizes) or tiny, not '" << shape
+              << "'\n";
     return 2;
   }
-  g_options.shape = shape == "whisper" ? kWhisper : kTiny;
+  g_options.shape = shape == "large-v3" ? kWhisper : kTiny;
   if (!requests.empty()) g_options.requests = std::atoll(requests.c_str());
   if (g_options.requests < 1) {
     std::cerr << "cross_attention_bench: --requests must be >= 1\n";

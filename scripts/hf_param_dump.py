@@ -21,6 +21,7 @@ def build(cfg_dict):
         "mistral": transformers.MistralForCausalLM,
         "qwen2": transformers.Qwen2ForCausalLM,
         "mixtral": transformers.MixtralForCausalLM,
+        "qwen2_moe": transformers.Qwen2MoeForCausalLM,
         "llava": transformers.LlavaForConditionalGeneration,
         "whisper": transformers.WhisperForConditionalGeneration,
     }

@@ -174,11 +174,14 @@ at::Tensor Engine::run_module(size_t i, const ModuleInputs& in, const StepPositi
   const auto t0 = std::chrono::steady_clock::now();
   double inside = 0;  // collectives inside the module
   at::Tensor out;
+  ModuleInputs bound = in;
+  bound.adds_routed = m.adds_routed;
+  bound.adds_shared = m.adds_shared;
   if (m.exchange || !m.after_block.empty()) {
     BoundModuleComm comm(comm_, m, inside);
-    out = model_->forward(i, in, step, m.adds_whole_terms, &comm);
+    out = model_->forward(i, bound, step, m.adds_whole_terms, &comm);
   } else {
-    out = model_->forward(i, in, step, m.adds_whole_terms, nullptr);
+    out = model_->forward(i, bound, step, m.adds_whole_terms, nullptr);
   }
   wait_for(out);
   seconds_by_kind_.at(time_slot(plan_.modules[i].module->kind)) += seconds_since(t0) - inside;

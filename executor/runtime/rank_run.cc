@@ -12,6 +12,7 @@
 #include "executor/runtime/verify.h"
 #include "executor/runtime/workload.h"
 #include "executor/weights/safetensors.h"
+#include "models/graph/family.h"
 #include "planner/io/output_file.h"
 
 namespace shardplan {
@@ -43,6 +44,13 @@ at::Tensor by_request(const Plan& plan, const at::Tensor& gathered, int64_t dim,
     }
   }
   return gathered.index_select(dim, at::tensor(source, at::TensorOptions().dtype(at::kLong)));
+}
+
+// The spec's checkpoint, finding tensors under the family's other Hub layout too.
+Checkpoint open_checkpoint(const Plan& plan, const RankRunOptions& options) {
+  Checkpoint checkpoint = Checkpoint::open(*plan.spec().checkpoint_path, options.allow_links_outside_checkpoint);
+  if (const Family* family = find_family(plan.graph().family)) checkpoint.set_alternate_names(family->alternate_hub_name);
+  return checkpoint;
 }
 
 }  // namespace
@@ -109,7 +117,7 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
   {
     // NOTE: the rank's shards and caches are freed before --verify loads the whole model on
     // rank 0's device (a 70B model in bf16 fits an H200 alone, not next to its TP8 shard).
-    const Checkpoint checkpoint = Checkpoint::open(*spec.checkpoint_path, options.allow_links_outside_checkpoint);
+    const Checkpoint checkpoint = open_checkpoint(plan, options);
     const TensorShards shards = load_rank_shards(plan, rank, checkpoint, dtype, options.device);
     bytes_read = checkpoint.bytes_touched();
 
@@ -179,7 +187,7 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
 
   if (options.verify) {
     const std::unique_ptr<Plan> one = unsharded_plan(plan);
-    const Checkpoint whole = Checkpoint::open(*spec.checkpoint_path, options.allow_links_outside_checkpoint);
+    const Checkpoint whole = open_checkpoint(plan, options);
     const TensorShards all = load_rank_shards(*one, 0, whole, dtype, options.device);
     Engine reference(*one, 0, nullptr, all, EngineOptions{options.device, dtype, true});
     const Generation ref = reference.generate(inputs, &all_tokens);

@@ -18,7 +18,6 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "executor/weights/hub_name_alias.h"
 
 namespace shardplan {
 
@@ -466,7 +465,7 @@ std::vector<std::string> Checkpoint::tensor_names() const {
 
 std::optional<std::string> Checkpoint::resolve(const std::string& name) const {
   if (tensors_.count(name) > 0) return name;
-  std::optional<std::string> alternate = llava_alternate_hub_name(name);
+  std::optional<std::string> alternate = this->alternate(name);
   if (alternate && tensors_.count(*alternate) > 0) return alternate;
   return std::nullopt;
 }
@@ -474,7 +473,7 @@ std::optional<std::string> Checkpoint::resolve(const std::string& name) const {
 const Checkpoint::Entry& Checkpoint::entry(const std::string& name) const {
   std::optional<std::string> stored = resolve(name);
   if (!stored) {
-    std::optional<std::string> alternate = llava_alternate_hub_name(name);
+    std::optional<std::string> alternate = this->alternate(name);
     throw WeightsError(Code::kInvalid,
                        fmt::format("checkpoint '{}' has no tensor '{}'{}", path_, name,
                                    alternate ? fmt::format(" (nor '{}')", *alternate) : std::string()));

@@ -79,8 +79,9 @@ class SafetensorsFile;
 // And for an index: valid JSON with a "weight_map" object of tensor -> plain file name (no path);
 // every listed file exists (kIo) and holds the tensors mapped to it; no tensor is in two files.
 //
-// Names: a lookup first tries the name as given, then its llava alternate
-// (llava_alternate_hub_name), so a classic-layout name finds a newer-layout checkpoint and back.
+// Names: a lookup first tries the name as given, then its alternate in the family's other Hub
+// layout where one is set (set_alternate_names: the family table's alternate_hub_name), so a
+// classic-layout llava name finds a newer-layout checkpoint and back.
 class Checkpoint {
  public:
   // `path` is a checkpoint directory or a single .safetensors file. In a directory,
@@ -91,6 +92,10 @@ class Checkpoint {
   Checkpoint(Checkpoint&&) noexcept;
   Checkpoint& operator=(Checkpoint&&) noexcept;
   ~Checkpoint();
+
+  // A tensor's name in another Hub layout of the same model (nullopt: none); nullptr: no aliases.
+  using AlternateNames = std::optional<std::string> (*)(const std::string& name);
+  void set_alternate_names(AlternateNames alternate) { alternate_ = alternate; }
 
   const std::string& path() const { return path_; }
   const std::vector<std::string>& files() const { return file_paths_; }
@@ -125,7 +130,12 @@ class Checkpoint {
   Checkpoint() = default;
   const Entry& entry(const std::string& name) const;
 
+  std::optional<std::string> alternate(const std::string& name) const {
+    return alternate_ ? alternate_(name) : std::nullopt;
+  }
+
   std::string path_;
+  AlternateNames alternate_ = nullptr;
   std::vector<std::string> file_paths_;
   std::vector<std::unique_ptr<SafetensorsFile>> mapped_files_;
   std::map<std::string, Entry> tensors_;

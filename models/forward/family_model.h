@@ -1,8 +1,8 @@
-// INTERFACE READY (engine <-> model families). The one interface through which the runtime runs
-// a model family's forward on one rank: the engine walks the plan's modules and calls
-// FamilyModel::forward(i, ...) for module i of graph.modules, running the plan's collectives in
-// between. A family implements it in models/<family>/<family>_forward.{h,cc} and registers in
-// make_family_model (family_model.cc). The model owns its weights (the rank's shards) and its
+// The one interface through which the runtime runs a model family's forward on one rank: the
+// engine walks the plan's modules and calls FamilyModel::forward(i, ...) for module i of
+// graph.modules, running the plan's collectives in between. A family implements it in
+// models/<family>/<family>_forward.{h,cc} and adds its factory to the forward table
+// (models/forward/forward_table.cc). The model owns its weights (the rank's shards) and its
 // caches (KV caches, cross-attention k/v, ...); it never picks a collective: where a module needs
 // communication in the middle of its forward (expert-mode MoE), it asks the runtime through the
 // ModuleComm the engine passes.
@@ -41,6 +41,10 @@ struct ModuleInputs {
   // after the embedding): the prompt's token ids of the module's requests [requests, tokens], which
   // say where the merged rows go. Undefined otherwise.
   at::Tensor ids;
+  // A MoE with a shared expert whose two parts are partial over different axes: whether this rank
+  // adds the routed experts' sum and the shared expert's (binding.h: ModuleBinding::adds_routed).
+  bool adds_routed = true;
+  bool adds_shared = true;
 };
 
 // Communication inside a module, bound by the runtime to the plan's collectives of that module
@@ -96,7 +100,7 @@ class FamilyModel {
                              ModuleComm* comm) = 0;
 };
 
-// Whether a family ("llama", "mixtral", ...; ModelGraph::family) has a forward.
+// Whether a family (ModelGraph::family) has a forward in the forward table.
 bool family_has_forward(const std::string& family);
 
 // The family's model from `graph` and the rank's `shards`. Throws ConfigError for a config the

@@ -19,6 +19,9 @@ class ConfigReader {
   // for a nested one. Every field that takes a default is appended to `defaulted`.
   ConfigReader(nlohmann::json& object, std::string where, std::vector<std::string>* defaulted);
 
+  // The object read (with the defaults written so far).
+  const nlohmann::json& object() const { return object_; }
+
   // "text_config.hidden_size" for key "hidden_size" (just the key at the top level).
   std::string field(const std::string& key) const;
 

@@ -19,6 +19,33 @@ const char* to_string(ModuleKind kind) {
   return "unknown";
 }
 
+const char* to_string(ParamRole role) {
+  switch (role) {
+    case ParamRole::kNorm: return "norm";
+    case ParamRole::kFinalNorm: return "final_norm";
+    case ParamRole::kPreNorm: return "pre_norm";
+    case ParamRole::kEmbedding: return "embedding";
+    case ParamRole::kPositionEmbedding: return "position_embedding";
+    case ParamRole::kClassEmbedding: return "class_embedding";
+    case ParamRole::kPatchEmbedding: return "patch_embedding";
+    case ParamRole::kConv1: return "conv1";
+    case ParamRole::kConv2: return "conv2";
+    case ParamRole::kLmHead: return "lm_head";
+    case ParamRole::kQuery: return "query";
+    case ParamRole::kKey: return "key";
+    case ParamRole::kValue: return "value";
+    case ParamRole::kOutput: return "output";
+    case ParamRole::kGate: return "gate";
+    case ParamRole::kUp: return "up";
+    case ParamRole::kDown: return "down";
+    case ParamRole::kFc1: return "fc1";
+    case ParamRole::kFc2: return "fc2";
+    case ParamRole::kRouter: return "router";
+    case ParamRole::kSharedExpertGate: return "shared_expert_gate";
+  }
+  return "unknown";
+}
+
 const std::vector<ModuleKind>& all_module_kinds() {
   // NOTE: the order of the kinds table in spec-format.md §2, so listings read like the contract.
   static const std::vector<ModuleKind> kinds = {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -58,12 +59,37 @@ struct TensorSplit {
   bool replicable = false;
 };
 
+// What a tensor is to its module, declared where the graph adds it: the forward binds its weights
+// by role (never by name) and the cost model counts by role. A linear layer's weight and bias
+// share the role (Param::bias tells them apart).
+enum class ParamRole {
+  kNorm,               // the module's input norm (input_layernorm, layer_norm1, ...)
+  kFinalNorm,          // the norm after the last block (model.norm, an encoder's post norm)
+  kPreNorm,            // an encoder's norm before its first block (CLIP's pre_layrnorm)
+  kEmbedding,          // token embedding rows
+  kPositionEmbedding,  // learned absolute positions
+  kClassEmbedding,     // CLIP's class token
+  kPatchEmbedding,     // CLIP's patch convolution
+  kConv1, kConv2,      // Whisper's audio stem
+  kLmHead,             // output projection rows
+  kQuery, kKey, kValue, kOutput,  // attention projections
+  kGate, kUp, kDown,   // gated MLP (or an expert's / the shared expert's)
+  kFc1, kFc2,          // plain MLP (and a projector's two linears)
+  kRouter,             // MoE router
+  kSharedExpertGate,   // Qwen2-MoE: the shared expert's sigmoid gate
+};
+const char* to_string(ParamRole role);  // "query", "gate", ...
+
 // One checkpoint tensor.
 struct Param {
   std::string name;               // Hub name, e.g. "model.layers.0.self_attn.k_proj.weight"
   std::vector<int64_t> shape;
   TensorSplit tensor_split;       // split under `tensor` mode of its module
   int expert = -1;                // >= 0: belongs to this expert of a moe module (split by `expert`)
+  ParamRole role = ParamRole::kNorm;
+  bool bias = false;              // the bias of a linear or norm (else its weight)
+  // Part of a MoE module's shared expert (Qwen2-MoE): split by the module's shared-expert mode.
+  bool shared_expert = false;
   int64_t numel() const;
 };
 
@@ -76,6 +102,7 @@ struct ModuleDims {
   int64_t intermediate = 0;       // mlp, moe expert, projector hidden, encoder mlp
   int64_t experts = 0;
   int64_t experts_per_token = 0;
+  int64_t shared_expert_intermediate = 0;  // moe with a shared expert (Qwen2-MoE); 0: none
   int64_t vocab = 0;
   int64_t layers = 0;             // encoder: number of layers inside
   int64_t kv_source_hidden = 0;   // cross-attention: width of the encoder states
@@ -115,9 +142,15 @@ struct WorkloadShape {
   int64_t mel_bins = 0;                  // whisper: log-mel bins per frame
 };
 
+// A family's typed config (models/<family>/<family>_config.h), read once from config.json by the
+// family's graph builder and shared by the graph and the forward.
+struct FamilyConfig {
+  virtual ~FamilyConfig() = default;
+};
+
 struct ModelGraph {
-  std::string family;             // "llama", "mixtral", "llava", "whisper"
-  std::string model_type;         // as in config.json ("mistral", "qwen2", ...)
+  std::string family;             // the family table's name of its family (models/family_table.h)
+  std::string model_type;         // as in config.json
   std::vector<Module> modules;    // execution order for one forward pass
   // Tied output projection: the lm_head module has no param of its own and uses this tensor.
   std::optional<std::string> tied_lm_head_to;
@@ -131,7 +164,18 @@ struct ModelGraph {
   // caller say which sizes it did not read from the file (llava-1.5's text_config has none).
   std::vector<std::string> defaulted_fields;
 
+  // The family's typed config (never null in a built graph).
+  std::shared_ptr<const FamilyConfig> family_config;
+
   int64_t num_parameters() const;  // unique tensors, as transformers counts them
+
+  // The typed config as the family's type; std::logic_error when it is another family's.
+  template <class T>
+  const T& typed_config() const {
+    const T* config = dynamic_cast<const T*>(family_config.get());
+    if (!config) throw std::logic_error("model graph of family '" + family + "' has no config of the asked type");
+    return *config;
+  }
 };
 
 }  // namespace shardplan

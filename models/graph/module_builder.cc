@@ -30,32 +30,44 @@ Module make_module(std::string path, ModuleKind kind, Stream stream, int layer) 
   return module;
 }
 
-void add_param(Module& module, std::string name, std::vector<int64_t> shape, TensorSplit split,
-               int expert) {
+Param& add_param(Module& module, std::string name, std::vector<int64_t> shape, TensorSplit split,
+                 ParamRole role, int expert) {
   Param param;
   param.name = std::move(name);
   param.shape = std::move(shape);
   param.tensor_split = split;
   param.expert = expert;
+  param.role = role;
   module.params.push_back(std::move(param));
+  return module.params.back();
 }
 
-void add_norm(Module& module, const std::string& prefix, int64_t width, bool has_bias) {
-  add_param(module, prefix + ".weight", {width}, no_split());
-  if (has_bias) add_param(module, prefix + ".bias", {width}, no_split());
+namespace {
+
+void add_bias(Module& module, const std::string& prefix, int64_t width, TensorSplit split,
+              ParamRole role) {
+  add_param(module, prefix + ".bias", {width}, split, role).bias = true;
+}
+
+}  // namespace
+
+void add_norm(Module& module, const std::string& prefix, int64_t width, bool has_bias,
+              ParamRole role) {
+  add_param(module, prefix + ".weight", {width}, no_split(), role);
+  if (has_bias) add_bias(module, prefix, width, no_split(), role);
 }
 
 void add_column_linear(Module& module, const std::string& prefix, int64_t out, int64_t in,
-                       int64_t units, bool has_bias, bool replicable) {
+                       int64_t units, bool has_bias, ParamRole role, bool replicable) {
   TensorSplit weight_split = replicable ? split_replicable_units(0, units) : split_units(0, units);
-  add_param(module, prefix + ".weight", {out, in}, weight_split);
-  if (has_bias) add_param(module, prefix + ".bias", {out}, weight_split);
+  add_param(module, prefix + ".weight", {out, in}, weight_split, role);
+  if (has_bias) add_bias(module, prefix, out, weight_split, role);
 }
 
 void add_row_linear(Module& module, const std::string& prefix, int64_t out, int64_t in,
-                    int64_t units, bool has_bias) {
-  add_param(module, prefix + ".weight", {out, in}, split_units(1, units));
-  if (has_bias) add_param(module, prefix + ".bias", {out}, no_split());
+                    int64_t units, bool has_bias, ParamRole role) {
+  add_param(module, prefix + ".weight", {out, in}, split_units(1, units), role);
+  if (has_bias) add_bias(module, prefix, out, no_split(), role);
 }
 
 void require_divisible(int64_t numerator, const std::string& numerator_name, int64_t denominator,

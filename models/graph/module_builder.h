@@ -18,22 +18,24 @@ TensorSplit split_replicable_units(int dim, int64_t units);
 
 Module make_module(std::string path, ModuleKind kind, Stream stream, int layer = -1);
 
-void add_param(Module& module, std::string name, std::vector<int64_t> shape, TensorSplit split,
-               int expert = -1);
+// Appends a weight (Param::bias false) of `role`; returns it so the caller can mark it further.
+Param& add_param(Module& module, std::string name, std::vector<int64_t> shape, TensorSplit split,
+                 ParamRole role, int expert = -1);
 
 // "<prefix>.weight" [width] (and "<prefix>.bias" [width]), whole on every rank.
-void add_norm(Module& module, const std::string& prefix, int64_t width, bool has_bias);
+void add_norm(Module& module, const std::string& prefix, int64_t width, bool has_bias,
+              ParamRole role = ParamRole::kNorm);
 
 // Column-parallel nn.Linear(in, out): "<prefix>.weight" [out, in] and "<prefix>.bias" [out], both
 // split on dim 0 into `units` (heads, KV heads, intermediate rows). Worked example, Llama-3-8B
 // k_proj over tp=4: [1024, 4096] in 8 KV heads, each rank loads 2 heads = rows [256r, 256r+256).
 void add_column_linear(Module& module, const std::string& prefix, int64_t out, int64_t in,
-                       int64_t units, bool has_bias, bool replicable = false);
+                       int64_t units, bool has_bias, ParamRole role, bool replicable = false);
 
 // Row-parallel nn.Linear(in, out): "<prefix>.weight" [out, in] split on dim 1 into `units`; the
 // bias [out] is whole (added once, after the all-reduce).
 void add_row_linear(Module& module, const std::string& prefix, int64_t out, int64_t in,
-                    int64_t units, bool has_bias);
+                    int64_t units, bool has_bias, ParamRole role);
 
 // "text_config.hidden_size 4100 is not divisible by text_config.num_attention_heads 32"
 // as a ConfigError unless `numerator` % `denominator` == 0.

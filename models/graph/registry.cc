@@ -5,10 +5,7 @@
 #include <sstream>
 
 #include "models/graph/config_reader.h"
-#include "models/llama/llama_graph.h"
-#include "models/llava/llava_graph.h"
-#include "models/mixtral/mixtral_graph.h"
-#include "models/whisper/whisper_graph.h"
+#include "models/graph/family.h"
 
 namespace shardplan {
 namespace {
@@ -54,8 +51,13 @@ DType read_config_dtype(const nlohmann::json& config) {
 }  // namespace
 
 const std::vector<std::string>& supported_model_types() {
-  static const std::vector<std::string> types = {"llama",   "mistral", "qwen2",
-                                                 "mixtral", "llava",   "whisper"};
+  static const std::vector<std::string> types = [] {
+    std::vector<std::string> all;
+    for (const Family* family : family_table()) {
+      all.insert(all.end(), family->model_types.begin(), family->model_types.end());
+    }
+    return all;
+  }();
   return types;
 }
 
@@ -69,19 +71,12 @@ ModelGraph build_model_graph(const nlohmann::json& config) {
                       supported_list());
   }
   const std::string model_type = it->get<std::string>();
-  ModelGraph graph;
-  if (model_type == "llama" || model_type == "mistral" || model_type == "qwen2") {
-    graph = build_llama_graph(config);
-  } else if (model_type == "mixtral") {
-    graph = build_mixtral_graph(config);
-  } else if (model_type == "llava") {
-    graph = build_llava_graph(config);
-  } else if (model_type == "whisper") {
-    graph = build_whisper_graph(config);
-  } else {
+  const Family* family = family_of_model_type(model_type);
+  if (!family) {
     throw ConfigError("model_type '" + model_type +
                       "' is not supported; supported model types: " + supported_list());
   }
+  ModelGraph graph = family->build_graph(config);
   graph.config_dtype = read_config_dtype(graph.config);
   return graph;
 }

@@ -10,7 +10,7 @@
 
 namespace shardplan {
 
-// model_type values with a family ("llama", "mistral", "qwen2", "mixtral", "llava", "whisper").
+// model_type values with a family, in the family table's order.
 const std::vector<std::string>& supported_model_types();
 
 // Throws ConfigError: unknown model_type (the message lists the supported ones), a missing

@@ -28,59 +28,12 @@
 #include "models/forward/family_model.h"
 #include "models/forward/tensor_shard.h"
 #include "models/graph/model_graph.h"
+#include "models/layers/linear.h"
+#include "models/layers/rope.h"
+#include "models/layers/weights.h"
+#include "models/llama/llama_config.h"
 
 namespace shardplan {
-
-// RoPE as transformers' modeling_rope_utils computes it. Supported rope types: "default",
-// "linear" and "llama3" (Llama 3.1+); any other is a ConfigError ("not supported by the executor
-// yet"), never a silent fallback to plain RoPE.
-struct LlamaRope {
-  std::string type = "default";
-  double theta = 10000.0;
-  double factor = 1.0;             // linear, llama3
-  double low_freq_factor = 1.0;    // llama3
-  double high_freq_factor = 4.0;   // llama3
-  int64_t original_max_positions = 0;  // llama3 (default: max_position_embeddings)
-};
-
-// What the forward reads from a config.json (after models/ applied transformers' defaults).
-struct LlamaConfig {
-  std::string model_type;          // llama, mistral, qwen2, mixtral
-  int64_t hidden = 0;
-  int64_t intermediate = 0;
-  int64_t heads = 0;
-  int64_t kv_heads = 0;
-  int64_t head_dim = 0;
-  int64_t vocab = 0;
-  int64_t layers = 0;
-  int64_t max_positions = 0;
-  double rms_norm_eps = 1e-6;
-  LlamaRope rope;
-  std::optional<int64_t> sliding_window;  // mistral, mixtral: keys within the last N positions only
-};
-
-// Reads `config` (ModelGraph::config of a llama / mistral / qwen2 graph). Checks: hidden_act is
-// silu; the rope type is supported; qwen2's use_sliding_window is off (its per-layer windows are
-// not implemented yet). Throws ConfigError.
-LlamaConfig read_llama_config(const nlohmann::json& config);
-
-// inv_freq [head_dim / 2], float32, on `device`: exactly transformers' _compute_default_rope_parameters
-// (1 / theta^(2i/d)), then _compute_linear_scaling_rope_parameters or _compute_llama3_parameters.
-at::Tensor llama_rope_inv_freq(const LlamaConfig& config, at::Device device);
-
-// cos and sin of every position [0, positions) for every head dimension: [positions, head_dim],
-// float32 (the frequencies repeated twice, as transformers' `cat((freqs, freqs))`).
-struct RopeTable {
-  at::Tensor cos, sin;
-};
-RopeTable llama_rope_table(const LlamaConfig& config, int64_t positions, at::Device device);
-
-// transformers' LlamaRMSNorm: in float32, x * rsqrt(mean(x^2) + eps), back to x's dtype, * weight.
-at::Tensor llama_rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
-
-// x [requests, heads, tokens, head_dim]; cos, sin [tokens, head_dim] (any dtype: cast to x's).
-// x * cos + rotate_half(x) * sin, rotate_half(x) = cat(-x2, x1) of x's two halves.
-at::Tensor llama_apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 
 // Causal (and, with a sliding window, windowed) positions for `tokens` tokens starting at `first`.
 StepPositions llama_step_positions(int64_t first, int64_t tokens, int64_t attend_len,
@@ -94,17 +47,17 @@ struct LlamaEmbeddingWeights {
 };
 
 struct LlamaAttentionWeights {
-  at::Tensor norm;            // input_layernorm
-  at::Tensor q, k, v, o;      // q/k/v [heads held * head_dim, hidden]; o [hidden, heads held * head_dim]
-  at::Tensor q_bias, k_bias, v_bias, o_bias;
-  int64_t q_head_begin = 0;   // first global q head held
-  int64_t kv_head_begin = 0;  // first global KV head held
+  at::Tensor norm;                     // input_layernorm
+  ColumnParallelLinear q, k, v;        // [heads held * head_dim, hidden]
+  RowParallelLinear o;                 // [hidden, heads held * head_dim]
+  int64_t q_head_begin = 0;            // first global q head held
+  int64_t kv_head_begin = 0;           // first global KV head held
 };
 
 struct LlamaMlpWeights {
-  at::Tensor norm;            // post_attention_layernorm
-  at::Tensor gate, up, down;  // gate/up [intermediate held, hidden]; down [hidden, intermediate held]
-  at::Tensor gate_bias, up_bias, down_bias;
+  at::Tensor norm;                     // post_attention_layernorm
+  ColumnParallelLinear gate, up;       // [intermediate held, hidden]
+  RowParallelLinear down;              // [hidden, intermediate held]
 };
 
 struct LlamaLmHeadWeights {
@@ -144,22 +97,30 @@ at::Tensor llama_mlp_forward(const LlamaConfig& config, const LlamaMlpWeights& w
 at::Tensor llama_lm_head_forward(const LlamaConfig& config, const LlamaLmHeadWeights& w,
                                  const at::Tensor& h);
 
-// A module's weights picked out of the rank's shards by their Hub names (a tied lm_head reads the
-// embedding's tensor); std::invalid_argument when one is missing. Shared with families built on
-// Llama's modules (mixtral).
-LlamaEmbeddingWeights llama_embedding_weights(const Module& m, const TensorShards& shards);
-LlamaAttentionWeights llama_attention_weights(const LlamaConfig& config, const Module& m, const TensorShards& shards);
-LlamaLmHeadWeights llama_lm_head_weights(const ModelGraph& graph, const Module& m, const TensorShards& shards);
+// A module's weights bound by parameter role (a tied lm_head reads the embedding's tensor);
+// std::invalid_argument when one is missing. Shared with families built on Llama's modules.
+LlamaEmbeddingWeights llama_embedding_weights(const ModuleWeights& w);
+LlamaAttentionWeights llama_attention_weights(const LlamaConfig& config, const ModuleWeights& w);
+// The gated MLP of a dense layer (norm: the module's kNorm), or of a MoE's shared expert.
+LlamaMlpWeights llama_mlp_weights(const ModuleWeights& w, bool shared_expert = false);
+LlamaLmHeadWeights llama_lm_head_weights(const ModelGraph& graph, const ModuleWeights& w, const TensorShards& shards);
+
+// down(silu(gate(x)) * up(x)) on the rank's slice; down's bias only with `adds_bias`. The gated
+// MLP of a dense layer, an expert or a shared expert (no norm, no residual).
+at::Tensor llama_gated_mlp(const LlamaMlpWeights& w, const at::Tensor& x, bool adds_bias);
 
 // The whole decoder on one rank: the weights of every module of a llama / mistral / qwen2 graph
 // from the rank's shards, the KV caches, and one call per module. The runtime walks the plan and
 // calls forward(i, ...) for module i of graph.modules, with the plan's collectives in between.
 class LlamaModel : public FamilyModel {
  public:
-  // Picks each module's tensors out of `shards` by their Hub names (a tied lm_head reads the
-  // embedding's tensor). Throws ConfigError for a config the forward does not support and
-  // std::invalid_argument when a tensor of the graph is missing from `shards`.
-  LlamaModel(const ModelGraph& graph, const TensorShards& shards);
+  // Binds each module's tensors by role (a tied lm_head reads the embedding's tensor), with
+  // `config` (the graph's typed config, or llava's text_config). Throws ConfigError for a config
+  // the forward does not support and std::invalid_argument when a tensor of the graph is
+  // missing from `shards`.
+  LlamaModel(const ModelGraph& graph, const LlamaConfig& config, const TensorShards& shards);
+  LlamaModel(const ModelGraph& graph, const TensorShards& shards)
+      : LlamaModel(graph, graph.typed_config<LlamaConfig>(), shards) {}
 
   const LlamaConfig& config() const { return config_; }
 
@@ -195,7 +156,7 @@ class LlamaModel : public FamilyModel {
 // as its config (llava: text_config), addressed by the graph's module indices.
 class LlamaPart {
  public:
-  LlamaPart(const ModelGraph& graph, const nlohmann::json& config, const TensorShards& shards,
+  LlamaPart(const ModelGraph& graph, const LlamaConfig& config, const TensorShards& shards,
             const std::function<bool(const Module&)>& is_llama);
 
   const LlamaConfig& config() const { return model_->config(); }

@@ -15,42 +15,28 @@
 #include <nlohmann/json.hpp>
 
 #include "models/graph/config_reader.h"
+#include "models/graph/family.h"
+#include "models/llama/llama_config.h"
 #include "models/graph/model_graph.h"
 
 namespace shardplan {
 
-struct LlamaDims {
-  int64_t vocab = 0;
-  int64_t hidden = 0;
-  int64_t intermediate = 0;
-  int64_t layers = 0;
-  int64_t heads = 0;
-  int64_t kv_heads = 0;
-  int64_t head_dim = 0;
-  int64_t max_positions = 0;
-  bool qkv_bias = false;   // q/k/v_proj.bias (qwen2 always; llama with attention_bias)
-  bool o_bias = false;     // o_proj.bias (llama with attention_bias)
-  bool mlp_bias = false;   // gate/up/down_proj.bias (llama with mlp_bias)
-  bool tie_word_embeddings = false;
-};
-
-// Reads the decoder sizes of a `model_type` config (llama, mistral, qwen2 or mixtral: each has its
-// own transformers defaults, e.g. vocab 151936 for qwen2, 8 KV heads for mistral) and writes the
-// defaults it applied into the reader's object. Checks:
-//   - every size is an integer >= 1;
-//   - hidden_size is divisible by num_attention_heads when head_dim is not given;
-//   - num_attention_heads is divisible by num_key_value_heads.
-LlamaDims read_llama_dims(ConfigReader& reader, const std::string& model_type);
-
 // `prefix` is the Hub-name prefix of the whole decoder: "" in a Llama checkpoint,
 // "language_model." inside llava.
-Module llama_embedding_module(const std::string& prefix, const LlamaDims& dims);
-Module llama_attention_module(const std::string& prefix, int layer, const LlamaDims& dims);
-Module llama_mlp_module(const std::string& prefix, int layer, const LlamaDims& dims);
+Module llama_embedding_module(const std::string& prefix, const LlamaConfig& dims);
+Module llama_attention_module(const std::string& prefix, int layer, const LlamaConfig& dims);
+Module llama_mlp_module(const std::string& prefix, int layer, const LlamaConfig& dims);
+// gate_proj / up_proj (column-parallel) and down_proj (row-parallel) under "<prefix>.", roles
+// kGate, kUp, kDown (a Llama MLP, an expert, a shared expert).
+void add_gated_mlp(Module& module, const std::string& prefix, int64_t hidden, int64_t intermediate,
+                   bool has_bias);
 // Owns the final norm "<prefix>model.norm.weight" and, unless tied, "<prefix>lm_head.weight".
-Module llama_lm_head_module(const std::string& prefix, const LlamaDims& dims);
+Module llama_lm_head_module(const std::string& prefix, const LlamaConfig& dims);
 
-// The whole graph of a llama / mistral / qwen2 config.
+// The whole graph of a llama / mistral / qwen2 config (its typed config: LlamaConfig).
 ModelGraph build_llama_graph(const nlohmann::json& config);
+
+// The family table's entry (models/family/family_table.cc).
+const Family& llama_family();
 
 }  // namespace shardplan

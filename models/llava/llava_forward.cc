@@ -8,56 +8,11 @@
 #include <stdexcept>
 #include <utility>
 
+#include "models/layers/attention.h"
+#include "models/layers/norm.h"
+#include "models/layers/weights.h"
+
 namespace shardplan {
-namespace {
-
-bool ends_with(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, double eps) {
-  return at::layer_norm(x, {x.size(-1)}, weight, bias, eps);
-}
-
-}  // namespace
-
-LlavaConfig read_llava_config(const nlohmann::json& config) {
-  LlavaConfig c;
-  const nlohmann::json& vision = config.at("vision_config");
-  ClipVisionConfig& v = c.vision;
-  v.hidden = size_of(vision, "hidden_size");
-  v.intermediate = size_of(vision, "intermediate_size");
-  v.heads = size_of(vision, "num_attention_heads");
-  v.head_dim = v.hidden / v.heads;
-  v.layers = size_of(vision, "num_hidden_layers");
-  v.channels = size_of(vision, "num_channels");
-  v.image_size = size_of(vision, "image_size");
-  v.patch_size = size_of(vision, "patch_size");
-  const int64_t side = v.image_size / v.patch_size;
-  v.patches = side * side;
-  v.layer_norm_eps = vision.value("layer_norm_eps", 1e-5);
-  const std::string act = vision.value("hidden_act", std::string("quick_gelu"));
-  if (act != "quick_gelu") {
-    throw ConfigError("vision_config.hidden_act '" + act + "' is not supported by the executor yet (quick_gelu)");
-  }
-  const std::string projector_act = config.value("projector_hidden_act", std::string("gelu"));
-  if (projector_act != "gelu") {
-    throw ConfigError("projector_hidden_act '" + projector_act + "' is not supported by the executor yet (gelu)");
-  }
-  const nlohmann::json& layer = config.at("vision_feature_layer");
-  if (!layer.is_number_integer()) {
-    throw ConfigError("vision_feature_layer as a list of layers is not supported by the executor yet");
-  }
-  const int64_t states = v.layers + 1;
-  c.feature_state = layer.get<int64_t>() < 0 ? layer.get<int64_t>() + states : layer.get<int64_t>();
-  c.drop_class_token = config.value("vision_feature_select_strategy", std::string("default")) == "default";
-  c.tokens_per_image = v.patches + (c.drop_class_token ? 0 : 1);
-  // NOTE: transformers' LlavaConfig default (32000) when the config.json leaves it out.
-  c.image_token_index = config.value("image_token_index", config.value("image_token_id", int64_t{32000}));
-  c.text_vocab = size_of(config.at("text_config"), "vocab_size");
-  return c;
-}
-
 at::Tensor clip_embeddings_forward(const ClipVisionConfig& config, const ClipEmbeddingWeights& w,
                                    const at::Tensor& pixels) {
   const at::Tensor x = pixels.to(w.patch.scalar_type());
@@ -70,17 +25,12 @@ at::Tensor clip_embeddings_forward(const ClipVisionConfig& config, const ClipEmb
 
 at::Tensor clip_attention_forward(const ClipVisionConfig& config, const ClipAttentionWeights& w,
                                   const at::Tensor& h, bool adds_whole_terms) {
-  const int64_t b = h.size(0), t = h.size(1), d = config.head_dim;
+  const int64_t d = config.head_dim;
   const at::Tensor x = layer_norm(h, w.norm, w.norm_bias, config.layer_norm_eps);
-  const auto heads_first = [&](const at::Tensor& y) { return y.view({b, t, -1, d}).transpose(1, 2); };
-  const at::Tensor q = heads_first(at::linear(x, w.q, w.q_bias));
-  const at::Tensor k = heads_first(at::linear(x, w.k, w.k_bias));
-  const at::Tensor v = heads_first(at::linear(x, w.v, w.v_bias));
-  // transformers' eager attention: softmax in float32, back to the activations' dtype.
-  const at::Tensor scores = at::matmul(q, k.transpose(2, 3)) * (1.0 / std::sqrt(static_cast<double>(d)));
-  const at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
-  const at::Tensor merged = at::matmul(probs, v).transpose(1, 2).reshape({b, t, -1});
-  at::Tensor out = at::linear(merged, w.o, adds_whole_terms ? w.o_bias : at::Tensor());
+  const at::Tensor q = heads_first(w.q.forward(x), d);
+  const at::Tensor k = heads_first(w.k.forward(x), d);
+  const at::Tensor v = heads_first(w.v.forward(x), d);
+  at::Tensor out = w.o.forward(heads_merged(attend(q, k, v, at::Tensor())), adds_whole_terms);
   if (adds_whole_terms) out = out + h;
   return out;
 }
@@ -88,17 +38,16 @@ at::Tensor clip_attention_forward(const ClipVisionConfig& config, const ClipAtte
 at::Tensor clip_mlp_forward(const ClipVisionConfig& config, const ClipMlpWeights& w, const at::Tensor& h,
                             bool adds_whole_terms) {
   const at::Tensor x = layer_norm(h, w.norm, w.norm_bias, config.layer_norm_eps);
-  const at::Tensor inner = at::linear(x, w.fc1, w.fc1_bias);
+  const at::Tensor inner = w.fc1.forward(x);
   const at::Tensor activated = inner * at::sigmoid(inner * 1.702);  // quick_gelu
-  at::Tensor out = at::linear(activated, w.fc2, adds_whole_terms ? w.fc2_bias : at::Tensor());
+  at::Tensor out = w.fc2.forward(activated, adds_whole_terms);
   if (adds_whole_terms) out = out + h;
   return out;
 }
 
 at::Tensor llava_projector_forward(const LlavaProjectorWeights& w, const at::Tensor& features,
                                    bool adds_whole_terms) {
-  const at::Tensor inner = at::gelu(at::linear(features, w.linear_1, w.linear_1_bias));
-  return at::linear(inner, w.linear_2, adds_whole_terms ? w.linear_2_bias : at::Tensor());
+  return w.linear_2.forward(at::gelu(w.linear_1.forward(features)), adds_whole_terms);
 }
 
 at::Tensor llava_merge_image_features(const at::Tensor& embeds, const at::Tensor& ids, const at::Tensor& features,
@@ -115,44 +64,38 @@ at::Tensor llava_merge_image_features(const at::Tensor& embeds, const at::Tensor
 }
 
 LlavaVision::LlavaVision(const ModelGraph& graph, const TensorShards& shards)
-    : config_(read_llava_config(graph.config)) {
+    : config_(graph.typed_config<LlavaConfig>()) {
+  if (!config_.executor_unsupported.empty()) {
+    throw ConfigError("llava: " + config_.executor_unsupported.front());
+  }
   bool have_tower = false, have_projector = false;
   for (const Module& m : graph.modules) {
     if (m.kind == ModuleKind::kEncoder) {
       have_tower = true;
-      const std::string base = "vision_tower.vision_model.";
-      embeddings_.class_embedding = tensor_of(shards, base + "embeddings.class_embedding");
-      embeddings_.patch = tensor_of(shards, base + "embeddings.patch_embedding.weight");
-      embeddings_.position = tensor_of(shards, base + "embeddings.position_embedding.weight");
-      embeddings_.pre_norm = tensor_of(shards, base + "pre_layrnorm.weight");
-      embeddings_.pre_norm_bias = tensor_of(shards, base + "pre_layrnorm.bias");
+      const ModuleWeights tower(m, shards);
+      embeddings_.class_embedding = tower.weight(ParamRole::kClassEmbedding);
+      embeddings_.patch = tower.weight(ParamRole::kPatchEmbedding);
+      embeddings_.position = tower.weight(ParamRole::kPositionEmbedding);
+      embeddings_.pre_norm = tower.weight(ParamRole::kPreNorm);
+      embeddings_.pre_norm_bias = tower.bias(ParamRole::kPreNorm);
       for (const Module& child : m.children) {
         child_paths_.push_back(child.path);
-        // child.path is "...encoder.layers.N.self_attn" or "...encoder.layers.N.mlp".
-        const std::string layer = child.path.substr(0, child.path.rfind('.') + 1);
+        const ModuleWeights w(child, shards);
         if (child.kind == ModuleKind::kAttention) {
           ClipAttentionWeights a;
-          const std::string p = child.path + ".";
-          a.norm = tensor_of(shards, layer + "layer_norm1.weight");
-          a.norm_bias = tensor_of(shards, layer + "layer_norm1.bias");
-          a.q = tensor_of(shards, p + "q_proj.weight");
-          a.k = tensor_of(shards, p + "k_proj.weight");
-          a.v = tensor_of(shards, p + "v_proj.weight");
-          a.o = tensor_of(shards, p + "out_proj.weight");
-          a.q_bias = optional_tensor(shards, p + "q_proj.bias");
-          a.k_bias = optional_tensor(shards, p + "k_proj.bias");
-          a.v_bias = optional_tensor(shards, p + "v_proj.bias");
-          a.o_bias = optional_tensor(shards, p + "out_proj.bias");
+          a.norm = w.weight(ParamRole::kNorm);
+          a.norm_bias = w.bias(ParamRole::kNorm);
+          a.q = column_parallel(w, {ParamRole::kQuery});
+          a.k = column_parallel(w, {ParamRole::kKey});
+          a.v = column_parallel(w, {ParamRole::kValue});
+          a.o = row_parallel(w, {ParamRole::kOutput});
           attention_.push_back(std::move(a));
         } else if (child.kind == ModuleKind::kMlp) {
           ClipMlpWeights f;
-          const std::string p = child.path + ".";
-          f.norm = tensor_of(shards, layer + "layer_norm2.weight");
-          f.norm_bias = tensor_of(shards, layer + "layer_norm2.bias");
-          f.fc1 = tensor_of(shards, p + "fc1.weight");
-          f.fc2 = tensor_of(shards, p + "fc2.weight");
-          f.fc1_bias = optional_tensor(shards, p + "fc1.bias");
-          f.fc2_bias = optional_tensor(shards, p + "fc2.bias");
+          f.norm = w.weight(ParamRole::kNorm);
+          f.norm_bias = w.bias(ParamRole::kNorm);
+          f.fc1 = column_parallel(w, {ParamRole::kFc1});
+          f.fc2 = row_parallel(w, {ParamRole::kFc2});
           mlp_.push_back(std::move(f));
         } else {
           throw std::logic_error("vision tower child " + child.path + " is neither attention nor mlp");
@@ -160,15 +103,9 @@ LlavaVision::LlavaVision(const ModelGraph& graph, const TensorShards& shards)
       }
     } else if (m.kind == ModuleKind::kProjector) {
       have_projector = true;
-      for (const Param& p : m.params) {
-        at::Tensor* field = nullptr;
-        if (ends_with(p.name, "linear_1.weight")) field = &projector_.linear_1;
-        if (ends_with(p.name, "linear_1.bias")) field = &projector_.linear_1_bias;
-        if (ends_with(p.name, "linear_2.weight")) field = &projector_.linear_2;
-        if (ends_with(p.name, "linear_2.bias")) field = &projector_.linear_2_bias;
-        if (!field) throw std::invalid_argument("projector tensor the llava forward does not know: " + p.name);
-        *field = tensor_of(shards, p.name);
-      }
+      const ModuleWeights w(m, shards);
+      projector_.linear_1 = column_parallel(w, {ParamRole::kFc1});
+      projector_.linear_2 = row_parallel(w, {ParamRole::kFc2});
     }
   }
   if (!have_tower || !have_projector) throw std::logic_error("a llava graph without vision tower or projector");
@@ -199,7 +136,8 @@ at::Tensor LlavaVision::project(const at::Tensor& features, bool adds_whole_term
 
 LlavaModel::LlavaModel(const ModelGraph& graph, const TensorShards& shards)
     : vision_(graph, shards),
-      text_(graph, graph.config.at("text_config"), shards, [](const Module& m) { return m.stream == Stream::kText; }) {
+      text_(graph, graph.typed_config<LlavaConfig>().text, shards,
+            [](const Module& m) { return m.stream == Stream::kText; }) {
   for (const Module& m : graph.modules) {
     kinds_.push_back(m.kind);
     paths_.push_back(m.path);

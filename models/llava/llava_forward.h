@@ -29,36 +29,11 @@
 #include "models/forward/family_model.h"
 #include "models/forward/tensor_shard.h"
 #include "models/graph/model_graph.h"
+#include "models/layers/linear.h"
 #include "models/llama/llama_forward.h"
+#include "models/llava/llava_config.h"
 
 namespace shardplan {
-
-struct ClipVisionConfig {
-  int64_t hidden = 0;
-  int64_t intermediate = 0;
-  int64_t heads = 0;
-  int64_t head_dim = 0;
-  int64_t layers = 0;
-  int64_t channels = 3;
-  int64_t image_size = 0;
-  int64_t patch_size = 0;
-  int64_t patches = 0;       // (image_size / patch_size)^2, without the class token
-  double layer_norm_eps = 1e-5;
-};
-
-struct LlavaConfig {
-  ClipVisionConfig vision;
-  int64_t feature_state = 0;      // index into the tower's layers + 1 hidden states (-2 -> layers - 1)
-  bool drop_class_token = true;   // vision_feature_select_strategy 'default'
-  int64_t tokens_per_image = 0;
-  int64_t image_token_index = 0;
-  int64_t text_vocab = 0;
-};
-
-// Reads a llava config.json (after models/llava applied transformers' defaults). Checks (ConfigError,
-// "not supported by the executor yet"): vision hidden_act is quick_gelu; projector_hidden_act is
-// gelu; vision_feature_layer is one index (a list of layers is not implemented).
-LlavaConfig read_llava_config(const nlohmann::json& config);
 
 // One rank's weights (undefined tensors for absent biases). Column-parallel weights and their
 // biases are the rank's rows; row-parallel weights its columns, their biases whole.
@@ -70,18 +45,20 @@ struct ClipEmbeddingWeights {
 };
 
 struct ClipAttentionWeights {
-  at::Tensor norm, norm_bias;   // layer_norm1
-  at::Tensor q, k, v, o;        // q/k/v [heads held * head_dim, hidden]; o (out_proj) [hidden, heads held * head_dim]
-  at::Tensor q_bias, k_bias, v_bias, o_bias;
+  at::Tensor norm, norm_bias;     // layer_norm1
+  ColumnParallelLinear q, k, v;   // [heads held * head_dim, hidden]
+  RowParallelLinear o;            // out_proj [hidden, heads held * head_dim]
 };
 
 struct ClipMlpWeights {
-  at::Tensor norm, norm_bias;   // layer_norm2
-  at::Tensor fc1, fc1_bias, fc2, fc2_bias;
+  at::Tensor norm, norm_bias;     // layer_norm2
+  ColumnParallelLinear fc1;
+  RowParallelLinear fc2;
 };
 
 struct LlavaProjectorWeights {
-  at::Tensor linear_1, linear_1_bias, linear_2, linear_2_bias;
+  ColumnParallelLinear linear_1;
+  RowParallelLinear linear_2;
 };
 
 // patch conv (stride = patch, no bias), class token first, + position embeddings, pre_layrnorm.

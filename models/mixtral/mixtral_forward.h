@@ -1,19 +1,6 @@
 // The Mixtral forward on one rank's shards (libtorch): Llama's embedding, attention and lm_head
-// (models/llama/llama_forward.h) and the sparse MoE block of transformers' MixtralSparseMoeBlock:
-//   router logits = gate(x); weights = softmax(logits) in float32; the top-k experts; their
-//   weights renormalised to sum 1 and cast back to x's dtype; out = sum over the chosen experts
-//   of weight * w2(silu(w1 x) * w3 x).
-// Modes of the MoE (spec-format.md §2): `tensor` holds every expert's intermediate slice (w1/w3
-// rows, w2 columns) and returns a partial sum; `expert` holds whole experts. Under `expert` with
-// tokens replicated over the expert axes, each rank runs its own experts on all tokens routed to
-// them (partial output; the plan's all_reduce follows). With batch-split tokens the module asks
-// the runtime (ModuleComm) to run the plan's all_to_all pair: dispatch each (token, choice) row to
-// the member that owns the expert, the owners compute, combine returns the results, and the
-// sender applies the routing weights and sums.
-//
-// Worked example, tiny-mixtral (8 experts, top-2) under expert over [ep] (size 4) with
-// attention data over [ep]: rank 1 holds experts 2 and 3; a token of rank 0 routed to experts
-// 3 and 6 is sent to member 1 (for 3) and member 3 (for 6), each row once per choice.
+// (models/llama/llama_forward.h) and the sparse MoE block of transformers' MixtralSparseMoeBlock
+// (the layer library's routed experts, models/layers/moe.h, with the top-k weights renormalised).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -22,32 +9,18 @@
 #include <vector>
 
 #include "models/forward/family_model.h"
+#include "models/layers/moe.h"
 #include "models/llama/llama_forward.h"
 
 namespace shardplan {
 
-// The router's choice for each token: `experts` [tokens, k] int64 (descending weight, as
-// torch.topk), `weights` [tokens, k] renormalised to sum 1, in `dtype`.
-struct MoeRouting {
-  at::Tensor experts;
-  at::Tensor weights;
-};
-// x [tokens, hidden], gate [experts, hidden].
+using MixtralMoeWeights = MoeWeights;
+
+// Mixtral's routing: moe_route with the top-k weights renormalised to sum 1.
 MoeRouting mixtral_route(const at::Tensor& x, const at::Tensor& gate, int64_t top_k);
 
-struct MixtralMoeWeights {
-  at::Tensor norm;                       // post_attention_layernorm
-  at::Tensor gate;                       // router [experts, hidden], whole on every rank
-  std::vector<at::Tensor> w1, w2, w3;    // per expert; undefined where the rank holds none of it
-};
-
-// rows [n, hidden] and their experts [n] (int64, CPU or device): each row through its expert,
-// unweighted: w2(silu(w1 r) * w3 r) on the rank's slice of the expert (a partial sum under
-// `tensor`). Every expert named must be held.
-at::Tensor mixtral_experts_forward(const MixtralMoeWeights& w, const at::Tensor& rows, const at::Tensor& experts);
-
-// h + moe(post_attention_layernorm(h)); `adds_whole_terms`: add the residual h. `comm` null: the
-// rank computes the experts it holds on every token routed to them; else the exchange above.
+// h + moe(post_attention_layernorm(h)); `adds_whole_terms`: add the residual h. `comm` as in
+// moe_routed_forward.
 at::Tensor mixtral_moe_forward(const LlamaConfig& config, int64_t top_k, const MixtralMoeWeights& w,
                                const at::Tensor& h, bool adds_whole_terms, ModuleComm* comm);
 

@@ -13,18 +13,25 @@
 
 #include <nlohmann/json.hpp>
 
+#include "models/graph/family.h"
 #include "models/graph/model_graph.h"
 #include "models/llama/llama_graph.h"
 
 namespace shardplan {
 
-// One layer's block_sparse_moe module; `experts` = num_local_experts, `experts_per_token` =
-// num_experts_per_tok.
-Module mixtral_moe_module(int layer, const LlamaDims& dims, int64_t experts,
-                          int64_t experts_per_token);
+// Mixtral's typed config: the Llama decoder's and the MoE's sizes.
+struct MixtralConfig : LlamaConfig {
+  int64_t experts = 0;            // num_local_experts
+  int64_t experts_per_token = 0;  // num_experts_per_tok
+};
 
-// Checks, besides read_llama_dims's: num_local_experts >= 1 and
+// One layer's block_sparse_moe module.
+Module mixtral_moe_module(int layer, const MixtralConfig& config);
+
+// Checks, besides read_llama_config's: num_local_experts >= 1 and
 // 1 <= num_experts_per_tok <= num_local_experts.
 ModelGraph build_mixtral_graph(const nlohmann::json& config);
+
+const Family& mixtral_family();
 
 }  // namespace shardplan

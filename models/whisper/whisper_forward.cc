@@ -7,148 +7,130 @@
 #include <stdexcept>
 #include <utility>
 
+#include "models/layers/attention.h"
+#include "models/layers/norm.h"
+
 namespace shardplan {
 namespace {
-
-void require_gelu(const nlohmann::json& config) {
-  const std::string act = config.value("activation_function", std::string("gelu"));
-  if (act != "gelu") {
-    throw ConfigError("activation_function '" + act + "' is not supported by the executor yet (gelu)");
-  }
-}
 
 // NOTE: transformers' Whisper layer norms use nn.LayerNorm's default eps.
 constexpr double kLayerNormEps = 1e-5;
 
-at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
-  return at::layer_norm(x, {x.size(-1)}, weight, bias, kLayerNormEps);
+at::Tensor norm(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  return layer_norm(x, weight, bias, kLayerNormEps);
 }
-
-// Softmax attention of q [b, heads, t, d] over keys and values [b, heads, L, d], scaled by
-// d^-0.5; `allowed` [t, L] bool says which keys each query reads (undefined: every key).
-at::Tensor attend(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values, const at::Tensor& allowed) {
-  if (allowed.defined()) return at::scaled_dot_product_attention(q, keys, values, allowed);
-  return at::scaled_dot_product_attention(q, keys, values);
-}
-
-// [b, t, heads * d] -> [b, heads, t, d] and back.
-at::Tensor heads_first(const at::Tensor& y, int64_t head_dim) {
-  return y.view({y.size(0), y.size(1), -1, head_dim}).transpose(1, 2);
-}
-at::Tensor heads_merged(const at::Tensor& y) { return y.transpose(1, 2).reshape({y.size(0), y.size(2), -1}); }
 
 // out_proj of the attended heads, plus h and out_proj's bias with `adds_whole_terms`.
 at::Tensor attention_output(const WhisperAttentionWeights& w, const at::Tensor& attended, const at::Tensor& h,
                             bool adds_whole_terms) {
-  at::Tensor out = at::linear(heads_merged(attended), w.o, adds_whole_terms ? w.o_bias : at::Tensor());
+  at::Tensor out = w.o.forward(heads_merged(attended), adds_whole_terms);
   if (adds_whole_terms) out = out + h;
   return out;
 }
 
+void require_supported(const WhisperConfig& config) {
+  if (!config.executor_unsupported.empty()) {
+    throw ConfigError("whisper: " + config.executor_unsupported.front());
+  }
+}
+
 }  // namespace
 
-WhisperEncoderConfig read_whisper_encoder_config(const nlohmann::json& config) {
+WhisperEncoderConfig whisper_encoder_config(const WhisperConfig& config) {
+  require_supported(config);
   WhisperEncoderConfig c;
-  c.d_model = size_of(config, "d_model");
-  c.heads = size_of(config, "encoder_attention_heads");
+  c.d_model = config.d_model;
+  c.heads = config.encoder_heads;
   c.head_dim = c.d_model / c.heads;
-  c.ffn = size_of(config, "encoder_ffn_dim");
-  c.layers = size_of(config, "encoder_layers");
-  c.mel_bins = size_of(config, "num_mel_bins");
-  c.max_source_positions = size_of(config, "max_source_positions");
-  require_gelu(config);
+  c.ffn = config.encoder_ffn;
+  c.layers = config.encoder_layers;
+  c.mel_bins = config.mel_bins;
+  c.max_source_positions = config.max_source_positions;
   return c;
 }
 
-WhisperDecoderConfig read_whisper_decoder_config(const nlohmann::json& config) {
+WhisperDecoderConfig whisper_decoder_config(const WhisperConfig& config) {
+  require_supported(config);
   WhisperDecoderConfig c;
-  c.d_model = size_of(config, "d_model");
-  c.heads = size_of(config, "decoder_attention_heads");
+  c.d_model = config.d_model;
+  c.heads = config.decoder_heads;
   c.head_dim = c.d_model / c.heads;
-  c.ffn = size_of(config, "decoder_ffn_dim");
-  c.layers = size_of(config, "decoder_layers");
-  c.vocab = size_of(config, "vocab_size");
-  c.max_source_positions = size_of(config, "max_source_positions");
-  c.max_target_positions = size_of(config, "max_target_positions");
-  require_gelu(config);
+  c.ffn = config.decoder_ffn;
+  c.layers = config.decoder_layers;
+  c.vocab = config.vocab;
+  c.max_source_positions = config.max_source_positions;
+  c.max_target_positions = config.max_target_positions;
   return c;
 }
 
-WhisperAttentionWeights whisper_attention_weights(const std::string& block_path, const TensorShards& shards) {
+WhisperAttentionWeights whisper_attention_weights(const ModuleWeights& w) {
   WhisperAttentionWeights a;
-  const std::string p = block_path + ".";
-  a.norm = tensor_of(shards, block_path + "_layer_norm.weight");
-  a.norm_bias = tensor_of(shards, block_path + "_layer_norm.bias");
-  a.q = tensor_of(shards, p + "q_proj.weight");
-  a.k = tensor_of(shards, p + "k_proj.weight");
-  a.v = tensor_of(shards, p + "v_proj.weight");
-  a.o = tensor_of(shards, p + "out_proj.weight");
-  a.q_bias = optional_tensor(shards, p + "q_proj.bias");
-  a.v_bias = optional_tensor(shards, p + "v_proj.bias");
-  a.o_bias = optional_tensor(shards, p + "out_proj.bias");
+  a.norm = w.weight(ParamRole::kNorm);
+  a.norm_bias = w.bias(ParamRole::kNorm);
+  a.q = column_parallel(w, {ParamRole::kQuery});
+  a.k = column_parallel(w, {ParamRole::kKey});
+  a.v = column_parallel(w, {ParamRole::kValue});
+  a.o = row_parallel(w, {ParamRole::kOutput});
   return a;
 }
 
-WhisperMlpWeights whisper_mlp_weights(const std::string& mlp_path, const TensorShards& shards) {
-  // "model.decoder.layers.N.mlp" is a virtual path: its tensors live under "model.decoder.layers.N.".
-  const std::string layer = mlp_path.substr(0, mlp_path.rfind('.') + 1);
+WhisperMlpWeights whisper_mlp_weights(const ModuleWeights& w) {
   WhisperMlpWeights f;
-  f.norm = tensor_of(shards, layer + "final_layer_norm.weight");
-  f.norm_bias = tensor_of(shards, layer + "final_layer_norm.bias");
-  f.fc1 = tensor_of(shards, layer + "fc1.weight");
-  f.fc2 = tensor_of(shards, layer + "fc2.weight");
-  f.fc1_bias = optional_tensor(shards, layer + "fc1.bias");
-  f.fc2_bias = optional_tensor(shards, layer + "fc2.bias");
+  f.norm = w.weight(ParamRole::kNorm);
+  f.norm_bias = w.bias(ParamRole::kNorm);
+  f.fc1 = column_parallel(w, {ParamRole::kFc1});
+  f.fc2 = row_parallel(w, {ParamRole::kFc2});
   return f;
 }
 
 WhisperKvProjection whisper_fused_kv(const WhisperAttentionWeights& w) {
   WhisperKvProjection kv;
-  kv.weight = at::cat({w.k, w.v}, 0).contiguous();
-  if (w.v_bias.defined()) kv.bias = at::cat({at::zeros_like(w.v_bias), w.v_bias}, 0);
+  kv.weight = at::cat({w.k.weight, w.v.weight}, 0).contiguous();
+  if (w.v.bias.defined()) kv.bias = at::cat({at::zeros_like(w.v.bias), w.v.bias}, 0);
   return kv;
 }
 
 at::Tensor whisper_encoder_attention_forward(const WhisperEncoderConfig& config, const WhisperAttentionWeights& w,
                                              const at::Tensor& h, bool adds_whole_terms) {
   const int64_t d = config.head_dim;
-  const at::Tensor x = layer_norm(h, w.norm, w.norm_bias);
-  const at::Tensor q = heads_first(at::linear(x, w.q, w.q_bias), d);
-  const at::Tensor k = heads_first(at::linear(x, w.k), d);
-  const at::Tensor v = heads_first(at::linear(x, w.v, w.v_bias), d);
+  const at::Tensor x = norm(h, w.norm, w.norm_bias);
+  const at::Tensor q = heads_first(w.q.forward(x), d);
+  const at::Tensor k = heads_first(w.k.forward(x), d);
+  const at::Tensor v = heads_first(w.v.forward(x), d);
   return attention_output(w, attend(q, k, v, at::Tensor()), h, adds_whole_terms);
 }
 
 at::Tensor whisper_mlp_forward(const WhisperMlpWeights& w, const at::Tensor& h, bool adds_whole_terms) {
-  const at::Tensor x = layer_norm(h, w.norm, w.norm_bias);
-  const at::Tensor inner = at::gelu(at::linear(x, w.fc1, w.fc1_bias));
-  at::Tensor out = at::linear(inner, w.fc2, adds_whole_terms ? w.fc2_bias : at::Tensor());
+  const at::Tensor x = norm(h, w.norm, w.norm_bias);
+  const at::Tensor inner = at::gelu(w.fc1.forward(x));
+  at::Tensor out = w.fc2.forward(inner, adds_whole_terms);
   if (adds_whole_terms) out = out + h;
   return out;
 }
 
 WhisperEncoder::WhisperEncoder(const ModelGraph& graph, const TensorShards& shards)
-    : config_(read_whisper_encoder_config(graph.config)) {
+    : config_(whisper_encoder_config(graph.typed_config<WhisperConfig>())) {
   const Module* encoder = nullptr;
   for (const Module& m : graph.modules) {
     if (m.kind == ModuleKind::kEncoder) encoder = &m;
   }
   if (!encoder) throw std::logic_error("a whisper graph without an encoder");
-  const std::string base = encoder->path + ".";
-  conv1_ = tensor_of(shards, base + "conv1.weight");
-  conv1_bias_ = tensor_of(shards, base + "conv1.bias");
-  conv2_ = tensor_of(shards, base + "conv2.weight");
-  conv2_bias_ = tensor_of(shards, base + "conv2.bias");
-  positions_ = tensor_of(shards, base + "embed_positions.weight");
-  norm_ = tensor_of(shards, base + "layer_norm.weight");
-  norm_bias_ = tensor_of(shards, base + "layer_norm.bias");
+  const ModuleWeights w(*encoder, shards);
+  conv1_ = w.weight(ParamRole::kConv1);
+  conv1_bias_ = w.bias(ParamRole::kConv1);
+  conv2_ = w.weight(ParamRole::kConv2);
+  conv2_bias_ = w.bias(ParamRole::kConv2);
+  positions_ = w.weight(ParamRole::kPositionEmbedding);
+  norm_ = w.weight(ParamRole::kFinalNorm);
+  norm_bias_ = w.bias(ParamRole::kFinalNorm);
   for (const Module& child : encoder->children) {
     child_paths_.push_back(child.path);
     // "model.encoder.layers.N.self_attn" / "model.encoder.layers.N.mlp" (a virtual path).
+    const ModuleWeights child_weights(child, shards);
     if (child.kind == ModuleKind::kAttention) {
-      attention_.push_back(whisper_attention_weights(child.path, shards));
+      attention_.push_back(whisper_attention_weights(child_weights));
     } else if (child.kind == ModuleKind::kMlp) {
-      mlp_.push_back(whisper_mlp_weights(child.path, shards));
+      mlp_.push_back(whisper_mlp_weights(child_weights));
     } else {
       throw std::logic_error("encoder child " + child.path + " is neither attention nor mlp");
     }
@@ -171,7 +153,7 @@ at::Tensor WhisperEncoder::encode(const at::Tensor& features, bool adds_whole_te
                    : whisper_mlp_forward(mlp_[layer], h, adds_whole_terms);
     h = after_block(child_paths_[c], h);
   }
-  return layer_norm(h, norm_, norm_bias_);
+  return norm(h, norm_, norm_bias_);
 }
 
 at::Tensor whisper_embedding_forward(const WhisperEmbeddingWeights& w, const at::Tensor& ids,
@@ -190,10 +172,10 @@ at::Tensor whisper_self_attention_forward(const WhisperDecoderConfig& config, co
                                           bool adds_whole_terms) {
   if (!cache.k.defined()) throw std::logic_error("decoder self-attention runs before allocate()");
   const int64_t d = config.head_dim;
-  const at::Tensor x = layer_norm(h, w.norm, w.norm_bias);
-  const at::Tensor q = heads_first(at::linear(x, w.q, w.q_bias), d);
-  cache.k.index_copy_(2, step.positions, heads_first(at::linear(x, w.k), d));
-  cache.v.index_copy_(2, step.positions, heads_first(at::linear(x, w.v, w.v_bias), d));
+  const at::Tensor x = norm(h, w.norm, w.norm_bias);
+  const at::Tensor q = heads_first(w.q.forward(x), d);
+  cache.k.index_copy_(2, step.positions, heads_first(w.k.forward(x), d));
+  cache.v.index_copy_(2, step.positions, heads_first(w.v.forward(x), d));
   const at::Tensor keys = cache.k.narrow(2, 0, step.attend_len);
   const at::Tensor values = cache.v.narrow(2, 0, step.attend_len);
   return attention_output(w, attend(q, keys, values, step.allowed), h, adds_whole_terms);
@@ -222,8 +204,8 @@ at::Tensor whisper_cross_attention_forward(const WhisperDecoderConfig& config, c
   } else if (cache.frames == 0) {
     throw std::logic_error("cross-attention decodes before any prefill gave it the encoder states");
   }
-  const at::Tensor x = layer_norm(h, w.norm, w.norm_bias);
-  const at::Tensor q = heads_first(at::linear(x, w.q, w.q_bias), d);
+  const at::Tensor x = norm(h, w.norm, w.norm_bias);
+  const at::Tensor q = heads_first(w.q.forward(x), d);
   const at::Tensor keys = cache.k.narrow(2, 0, cache.frames);
   const at::Tensor values = cache.v.narrow(2, 0, cache.frames);
   return attention_output(w, attend(q, keys, values, at::Tensor()), h, adds_whole_terms);
@@ -231,40 +213,41 @@ at::Tensor whisper_cross_attention_forward(const WhisperDecoderConfig& config, c
 
 at::Tensor whisper_lm_head_forward(const WhisperLmHeadWeights& w, const at::Tensor& h) {
   const at::Tensor last = h.select(1, h.size(1) - 1);
-  return at::linear(layer_norm(last, w.norm, w.norm_bias), w.weight);
+  return at::linear(norm(last, w.norm, w.norm_bias), w.weight);
 }
 
 WhisperModel::WhisperModel(const ModelGraph& graph, const TensorShards& shards)
-    : config_(read_whisper_decoder_config(graph.config)), encoder_(graph, shards) {
+    : config_(whisper_decoder_config(graph.typed_config<WhisperConfig>())), encoder_(graph, shards) {
   for (const Module& m : graph.modules) {
+    const ModuleWeights w(m, shards);
     ModuleState s;
     s.kind = m.kind;
     s.path = m.path;
     switch (m.kind) {
       case ModuleKind::kEncoder: break;  // encoder_
       case ModuleKind::kEmbedding: {
-        const TensorShard& tokens = shard_of(shards, m.path + ".weight");
+        const TensorShard& tokens = w.at({ParamRole::kEmbedding});
         s.embedding.tokens = tokens.tensor;
         s.embedding.vocab_begin = tokens.offset.at(0);
-        // "model.decoder.embed_tokens" -> "model.decoder.embed_positions.weight"
-        s.embedding.positions = tensor_of(shards, m.path.substr(0, m.path.rfind('.') + 1) + "embed_positions.weight");
+        s.embedding.positions = w.weight(ParamRole::kPositionEmbedding);
         break;
       }
-      case ModuleKind::kAttention: s.attention = whisper_attention_weights(m.path, shards); break;
+      case ModuleKind::kAttention: s.attention = whisper_attention_weights(w); break;
       case ModuleKind::kCrossAttention:
-        s.attention = whisper_attention_weights(m.path, shards);
+        s.attention = whisper_attention_weights(w);
         s.kv = whisper_fused_kv(s.attention);
         // NOTE: the separate k/v projections are dropped once fused, so the rank holds them once.
-        s.attention.k = at::Tensor();
-        s.attention.v = at::Tensor();
+        s.attention.k = ColumnParallelLinear{};
+        s.attention.v = ColumnParallelLinear{};
         break;
-      case ModuleKind::kMlp: s.mlp = whisper_mlp_weights(m.path, shards); break;
-      case ModuleKind::kLmHead:
-        s.lm_head.norm = tensor_of(shards, "model.decoder.layer_norm.weight");
-        s.lm_head.norm_bias = tensor_of(shards, "model.decoder.layer_norm.bias");
-        s.lm_head.weight = graph.tied_lm_head_to ? tensor_of(shards, *graph.tied_lm_head_to)
-                                                 : tensor_of(shards, m.path + ".weight");
+      case ModuleKind::kMlp: s.mlp = whisper_mlp_weights(w); break;
+      case ModuleKind::kLmHead: {
+        s.lm_head.norm = w.weight(ParamRole::kFinalNorm);
+        s.lm_head.norm_bias = w.bias(ParamRole::kFinalNorm);
+        const TensorShard* own = w.find({ParamRole::kLmHead});
+        s.lm_head.weight = own ? own->tensor : tensor_of(shards, graph.tied_lm_head_to.value_or(m.path));
         break;
+      }
       default:
         throw ConfigError(std::string("module ") + m.path + " of kind " + to_string(m.kind) +
                           " is not part of the whisper forward");
@@ -282,11 +265,11 @@ void WhisperModel::allocate(const std::vector<int64_t>& requests, int64_t capaci
   for (size_t i = 0; i < modules_.size(); ++i) {
     ModuleState& s = modules_[i];
     if (s.kind != ModuleKind::kAttention && s.kind != ModuleKind::kCrossAttention) continue;
-    const int64_t heads = s.attention.q.size(0) / config_.head_dim;
+    const int64_t heads = s.attention.q.weight.size(0) / config_.head_dim;
     const int64_t positions = s.kind == ModuleKind::kAttention ? capacity : config_.max_source_positions;
     // NOTE: zero-filled, not empty: rows past the current position are masked out of the scores,
     // but their values still meet a zero probability in probs @ v, and 0 * NaN would be NaN.
-    const auto options = s.attention.q.options();
+    const auto options = s.attention.q.weight.options();
     s.cache.k = at::zeros({requests.at(i), heads, positions, config_.head_dim}, options);
     s.cache.v = at::zeros({requests.at(i), heads, positions, config_.head_dim}, options);
     s.cache.frames = 0;

@@ -41,6 +41,9 @@
 #include "models/forward/family_model.h"
 #include "models/forward/tensor_shard.h"
 #include "models/graph/model_graph.h"
+#include "models/layers/linear.h"
+#include "models/layers/weights.h"
+#include "models/whisper/whisper_config.h"
 
 namespace shardplan {
 
@@ -54,9 +57,8 @@ struct WhisperEncoderConfig {
   int64_t max_source_positions = 0;  // frames after conv2 (stride 2): the input has twice as many
 };
 
-// Reads a whisper config.json (after models/whisper applied transformers' defaults). Checks
-// (ConfigError, "not supported by the executor yet"): activation_function is gelu.
-WhisperEncoderConfig read_whisper_encoder_config(const nlohmann::json& config);
+// The encoder's sizes from the typed config.
+WhisperEncoderConfig whisper_encoder_config(const WhisperConfig& config);
 
 struct WhisperDecoderConfig {
   int64_t d_model = 0;
@@ -69,31 +71,27 @@ struct WhisperDecoderConfig {
   int64_t max_target_positions = 0;  // rows of embed_positions: the most positions a request holds
 };
 
-// Reads the decoder's sizes from a whisper config.json; the same checks as the encoder's.
-// NOTE: scale_embedding is read by transformers' WhisperDecoder into embed_scale but never applied
-// (inputs_embeds = embed_tokens(input_ids)), so it is ignored here too, to give the same logits.
-WhisperDecoderConfig read_whisper_decoder_config(const nlohmann::json& config);
+// The decoder's sizes from the typed config.
+WhisperDecoderConfig whisper_decoder_config(const WhisperConfig& config);
 
 // One rank's weights of an attention block or an MLP (column-parallel rows, row-parallel
 // columns; row-parallel biases whole; k_proj has no bias).
 struct WhisperAttentionWeights {
-  at::Tensor norm, norm_bias;   // self_attn_layer_norm (encoder_attn_layer_norm for cross-attention)
-  at::Tensor q, k, v, o;        // q/k/v [heads held * head_dim, d_model]; o [d_model, heads held * head_dim]
-  at::Tensor q_bias, v_bias, o_bias;
+  at::Tensor norm, norm_bias;     // self_attn_layer_norm (encoder_attn_layer_norm for cross-attention)
+  ColumnParallelLinear q, k, v;   // [heads held * head_dim, d_model] (k has no bias)
+  RowParallelLinear o;            // [d_model, heads held * head_dim]
 };
 
 struct WhisperMlpWeights {
-  at::Tensor norm, norm_bias;   // final_layer_norm (of the layer)
-  at::Tensor fc1, fc1_bias, fc2, fc2_bias;
+  at::Tensor norm, norm_bias;     // final_layer_norm (of the layer)
+  ColumnParallelLinear fc1;
+  RowParallelLinear fc2;
 };
 
-// The weights of the attention block `block_path` (".../self_attn" or ".../encoder_attn", whose
-// layer norm is `block_path` + "_layer_norm") and of the virtual MLP module `mlp_path`
-// ("<layer>.mlp", owning "<layer>.fc1", "<layer>.fc2", "<layer>.final_layer_norm"), picked out
-// of `shards` by Hub name; std::invalid_argument when one is missing. Encoder and decoder share
-// them.
-WhisperAttentionWeights whisper_attention_weights(const std::string& block_path, const TensorShards& shards);
-WhisperMlpWeights whisper_mlp_weights(const std::string& mlp_path, const TensorShards& shards);
+// The weights of an attention block (self_attn, encoder_attn) and of an MLP module, bound by
+// parameter role; std::invalid_argument when one is missing. Encoder and decoder share them.
+WhisperAttentionWeights whisper_attention_weights(const ModuleWeights& w);
+WhisperMlpWeights whisper_mlp_weights(const ModuleWeights& w);
 
 // Cross-attention's k and v of the encoder states in one projection: weight = cat(k_proj rows,
 // v_proj rows) [2 * heads held * head_dim, d_model], bias = cat(zeros (k_proj has none),

@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "models/graph/family.h"
 #include "models/graph/model_graph.h"
 
 namespace shardplan {
@@ -25,6 +26,9 @@ namespace shardplan {
 // decoder_attention_heads; the aliases transformers maps (hidden_size -> d_model,
 // num_attention_heads -> encoder_attention_heads, num_hidden_layers -> encoder_layers) agree with
 // the field they stand for when both are given.
+// Its typed config: WhisperConfig (whisper_config.h).
 ModelGraph build_whisper_graph(const nlohmann::json& config);
+
+const Family& whisper_family();
 
 }  // namespace shardplan

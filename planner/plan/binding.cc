@@ -350,6 +350,18 @@ PlanBinding bind_plan_with(const Plan& plan, int64_t rank, RequestCheckMemo* mem
     for (size_t x = 0; x < mp.output_layout.axes.size(); ++x) {
       if (mp.output_layout.axes[x] == AxisState::kPartial && coords[x] != 0) m.adds_whole_terms = false;
     }
+    if (mp.has_shared_expert) {
+      // Partial axes of the routed part (its own mode) and of the shared expert (tensor only).
+      for (size_t x = 0; x < mp.output_layout.axes.size(); ++x) {
+        if (mp.output_layout.axes[x] != AxisState::kPartial || coords[x] == 0) continue;
+        const std::string& axis = mesh.axes()[x].name;
+        const bool routed = contains(mp.axes, axis) &&
+                            (mp.mode == ParallelMode::kTensor || mp.mode == ParallelMode::kExpert);
+        const bool shared = mp.shared_mode == ParallelMode::kTensor && contains(mp.shared_axes, axis);
+        if (!routed) m.adds_routed = false;
+        if (!shared) m.adds_shared = false;
+      }
+    }
     if (module.kind == ModuleKind::kEncoder && mp.mode == ParallelMode::kTensor) {
       for (const std::string& a : mp.axes) {
         if (coords[*mesh.axis_index(a)] != 0) m.adds_whole_terms = false;

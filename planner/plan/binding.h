@@ -55,6 +55,11 @@ struct ModuleBinding {
   // Residual and row-parallel biases (false: partial, not group rank 0); for a tensor-parallel
   // encoder, those of its inner blocks.
   bool adds_whole_terms = true;
+  // A MoE with a shared expert (ModulePlan::shared_mode): whether this rank adds the routed
+  // experts' sum (false on ranks that are not group rank 0 over the shared expert's partial axes
+  // the routed part is not partial over) and the shared expert's (likewise the other way).
+  bool adds_routed = true;
+  bool adds_shared = true;
   // An encoder's inner blocks: the collectives after each (graph path of the child -> in plan order).
   std::map<std::string, std::vector<BoundCollective>> after_block;
   // A text module that reads another stream in prefill (cross-attention: the encoder states; the

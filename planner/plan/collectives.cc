@@ -130,6 +130,15 @@ class FlowWalk {
           break;
       }
     }
+    // A tensor-parallel shared expert needs the tokens whole over its axes too (check_spec
+    // refuses its axes overlapping a data-mode MoE's).
+    if (mp.has_shared_expert && mp.shared_mode == ParallelMode::kTensor) {
+      for (size_t x = 0; x < need.axes.size(); ++x) {
+        if (contains(mp.shared_axes, axis_names_[x]) && mp.mode != ParallelMode::kData) {
+          need.axes[x] = AxisState::kReplicated;
+        }
+      }
+    }
     return need;
   }
 
@@ -159,6 +168,11 @@ class FlowWalk {
           if (in.axes[x] != AxisState::kBatchSplit) out.axes[x] = AxisState::kPartial;
           break;
         case ParallelMode::kReplicate: break;
+      }
+    }
+    if (mp.has_shared_expert && mp.shared_mode == ParallelMode::kTensor) {
+      for (size_t x = 0; x < out.axes.size(); ++x) {
+        if (contains(mp.shared_axes, axis_names_[x])) out.axes[x] = AxisState::kPartial;
       }
     }
     return out;

@@ -104,13 +104,15 @@ void compute_costs(Plan& plan) {
     for (const Param& p : m.params) {
       if (!is_matrix(p)) continue;
       double elems = static_cast<double>(p.numel());
-      if (mp.mode == ParallelMode::kTensor && p.tensor_split.type == TensorSplit::Type::kUnits) {
-        elems /= std::min<int64_t>(g, p.tensor_split.units);
+      // The shared expert's tensors split by the shared expert's mode, the others by the module's.
+      const ParallelMode mode = p.shared_expert ? mp.shared_mode : mp.mode;
+      const int64_t split = p.shared_expert ? mesh.group_size(mp.shared_axes) : g;
+      if (mode == ParallelMode::kTensor && p.tensor_split.type == TensorSplit::Type::kUnits) {
+        elems /= std::min<int64_t>(split, p.tensor_split.units);
       }
       if (p.expert >= 0 && d.experts > 0) elems *= static_cast<double>(d.experts_per_token) / d.experts;
       const bool kv_side = m.kind == ModuleKind::kCrossAttention &&
-                           (p.name.find("k_proj") != std::string::npos ||
-                            p.name.find("v_proj") != std::string::npos);
+                           (p.role == ParamRole::kKey || p.role == ParamRole::kValue);
       (kv_side ? kv_elems : matrix_elems) += elems;
     }
     if (m.kind == ModuleKind::kEncoder) {

@@ -61,13 +61,19 @@ std::unique_ptr<Plan> build_plan(CheckedSpec checked) {
     mp.axes = a.axes;
     mp.rule = a.rule;
     mp.rule_line = a.rule >= 0 ? spec.rules[a.rule].pos.line : 0;
+    mp.has_shared_expert = a.has_shared_expert;
+    mp.shared_mode = a.shared_mode;
+    mp.shared_axes = a.shared_axes;
     plan->modules.push_back(std::move(mp));
   }
   for (size_t i = 0; i < plan->modules.size(); ++i) {
     ModulePlan& mp = plan->modules[i];
     for (const Param& p : mp.module->params) {
-      plan->params.push_back(plan_param(p, static_cast<int>(i), mp.mode, mp.axes,
-                                        mp.module->dims.experts, plan->mesh));
+      // NOTE: the shared expert's tensors take the shared expert's mode, not the module's.
+      plan->params.push_back(p.shared_expert
+                                 ? plan_param(p, static_cast<int>(i), mp.shared_mode, mp.shared_axes, 0, plan->mesh)
+                                 : plan_param(p, static_cast<int>(i), mp.mode, mp.axes, mp.module->dims.experts,
+                                              plan->mesh));
       const ParamPlan& pp = plan->params.back();
       if (pp.expert_axes.empty()) continue;
       if (mp.expert_owners.empty()) mp.expert_owners.assign(static_cast<size_t>(mp.module->dims.experts), -1);

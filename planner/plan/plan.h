@@ -36,6 +36,11 @@ struct ModulePlan {
   // tokens); filled by derive_collectives.
   std::optional<Stream> side_stream;
   bool merges_side = false;
+  // A MoE with a shared expert: its mode (replicate or tensor) and axes. Under tensor its output
+  // is partial over shared_axes too (plan JSON "shared_expert").
+  bool has_shared_expert = false;
+  ParallelMode shared_mode = ParallelMode::kReplicate;
+  std::vector<std::string> shared_axes;
 };
 
 enum class CollectiveOp { kAllReduce, kAllGather, kReduceScatter, kAllToAll };

@@ -44,6 +44,7 @@ nlohmann::json plan_to_json(const Plan& plan) {
               {"input_layout", layout_json(mp.input_layout, mesh)},
               {"output_layout", layout_json(mp.output_layout, mesh)}};
     if (!mp.expert_owners.empty()) m["expert_owners"] = mp.expert_owners;
+    if (mp.has_shared_expert) m["shared_expert"] = {{"mode", to_string(mp.shared_mode)}, {"axes", mp.shared_axes}};
     if (mp.side_stream) {
       m["side_stream"] = to_string(*mp.side_stream);
       m["merges_side"] = mp.merges_side;

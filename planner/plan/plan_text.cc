@@ -103,8 +103,13 @@ std::string plan_to_text(const Plan& plan) {
   for (const ModulePlan& mp : plan.modules) {
     const Module& m = *mp.module;
     const std::string folded = fold_layer(m.path, m.layer);
-    std::string key = folded + "|" + to_string(mp.mode) + "|" + axes_text(mp.axes) + "|" +
-                      std::to_string(mp.weight_bytes_max);
+    // A MoE's shared expert: its own mode after the module's axes ("[ep], shared tensor [tp]").
+    std::string axes = axes_text(mp.axes);
+    if (mp.has_shared_expert) {
+      axes += std::string(", shared ") + to_string(mp.shared_mode) +
+              (mp.shared_mode == ParallelMode::kTensor ? " " + axes_text(mp.shared_axes) : "");
+    }
+    std::string key = folded + "|" + to_string(mp.mode) + "|" + axes + "|" + std::to_string(mp.weight_bytes_max);
     auto it = row_of.find(key);
     Row* row;
     if (it == row_of.end()) {
@@ -114,7 +119,7 @@ std::string plan_to_text(const Plan& plan) {
       row->path = folded;
       row->kind = to_string(m.kind);
       row->mode = to_string(mp.mode);
-      row->axes = axes_text(mp.axes);
+      row->axes = axes;
       row->weight_bytes = mp.weight_bytes_max;
       row->first_layer = m.layer;
     } else {

@@ -361,6 +361,11 @@ std::string module_label(const Node& n, const ModulePlan& mp, const Mesh& mesh,
                          ? bold(to_string(mp.mode))
                          : bold_lead(to_string(mp.mode)) + html_escape(axes_label(mp.axes));
   t << "<tr><td align=\"left\" colspan=\"2\">" << font(mode, c.border, 12) << "</td></tr>";
+  if (mp.has_shared_expert) {
+    const std::string shared = std::string("shared expert: ") + to_string(mp.shared_mode) +
+                               (mp.shared_mode == ParallelMode::kTensor ? " " + axes_label(mp.shared_axes) : "");
+    t << "<tr><td align=\"left\" colspan=\"2\">" << font(html_escape(shared), c.border, 10) << "</td></tr>";
+  }
   t << "<tr><td align=\"left\" colspan=\"2\">" << html_escape(split_summary(mp, mesh))
     << "</td></tr>";
   t << "<tr><td align=\"left\" colspan=\"2\">"
@@ -392,7 +397,8 @@ std::string modules_dot(const Plan& plan) {
     for (int i : layer_modules[l]) {
       const ModulePlan& mp = modules[i];
       s += fold_layer(mp.module->path, l) + "|" + to_string(mp.module->kind) + "|" +
-           to_string(mp.mode) + "|" + axes_label(mp.axes) + "|" + num(mp.weight_bytes_max) + ";";
+           to_string(mp.mode) + "|" + axes_label(mp.axes) + "|" + to_string(mp.shared_mode) + "|" +
+           axes_label(mp.shared_axes) + "|" + num(mp.weight_bytes_max) + ";";
     }
     return s;
   };
@@ -842,6 +848,10 @@ std::string ranks_dot(const Plan& plan, const DotOptions& options) {
       if (path != to_string(mp.module->kind)) head += html_escape(path) + " " + kMiddot + " ";
       head += mp.axes.empty() ? bold(to_string(mp.mode))
                               : bold_lead(to_string(mp.mode)) + html_escape(axes_label(mp.axes));
+      if (mp.has_shared_expert) {
+        head += html_escape(std::string(", shared expert ") + to_string(mp.shared_mode) +
+                            (mp.shared_mode == ParallelMode::kTensor ? " " + axes_label(mp.shared_axes) : ""));
+      }
       head += " " + std::string(kMiddot) + " " + html_escape(split_summary(mp, mesh)) + " " +
               kMiddot + " " + html_escape(format_bytes(static_cast<double>(mp.weight_bytes_max))) +
               " weights / rank";

@@ -32,6 +32,17 @@ std::vector<ModuleAssignment> assign_modules(const Spec& spec, const ModelGraph&
       a.rule = i;
       break;
     }
+    if (m.kind == ModuleKind::kMoe && m.dims.shared_expert_intermediate > 0) {
+      a.has_shared_expert = true;
+      const RuleSpec* rule = a.rule >= 0 ? &spec.rules[a.rule] : nullptr;
+      if (rule && rule->shared_expert) {
+        a.shared_mode = rule->shared_expert->mode;
+        a.shared_axes = rule->shared_expert->axes;
+      } else if (a.mode == ParallelMode::kTensor) {
+        a.shared_mode = ParallelMode::kTensor;
+        a.shared_axes = a.axes;
+      }
+    }
     out.push_back(std::move(a));
   }
   return out;

@@ -15,6 +15,11 @@ struct ModuleAssignment {
   ParallelMode mode = ParallelMode::kReplicate;
   std::vector<std::string> axes;   // as listed in the rule (the mode acts over their product)
   int rule = -1;                   // index into Spec::rules; -1: the defaults
+  // A MoE with a shared expert: the shared expert's mode and axes (the rule's `shared_expert`;
+  // by default tensor over the same axes under tensor, replicate otherwise).
+  bool has_shared_expert = false;
+  ParallelMode shared_mode = ParallelMode::kReplicate;
+  std::vector<std::string> shared_axes;
 };
 
 // True when `rule` selects `module` (both kind and path must match where given).

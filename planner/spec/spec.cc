@@ -161,6 +161,30 @@ Spec spec_from_document(const YamlDocument& doc, const std::string& file) {
           rule.axis_pos.push_back(doc.value_at(ptr + "/axes/" + std::to_string(k)));
         }
       }
+      if (r.contains("shared_expert")) {
+        const auto& se = r["shared_expert"];
+        SharedExpertSpec shared;
+        shared.pos = doc.value_at(ptr + "/shared_expert");
+        shared.mode_pos = doc.value_at(ptr + "/shared_expert/mode");
+        std::optional<ParallelMode> shared_mode;
+        if (se.is_object() && se.contains("mode") && se["mode"].is_string()) {
+          shared_mode = parse_parallel_mode(se["mode"]);
+        }
+        if (shared_mode) {
+          shared.mode = *shared_mode;
+        } else {
+          rule.well_formed = false;
+        }
+        if (se.is_object() && se.contains("axes")) {
+          if (!se["axes"].is_array()) rule.well_formed = false;
+          shared.axes = string_list(se["axes"]);
+          shared.axes_pos = doc.value_at(ptr + "/shared_expert/axes");
+          for (size_t k = 0; k < shared.axes.size(); ++k) {
+            shared.axis_pos.push_back(doc.value_at(ptr + "/shared_expert/axes/" + std::to_string(k)));
+          }
+        }
+        rule.shared_expert = std::move(shared);
+      }
       spec.rules.push_back(std::move(rule));
     }
   }

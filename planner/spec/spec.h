@@ -23,6 +23,14 @@ struct MeshAxisSpec {
   SourcePos key_pos, value_pos;
 };
 
+// A moe rule's `shared_expert`: the mode of the MoE's shared expert (replicate or tensor).
+struct SharedExpertSpec {
+  ParallelMode mode = ParallelMode::kReplicate;
+  std::vector<std::string> axes;
+  SourcePos pos, mode_pos, axes_pos;
+  std::vector<SourcePos> axis_pos;
+};
+
 struct RuleSpec {
   int index = 0;                     // position in `modules`
   std::vector<ModuleKind> kinds;     // empty: any kind
@@ -32,6 +40,7 @@ struct RuleSpec {
   SourcePos pos;                     // the rule's first key: what "rule_line" reports
   SourcePos kind_pos, path_pos, mode_pos, axes_pos;
   std::vector<SourcePos> axis_pos;   // one per axes entry
+  std::optional<SharedExpertSpec> shared_expert;
   bool well_formed = true;           // false: the schema rejected part of it; checks skip it
 };
 

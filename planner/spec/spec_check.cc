@@ -174,6 +174,8 @@ class SpecChecker {
       warning(rule.axes_pos, "'replicate' ignores axes " + axes_text(rule.axes));
     }
 
+    if (rule.shared_expert) check_shared_expert_rule(rule, *rule.shared_expert);
+
     // The mode must be allowed for every kind the rule names.
     for (ModuleKind k : rule.kinds) {
       if (!mode_allowed(k, rule.mode)) {
@@ -222,6 +224,43 @@ class SpecChecker {
     }
   }
 
+  // A rule's `shared_expert`: known axes, listed once, no batch axis; tensor needs axes; under a
+  // data-mode rule its axes cannot be the rule's (the tokens are split there); it must apply to
+  // some MoE with a shared expert.
+  void check_shared_expert_rule(const RuleSpec& rule, const SharedExpertSpec& shared) {
+    std::set<std::string> seen;
+    for (size_t i = 0; i < shared.axes.size(); ++i) {
+      const std::string& name = shared.axes[i];
+      const SourcePos pos = i < shared.axis_pos.size() ? shared.axis_pos[i] : shared.axes_pos;
+      if (!known_axis(name)) {
+        error(pos, "unknown mesh axis '" + name + "' (mesh axes: " + mesh_names() + ")");
+      } else if (!seen.insert(name).second) {
+        error(pos, "axis '" + name + "' is listed twice in this shared_expert");
+      } else if (is_batch_axis(name) && shared.mode == ParallelMode::kTensor) {
+        error(pos, "batch axis '" + name + "' cannot be used by the shared expert's 'tensor': requests are "
+                   "already split over it");
+      } else if (rule.mode == ParallelMode::kData && shared.mode == ParallelMode::kTensor &&
+                 std::find(rule.axes.begin(), rule.axes.end(), name) != rule.axes.end()) {
+        error(pos, "the shared expert's 'tensor' over axis '" + name + "' needs the tokens whole there, but the "
+                   "rule's 'data' splits them over it");
+      }
+    }
+    if (shared.axes.empty() && shared.mode == ParallelMode::kTensor) {
+      error(shared.mode_pos, "the shared expert's mode 'tensor' needs axes: the mesh axes it splits over");
+    }
+    if (!shared.axes.empty() && shared.mode == ParallelMode::kReplicate) {
+      warning(shared.axes_pos, "the shared expert's 'replicate' ignores axes " + axes_text(shared.axes));
+    }
+    bool applies = false;
+    for (const Module& m : graph_.modules) {
+      if (m.kind == ModuleKind::kMoe && m.dims.shared_expert_intermediate > 0 && rule_matches(rule, m)) applies = true;
+    }
+    if (!applies) {
+      warning(shared.pos, "shared_expert applies to no module: this rule matches no MoE with a shared expert in this " +
+                              graph_.model_type + " model");
+    }
+  }
+
   SourcePos mode_pos(const ModuleAssignment& a) const {
     if (a.rule >= 0) return spec_.rules[a.rule].mode_pos;
     return spec_.default_pos;
@@ -259,6 +298,16 @@ class SpecChecker {
                                      "' (allowed: " + allowed_text(m.kind) + ")");
       }
       return;  // reported at the rule already
+    }
+    if (a.has_shared_expert && a.shared_mode == ParallelMode::kTensor) {
+      const int64_t sg = group_size(a.shared_axes);
+      const RuleSpec* rule = a.rule >= 0 ? &spec_.rules[a.rule] : nullptr;
+      const SourcePos pos = rule && rule->shared_expert ? rule->shared_expert->mode_pos : mode_pos(a);
+      if (sg > 1 && d.shared_expert_intermediate % sg != 0) {
+        error(pos, "shared expert 'tensor' over " + group_text(spec_, a.shared_axes, sg) + ": " +
+                       std::to_string(d.shared_expert_intermediate) + " intermediate rows are not divisible by " +
+                       std::to_string(sg));
+      }
     }
     const int64_t g = group_size(a.axes);
     if (g <= 1) return;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Executor on GPUs for llava, mixtral and whisper against Hugging Face transformers: random
+# Executor on GPUs for llava, mixtral, qwen2-moe and whisper against Hugging Face transformers: random
 # checkpoints (tiny configs in float32, realistic sizes in bfloat16), a greedy reference
 # (hf_reference.py) on the executor's own inputs, then `executor run --verify
 # --logits-out` with sharded specs on 2 and 4 GPUs; tokens identical and logits within tolerance
@@ -7,7 +7,7 @@
 # transformers, and the offline bundle in .bundle (as llama-3-8b-check.sh). docs/multimodal-gpu.md.
 #   scripts/gpu/multimodal-check.sh [OUT_DIR]
 # Knobs (environment):
-#   FAMILIES="llava mixtral whisper"   SIZES="tiny real"   TINY_DTYPES=float32   REAL_DTYPES=bfloat16
+#   FAMILIES="llava mixtral qwen2_moe whisper"   SIZES="tiny real"   TINY_DTYPES=float32   REAL_DTYPES=bfloat16
 #   GPUS="2 4"        tiny configs: every spec on each of these GPU counts
 #   REAL_GPUS=alt     realistic sizes: "alt" runs spec 1 on 2 GPUs and spec 2 on 4 GPUs (each spec
 #                     once, to fit ~8 minutes); or a list such as "2 4" for every spec on each
@@ -21,7 +21,7 @@ out=${1:-${OUT:-/tmp/shardplan-mm}}
 work=${WORK:-/tmp/shardplan-mm-work}
 mkdir -p "$out" "$work"
 out=$(cd "$out" && pwd)
-FAMILIES=${FAMILIES:-llava mixtral whisper} SIZES=${SIZES:-tiny real}
+FAMILIES=${FAMILIES:-llava mixtral qwen2_moe whisper} SIZES=${SIZES:-tiny real}
 TINY_DTYPES=${TINY_DTYPES:-float32} REAL_DTYPES=${REAL_DTYPES:-bfloat16}
 GPUS=${GPUS:-2 4} REAL_GPUS=${REAL_GPUS:-alt}
 BATCH=${BATCH:-4} PROMPT=${PROMPT:-16} NEW=${NEW:-8} SEED=${SEED:-0}
@@ -42,7 +42,11 @@ config_of() {  # config_of FAMILY SIZE
     llava-tiny) echo tiny-llava ;;       llava-real) echo llava-1.5-7b ;;
     mixtral-tiny) echo tiny-mixtral ;;   mixtral-real) echo mixtral-8x7b-2layers ;;
     whisper-tiny) echo tiny-whisper ;;   whisper-real) echo whisper-large-v3 ;;
+    qwen2_moe-tiny) echo tiny-qwen2-moe ;; qwen2_moe-real) echo qwen1.5-moe-a2.7b-2layers ;;
   esac
+}
+hf_family_of() {  # the family argument of hf_reference.py
+  case $1 in qwen2_moe) echo causal ;; *) echo "$1" ;; esac
 }
 vocab_of() {  # vocab_of CONFIG_JSON
   python3 -c "import json,sys; c=json.load(open(sys.argv[1])); print(c.get('vocab_size') or c['text_config']['vocab_size'])" "$1"
@@ -56,6 +60,8 @@ spec_rules() {
     llava-2) echo "vision-tensor-lm-tensor|tp|{kind: [encoder, embedding, attention, mlp, lm_head], mode: tensor, axes: [tp]}" ;;
     mixtral-1) echo "moe-expert-attn-tensor|ep|{kind: [embedding, attention, lm_head], mode: tensor, axes: [ep]}; {kind: moe, mode: expert, axes: [ep]}" ;;
     mixtral-2) echo "attn-data-moe-expert|ep|{kind: attention, mode: data, axes: [ep]}; {kind: moe, mode: expert, axes: [ep]}" ;;
+    qwen2_moe-1) echo "moe-expert-shared-tensor|tp|{kind: [embedding, attention, lm_head], mode: tensor, axes: [tp]}; {kind: moe, mode: expert, axes: [tp], shared_expert: {mode: tensor, axes: [tp]}}" ;;
+    qwen2_moe-2) echo "attn-data-moe-expert|ep|{kind: attention, mode: data, axes: [ep]}; {kind: moe, mode: expert, axes: [ep]}" ;;
     whisper-1|whisper-2)
       # NOTE: whisper-large-v3's vocabulary (51866) does not divide by 4: embedding and lm_head
       # (tied) stay replicated where it does not divide (the planner rejects it otherwise).
@@ -94,6 +100,11 @@ for family in $FAMILIES; do
   for size in $SIZES; do
     cfgname=$(config_of "$family" "$size")
     config=$PWD/models/configs/$cfgname.json
+    if [[ $cfgname == qwen1.5-moe-a2.7b-2layers ]]; then
+      config=$work/$cfgname.json
+      python3 -c "import json,sys; c=json.load(open(sys.argv[1])); c['num_hidden_layers']=2; json.dump(c, open(sys.argv[2], 'w'), indent=2)" \
+        "$PWD/models/configs/qwen1.5-moe-a2.7b.json" "$config"
+    fi
     if [[ $cfgname == mixtral-8x7b-2layers ]]; then
       # Mixtral-8x7B's widths with 2 of its 32 layers (a 6 GB bf16 checkpoint); written here, not
       # kept in models/configs (which holds the real models' configs).
@@ -117,7 +128,7 @@ for family in $FAMILIES; do
       t0=$SECONDS
       hf=$work/hf-$tag
       rm -f "$hf.json"
-      python3 scripts/reference/hf_reference.py "$family" "$ckpt" "$BATCH" "$PROMPT" "$NEW" "$dtype" "$hf" \
+      python3 scripts/reference/hf_reference.py "$(hf_family_of "$family")" "$ckpt" "$BATCH" "$PROMPT" "$NEW" "$dtype" "$hf" \
         "$SEED" "$IMAGES" >"$out/hf-$tag.log" 2>&1
       grep -v -i -E "warn|Loading weights" "$out/hf-$tag.log" | tail -3
       [[ -s $hf.json ]] || { echo "$tag: no transformers reference (see $out/hf-$tag.log)"; status=1; }

@@ -40,7 +40,7 @@ if [[ ${SKIP_CROSS:-0} != 1 ]]; then
        -DSHARDPLAN_PNG=OFF -DSHARDPLAN_BUILD_TESTS=OFF -DSHARDPLAN_BUILD_BENCH=ON "${extra[@]}" \
        >"$out/cmake-bench.log" 2>&1 &&
      cmake --build "$bench_build" -j "$(nproc)" --target cross_attention_bench >"$out/build-bench.log" 2>&1; then
-    CUDA_VISIBLE_DEVICES=0 "$bench_build/bench/cross_attention_bench" --device=cuda --size=whisper --requests=8 \
+    CUDA_VISIBLE_DEVICES=0 "$bench_build/bench/cross_attention_bench" --device=cuda --size=large-v3 --requests=8 \
       --benchmark_min_time=0.2 --benchmark_out="$out/cross-attention.json" --benchmark_out_format=json \
       | tee "$out/cross-attention.txt" || status=1
     host=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr ' ' '_')

@@ -22,6 +22,7 @@ struct Family {
   const char* config;
   std::vector<const char*> kinds;  // the kinds that take rules
   bool images = false;
+  bool shared_expert = false;  // its MoE has a shared expert (a `shared_expert` key to draw)
 };
 
 const std::vector<std::string> kModes = {"replicate", "tensor", "data", "expert"};
@@ -68,6 +69,11 @@ std::string random_spec(const Family& family, const std::string& checkpoint, std
     const std::string mode = kModes[pick(std::string(kind) == "moe" ? 4 : 3)];
     std::string rule = "  - {kind: " + std::string(kind) + ", mode: " + mode;
     if (mode != "replicate") rule += ", axes: " + list(subset(true));
+    // A MoE with a shared expert: its own mode half the time (else the default).
+    if (family.shared_expert && std::string(kind) == "moe" && rng() % 2) {
+      rule += rng() % 2 ? ", shared_expert: {mode: replicate}"
+                        : ", shared_expert: {mode: tensor, axes: " + list(subset(true)) + "}";
+    }
     rules.push_back(rule + "}\n");
   }
   if (!rules.empty()) {
@@ -133,6 +139,10 @@ TEST(CheckRunsProperty, Qwen2) {
 }
 TEST(CheckRunsProperty, Mixtral) {
   check_then_run({"tiny-mixtral.json", {"embedding", "attention", "moe", "lm_head"}}, 3, kSpecsPerFamily);
+}
+TEST(CheckRunsProperty, Qwen2Moe) {
+  check_then_run({"tiny-qwen2-moe.json", {"embedding", "attention", "moe", "lm_head"}, false, true}, 6,
+                 kSpecsPerFamily);
 }
 TEST(CheckRunsProperty, Llava) {
   check_then_run({"tiny-llava.json", {"encoder", "projector", "embedding", "attention", "mlp", "lm_head"}, true}, 4,

@@ -70,7 +70,8 @@ TEST(CheckpointCheckTest, TiedLmHeadHasNoTensorOfItsOwn) {
 
 // The real model layer end to end: every tiny config's random checkpoint holds exactly its graph.
 TEST(CheckpointCheckTest, EveryTinyConfigRoundTrips) {
-  for (const char* name : {"tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-mixtral", "tiny-llava", "tiny-whisper"}) {
+  for (const char* name : {"tiny-llama", "tiny-mistral", "tiny-qwen2", "tiny-mixtral", "tiny-qwen2-moe", "tiny-llava",
+                           "tiny-whisper"}) {
     SCOPED_TRACE(name);
     TempDir dir;
     const ModelGraph graph = load_model_graph(std::string(SHARDPLAN_SOURCE_DIR) + "/models/configs/" + name + ".json");

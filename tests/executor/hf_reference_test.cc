@@ -77,7 +77,7 @@ TEST_P(HfReferenceTest, LogitsAndTokensMatchTransformers) {
 INSTANTIATE_TEST_SUITE_P(Families, HfReferenceTest, ::testing::Values("tiny-llama", "tiny-mistral", "tiny-qwen2"));
 
 void expect_inv_freq(const LlamaConfig& config, const nlohmann::json& want) {
-  const at::Tensor inv = llama_rope_inv_freq(config, at::kCPU);
+  const at::Tensor inv = rope_inv_freq(config.rope, config.head_dim, at::kCPU);
   ASSERT_EQ(inv.numel(), static_cast<int64_t>(want.size()));
   for (size_t i = 0; i < want.size(); ++i) {
     EXPECT_FLOAT_EQ(inv[static_cast<int64_t>(i)].item<float>(), want[i].get<float>()) << "frequency " << i;
@@ -85,7 +85,7 @@ void expect_inv_freq(const LlamaConfig& config, const nlohmann::json& want) {
 }
 
 TEST(HfRopeTest, Llama3FrequenciesMatchTransformers) {
-  expect_inv_freq(read_llama_config(load_model_graph(testing::kConfigDir + "tiny-llama.json").config),
+  expect_inv_freq(load_model_graph(testing::kConfigDir + "tiny-llama.json").typed_config<LlamaConfig>(),
                   reference()["models"]["tiny-llama"]["llama3_inv_freq"]);
   // Llama 3.1 8B: llama-3-8b.json with the 3.1 rope_scaling (factor 8, original 8192 positions).
   nlohmann::json config;
@@ -93,7 +93,7 @@ TEST(HfRopeTest, Llama3FrequenciesMatchTransformers) {
   config["rope_scaling"] = {{"factor", 8.0}, {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
                             {"original_max_position_embeddings", 8192}, {"rope_type", "llama3"}};
   config["max_position_embeddings"] = 131072;
-  expect_inv_freq(read_llama_config(build_model_graph(config).config),
+  expect_inv_freq(build_model_graph(config).typed_config<LlamaConfig>(),
                   reference()["models"]["llama-3.1-8b"]["llama3_inv_freq"]);
 }
 

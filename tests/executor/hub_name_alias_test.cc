@@ -1,5 +1,6 @@
-// llava's classic and newer Hub layouts: the name table, and lookups through a checkpoint.
-#include "executor/weights/hub_name_alias.h"
+// llava's classic and newer Hub layouts: the name table, and lookups through a checkpoint that
+// takes the family's aliases.
+#include "models/llava/llava_graph.h"
 
 #include <gtest/gtest.h>
 
@@ -43,6 +44,9 @@ TEST(HubNameAliasTest, ClassicNamesFindANewerLayoutCheckpoint) {
   TempDir dir;
   write_newer_layout(dir);
   Checkpoint ckpt = Checkpoint::open(dir.str());
+  // Without the family's aliases the classic name is not there.
+  EXPECT_FALSE(ckpt.contains("language_model.lm_head.weight"));
+  ckpt.set_alternate_names(llava_family().alternate_hub_name);
   EXPECT_EQ(ckpt.resolve("language_model.lm_head.weight"), std::optional<std::string>("lm_head.weight"));
   EXPECT_TRUE(ckpt.contains("vision_tower.vision_model.post_layernorm.weight"));
   EXPECT_EQ(ckpt.info("vision_tower.vision_model.post_layernorm.weight").name,
@@ -56,7 +60,7 @@ TEST(HubNameAliasTest, ClassicNamesFindANewerLayoutCheckpoint) {
 
   // The graph check goes through the same lookup.
   ModelGraph graph;
-  graph.model_type = "llava";
+  graph.model_type = llava_family().name;
   Module head = testing::make_module("language_model.lm_head", ModuleKind::kLmHead);
   head.params = {testing::make_param("language_model.lm_head.weight", {2, 2})};
   graph.modules.push_back(head);

@@ -11,12 +11,17 @@
 
 #include "models/graph/model_graph.h"
 #include "models/graph/registry.h"
+#include "models/layers/norm.h"
+#include "models/layers/rope.h"
 #include "models/llama/llama_forward.h"
 
 namespace shardplan {
 namespace {
 
 const std::string kConfigs = std::string(SHARDPLAN_SOURCE_DIR) + "/models/configs/";
+
+// The typed config models/llama reads from `config`.
+LlamaConfig typed(const nlohmann::json& config) { return build_model_graph(config).typed_config<LlamaConfig>(); }
 
 // _compute_llama3_parameters in double precision, written from its definition:
 // wavelen < orig / high: as is; wavelen > orig / low: / factor; in between, interpolated.
@@ -41,10 +46,10 @@ TEST(LlamaRopeTest, Llama3ScalingMatchesItsDefinitionInEveryRegime) {
   // tiny-llama: head_dim 32, theta 500000, factor 8, low 1, high 4, original 256 positions:
   // frequencies 0-2 stay (wavelengths 6.3, 14.3, 32.4 < 64), 3 and 4 are interpolated (73.6 and
   // 167 in [64, 256]), 5-15 are divided by 8 (380 and more > 256).
-  const LlamaConfig config = read_llama_config(load_model_graph(kConfigs + "tiny-llama.json").config);
+  const LlamaConfig config = load_model_graph(kConfigs + "tiny-llama.json").typed_config<LlamaConfig>();
   ASSERT_EQ(config.rope.type, "llama3");
   EXPECT_EQ(config.rope.original_max_positions, 256);
-  const at::Tensor inv = llama_rope_inv_freq(config, at::kCPU);
+  const at::Tensor inv = rope_inv_freq(config.rope, config.head_dim, at::kCPU);
   ASSERT_EQ(inv.sizes(), (std::vector<int64_t>{16}));
   const std::vector<double> want = llama3_inv_freq(500000.0, 32, 8.0, 1.0, 4.0, 256.0);
   for (int64_t i = 0; i < 16; ++i) {
@@ -65,20 +70,20 @@ TEST(LlamaRopeTest, Llama3ScalingMatchesItsDefinitionInEveryRegime) {
 
 TEST(LlamaRopeTest, DefaultAndLinearAndUnsupportedTypes) {
   nlohmann::json config = load_model_graph(kConfigs + "tiny-mistral.json").config;  // theta 10000, head_dim 32
-  LlamaConfig c = read_llama_config(config);
+  LlamaConfig c = typed(config);
   EXPECT_EQ(c.rope.type, "default");
-  at::Tensor inv = llama_rope_inv_freq(c, at::kCPU);
+  at::Tensor inv = rope_inv_freq(c.rope, c.head_dim, at::kCPU);
   EXPECT_NEAR(inv[1].item<double>(), std::pow(10000.0, -2.0 / 32), 1e-7);
 
   config["rope_scaling"] = {{"type", "linear"}, {"factor", 4.0}};
-  c = read_llama_config(config);
+  c = typed(config);
   EXPECT_EQ(c.rope.type, "linear");
-  inv = llama_rope_inv_freq(c, at::kCPU);
+  inv = rope_inv_freq(c.rope, c.head_dim, at::kCPU);
   EXPECT_NEAR(inv[1].item<double>(), std::pow(10000.0, -2.0 / 32) / 4, 1e-7);
 
   config["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
   try {
-    read_llama_config(config);
+    require_executor_support(typed(config));  // planning reads it; the executor refuses it
     FAIL() << "yarn accepted";
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("'yarn' is not supported by the executor yet"), std::string::npos) << e.what();
@@ -86,8 +91,8 @@ TEST(LlamaRopeTest, DefaultAndLinearAndUnsupportedTypes) {
 }
 
 TEST(LlamaRopeTest, TableHoldsCosAndSinOfPositionTimesFrequencyTwice) {
-  const LlamaConfig config = read_llama_config(load_model_graph(kConfigs + "tiny-mistral.json").config);
-  const RopeTable table = llama_rope_table(config, 8, at::kCPU);
+  const LlamaConfig config = load_model_graph(kConfigs + "tiny-mistral.json").typed_config<LlamaConfig>();
+  const RopeTable table = rope_table(config.rope, config.head_dim, 8, at::kCPU);
   ASSERT_EQ(table.cos.sizes(), (std::vector<int64_t>{8, 32}));
   const double f3 = std::pow(10000.0, -6.0 / 32);
   EXPECT_NEAR(table.cos[5][3].item<double>(), std::cos(5 * f3), 1e-6);
@@ -99,13 +104,13 @@ TEST(LlamaForwardTest, RmsNormByHand) {
   // mean(x^2) = (1 + 4 + 9 + 16) / 4 = 7.5
   const at::Tensor x = at::tensor({1.0f, 2.0f, 3.0f, 4.0f});
   const at::Tensor w = at::tensor({1.0f, 0.5f, 2.0f, 1.0f});
-  const at::Tensor y = llama_rms_norm(x, w, 1e-5);
+  const at::Tensor y = rms_norm(x, w, 1e-5);
   const double r = 1.0 / std::sqrt(7.5 + 1e-5);
   EXPECT_NEAR(y[0].item<double>(), 1 * r, 1e-6);
   EXPECT_NEAR(y[1].item<double>(), 0.5 * 2 * r, 1e-6);
   EXPECT_NEAR(y[2].item<double>(), 2 * 3 * r, 1e-6);
   EXPECT_NEAR(y[3].item<double>(), 4 * r, 1e-6);
-  EXPECT_EQ(llama_rms_norm(x.to(at::kBFloat16), w.to(at::kBFloat16), 1e-5).scalar_type(), at::kBFloat16);
+  EXPECT_EQ(rms_norm(x.to(at::kBFloat16), w.to(at::kBFloat16), 1e-5).scalar_type(), at::kBFloat16);
 }
 
 TEST(LlamaForwardTest, RopeRotatesEachPairOfHalves) {
@@ -114,7 +119,7 @@ TEST(LlamaForwardTest, RopeRotatesEachPairOfHalves) {
   const double a = 0.3, b = 1.1;
   const at::Tensor cos = at::tensor({std::cos(a), std::cos(b), std::cos(a), std::cos(b)}).view({1, 4});
   const at::Tensor sin = at::tensor({std::sin(a), std::sin(b), std::sin(a), std::sin(b)}).view({1, 4});
-  const at::Tensor y = llama_apply_rope(x, cos, sin).flatten();
+  const at::Tensor y = apply_rope(x, cos, sin).flatten();
   EXPECT_NEAR(y[0].item<double>(), 1 * std::cos(a) - 3 * std::sin(a), 1e-6);
   EXPECT_NEAR(y[1].item<double>(), 2 * std::cos(b) - 4 * std::sin(b), 1e-6);
   EXPECT_NEAR(y[2].item<double>(), 3 * std::cos(a) + 1 * std::sin(a), 1e-6);
@@ -154,15 +159,15 @@ TEST(LlamaForwardTest, QHeadsReadTheirKvHeadUnderReplication) {
   config.kv_heads = 2;
   config.head_dim = 32;
   LlamaAttentionWeights w;
-  w.q = at::zeros({64, 256});
-  w.k = at::zeros({32, 256});
+  w.q.weight = at::zeros({64, 256});
+  w.k.weight = at::zeros({32, 256});
   w.q_head_begin = 4;
   w.kv_head_begin = 1;
   const KvCache cache = llama_make_kv_cache(config, w, 3, 10);
   EXPECT_EQ(cache.k.sizes(), (std::vector<int64_t>{3, 1, 10, 32}));
   EXPECT_TRUE(cache.head_map.equal(at::tensor({0, 0}, at::TensorOptions().dtype(at::kLong))));
   // tensor over 2: rank 1 holds q heads [4, 8) and KV head 1 only: local map [0, 0, 0, 0].
-  w.q = at::zeros({128, 256});
+  w.q.weight = at::zeros({128, 256});
   w.q_head_begin = 4;
   EXPECT_TRUE(llama_make_kv_cache(config, w, 1, 4).head_map.equal(at::zeros({4}, at::kLong)));
   // A rank holding q heads of KV head 0 with KV head 1 is a bug, and said so.
@@ -172,12 +177,12 @@ TEST(LlamaForwardTest, QHeadsReadTheirKvHeadUnderReplication) {
 
 TEST(LlamaForwardTest, QwenSlidingWindowIsRefusedNotIgnored) {
   nlohmann::json config = load_model_graph(kConfigs + "tiny-qwen2.json").config;
-  EXPECT_NO_THROW(read_llama_config(config));
+  EXPECT_NO_THROW(require_executor_support(typed(config)));
   config["use_sliding_window"] = true;
-  EXPECT_THROW(read_llama_config(config), ConfigError);
+  EXPECT_THROW(require_executor_support(typed(config)), ConfigError);
   config["use_sliding_window"] = false;
   config["hidden_act"] = "gelu";
-  EXPECT_THROW(read_llama_config(config), ConfigError);
+  EXPECT_THROW(require_executor_support(typed(config)), ConfigError);
 }
 
 }  // namespace

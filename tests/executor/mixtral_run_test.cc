@@ -13,6 +13,7 @@
 
 #include "executor/runtime/engine.h"
 #include "executor/runtime/run_report.h"
+#include "models/layers/norm.h"
 #include "models/mixtral/mixtral_forward.h"
 #include "tests/executor/runtime_test_util.h"
 
@@ -69,7 +70,7 @@ TEST(MixtralRouterTest, MoeIsTheWeightedSumOfTheChosenExperts) {
   config.rms_norm_eps = 1e-5;
   const at::Tensor h = at::randn({2, 3, 8}, f32);
   const at::Tensor out = mixtral_moe_forward(config, 2, w, h, /*adds_whole_terms=*/true, nullptr);
-  const at::Tensor x = llama_rms_norm(h, w.norm, 1e-5).view({6, 8});
+  const at::Tensor x = rms_norm(h, w.norm, 1e-5).view({6, 8});
   const MoeRouting r = mixtral_route(x, w.gate, 2);
   for (int64_t t = 0; t < 6; ++t) {
     at::Tensor expected = h.view({6, 8})[t].clone();

@@ -93,6 +93,10 @@ size_t module_index(const ModelGraph& graph, const std::string& path) {
   throw std::logic_error("no module " + path);
 }
 
+const Module& module_of(const ModelGraph& graph, const std::string& path) {
+  return graph.modules.at(module_index(graph, path));
+}
+
 ModuleInputs inputs(const at::Tensor& main, const at::Tensor& side = at::Tensor()) {
   ModuleInputs in;
   in.main = main;
@@ -131,13 +135,13 @@ at::Tensor attention_by_hand(const WhisperAttentionWeights& w, const at::Tensor&
   const int64_t b = h.size(0), t = h.size(1), d = 32;  // tiny-whisper: heads of 32
   const at::Tensor x = at::layer_norm(h, {h.size(-1)}, w.norm, w.norm_bias, 1e-5);
   const at::Tensor kv_in = source.defined() ? source : x;
-  const at::Tensor q = (at::linear(x, w.q, w.q_bias) * std::pow(d, -0.5)).view({b, t, -1, d}).transpose(1, 2);
-  const at::Tensor k = at::linear(kv_in, w.k).view({b, kv_in.size(1), -1, d}).transpose(1, 2);
-  const at::Tensor v = at::linear(kv_in, w.v, w.v_bias).view({b, kv_in.size(1), -1, d}).transpose(1, 2);
+  const at::Tensor q = (at::linear(x, w.q.weight, w.q.bias) * std::pow(d, -0.5)).view({b, t, -1, d}).transpose(1, 2);
+  const at::Tensor k = at::linear(kv_in, w.k.weight).view({b, kv_in.size(1), -1, d}).transpose(1, 2);
+  const at::Tensor v = at::linear(kv_in, w.v.weight, w.v.bias).view({b, kv_in.size(1), -1, d}).transpose(1, 2);
   at::Tensor scores = at::matmul(q, k.transpose(2, 3));
   if (causal) scores = scores.masked_fill(at::ones({t, t}, at::kBool).triu(1), -INFINITY);
   const at::Tensor attended = at::matmul(at::softmax(scores, -1), v).transpose(1, 2).reshape({b, t, -1});
-  return h + at::linear(attended, w.o, w.o_bias);
+  return h + at::linear(attended, w.o.weight, w.o.bias);
 }
 
 TEST(WhisperDecoderTest, AttentionMatchesTransformersWrittenOut) {
@@ -153,11 +157,11 @@ TEST(WhisperDecoderTest, AttentionMatchesTransformersWrittenOut) {
 
   const std::string self = "model.decoder.layers.1.self_attn", cross = "model.decoder.layers.1.encoder_attn";
   const at::Tensor self_out = model.forward(module_index(plan.graph(), self), inputs(h), step, true, nullptr);
-  const at::Tensor self_want = attention_by_hand(whisper_attention_weights(self, shards), h, at::Tensor(), true);
+  const at::Tensor self_want = attention_by_hand(whisper_attention_weights(ModuleWeights(module_of(plan.graph(), self), shards)), h, at::Tensor(), true);
   EXPECT_LT(max_diff(self_out, self_want), 1e-5);
   const at::Tensor cross_out =
       model.forward(module_index(plan.graph(), cross), inputs(h, states), step, true, nullptr);
-  const at::Tensor cross_want = attention_by_hand(whisper_attention_weights(cross, shards), h, states, false);
+  const at::Tensor cross_want = attention_by_hand(whisper_attention_weights(ModuleWeights(module_of(plan.graph(), cross), shards)), h, states, false);
   EXPECT_LT(max_diff(cross_out, cross_want), 1e-5);
   // Not a residual-only pass: the attention term is there.
   EXPECT_GT(max_diff(cross_out, h), 1e-2);
@@ -166,15 +170,18 @@ TEST(WhisperDecoderTest, AttentionMatchesTransformersWrittenOut) {
 TEST(WhisperDecoderTest, FusedKvProjectionEqualsSeparateKAndV) {
   at::set_num_threads(1);
   const std::string cross = "model.decoder.layers.1.encoder_attn";
-  const WhisperAttentionWeights whole = whisper_attention_weights(cross, shards_of(whole_plan(), 0));
+  const TensorShards whole_shards = shards_of(whole_plan(), 0);
+  const WhisperAttentionWeights whole =
+      whisper_attention_weights(ModuleWeights(module_of(whole_plan().graph(), cross), whole_shards));
   const TensorShards rank1_shards = shards_of(tensor2_plan(), 1);
-  const WhisperAttentionWeights rank1 = whisper_attention_weights(cross, rank1_shards);
+  const WhisperAttentionWeights rank1 =
+      whisper_attention_weights(ModuleWeights(module_of(tensor2_plan().graph(), cross), rank1_shards));
   const at::Tensor x = make_uniform_inputs({kRequests, 7, 128}, 5);
-  ASSERT_GT(whole.v_bias.abs().max().item<double>(), 1e-3);  // a bias to misplace
+  ASSERT_GT(whole.v.bias.abs().max().item<double>(), 1e-3);  // a bias to misplace
   for (const WhisperAttentionWeights* w : {&whole, &rank1}) {
     const WhisperKvProjection kv = whisper_fused_kv(*w);
     const at::Tensor fused = at::linear(x, kv.weight, kv.bias);
-    const at::Tensor separate = at::cat({at::linear(x, w->k), at::linear(x, w->v, w->v_bias)}, -1);
+    const at::Tensor separate = at::cat({at::linear(x, w->k.weight), at::linear(x, w->v.weight, w->v.bias)}, -1);
     EXPECT_LT(max_diff(fused, separate), 1e-6);
   }
   // The worked example of whisper_forward.h: rank 1 holds heads [2, 4), rows [64, 128) of q, k, v;
@@ -182,10 +189,10 @@ TEST(WhisperDecoderTest, FusedKvProjectionEqualsSeparateKAndV) {
   EXPECT_EQ(rank1_shards.at(cross + ".q_proj.weight").offset, (std::vector<int64_t>{64, 0}));
   const WhisperKvProjection kv = whisper_fused_kv(rank1);
   ASSERT_EQ(kv.weight.sizes(), at::IntArrayRef({128, 128}));
-  EXPECT_TRUE(kv.weight.narrow(0, 0, 64).equal(whole.k.narrow(0, 64, 64)));
-  EXPECT_TRUE(kv.weight.narrow(0, 64, 64).equal(whole.v.narrow(0, 64, 64)));
+  EXPECT_TRUE(kv.weight.narrow(0, 0, 64).equal(whole.k.weight.narrow(0, 64, 64)));
+  EXPECT_TRUE(kv.weight.narrow(0, 64, 64).equal(whole.v.weight.narrow(0, 64, 64)));
   EXPECT_TRUE(kv.bias.narrow(0, 0, 64).equal(at::zeros({64})));
-  EXPECT_TRUE(kv.bias.narrow(0, 64, 64).equal(whole.v_bias.narrow(0, 64, 64)));
+  EXPECT_TRUE(kv.bias.narrow(0, 64, 64).equal(whole.v.bias.narrow(0, 64, 64)));
 }
 
 TEST(WhisperDecoderTest, DecodingWithTheCachesEqualsRecomputation) {

@@ -103,10 +103,11 @@ void compare_with_transformers(const std::string& config_file, const nlohmann::j
     theirs[hub_name(graph.family, pair.at(0).get<std::string>())] = pair.at(1).get<Shape>();
   }
 
-  if (graph.family == "mixtral") {
+  {
     // NOTE: transformers 5 fuses each layer's experts (experts.gate_up_proj [E, 2I, H],
-    // experts.down_proj [E, H, I]); the Hub keeps experts.E.w1/w2/w3. Compare the non-expert
-    // tensors by name and the experts by elements per layer; mixtral_graph_test spells out the
+    // experts.down_proj [E, H, I]); the Hub keeps experts.E.w1/w2/w3 (Mixtral) or
+    // experts.E.gate/up/down_proj (Qwen2-MoE). Compare the non-expert tensors by name and the
+    // experts by elements per layer; mixtral_graph_test and qwen2_moe_graph_test spell out the
     // Hub layout.
     std::map<int, int64_t> our_experts, their_experts;
     for (auto* side : {&ours, &theirs}) {

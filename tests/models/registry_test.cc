@@ -16,12 +16,12 @@ using testing::load_config;
 
 TEST(RegistryTest, SupportedModelTypes) {
   EXPECT_EQ(supported_model_types(),
-            (std::vector<std::string>{"llama", "mistral", "qwen2", "mixtral", "llava", "whisper"}));
+            (std::vector<std::string>{"llama", "mistral", "qwen2", "mixtral", "qwen2_moe", "llava", "whisper"}));
 }
 
 TEST(RegistryTest, UnknownModelTypeListsTheSupportedOnes) {
   expect_config_error({{"model_type", "gpt2"}, {"n_embd", 768}},
-                      {"'gpt2'", "llama", "mistral", "qwen2", "mixtral", "llava", "whisper"});
+                      {"'gpt2'", "llama", "mistral", "qwen2", "mixtral", "qwen2_moe", "llava", "whisper"});
 }
 
 TEST(RegistryTest, MissingModelTypeListsTheSupportedOnes) {
@@ -46,6 +46,8 @@ TEST(RegistryTest, EveryConfigBuildsWithItsFamily) {
                         Case{"tiny-qwen2.json", "llama", "qwen2"},
                         Case{"mixtral-8x7b.json", "mixtral", "mixtral"},
                         Case{"tiny-mixtral.json", "mixtral", "mixtral"},
+                        Case{"qwen1.5-moe-a2.7b.json", "qwen2_moe", "qwen2_moe"},
+                        Case{"tiny-qwen2-moe.json", "qwen2_moe", "qwen2_moe"},
                         Case{"llava-1.5-7b.json", "llava", "llava"},
                         Case{"tiny-llava.json", "llava", "llava"},
                         Case{"whisper-large-v3.json", "whisper", "whisper"},

@@ -459,18 +459,21 @@ Placement expected_placement(const Plan& plan, const ParamPlan& p) {
   const ModulePlan& mp = plan.modules[p.module];
   const Param& param = *p.param;
   const int64_t world = plan.mesh.world_size();
-  const int64_t g = product(plan.mesh, mp.axes);
+  // A MoE's shared expert splits by its own mode and axes.
+  const ParallelMode mode = param.shared_expert ? mp.shared_mode : mp.mode;
+  const std::vector<std::string>& axes = param.shared_expert ? mp.shared_axes : mp.axes;
+  const int64_t g = product(plan.mesh, axes);
   Placement e;
   e.holders = world;
-  if (mp.mode == ParallelMode::kTensor && param.tensor_split.type == TensorSplit::Type::kUnits &&
+  if (mode == ParallelMode::kTensor && param.tensor_split.type == TensorSplit::Type::kUnits &&
       g > 1) {
     e.split_dim = param.tensor_split.dim;
-    e.axes = mp.axes;
+    e.axes = axes;
     e.g = g;
     e.units = param.tensor_split.units;
     e.rep = g > e.units ? g / e.units : 1;
     e.holders = world / g * e.rep;
-  } else if (mp.mode == ParallelMode::kExpert && param.expert >= 0 && g > 1) {
+  } else if (mode == ParallelMode::kExpert && param.expert >= 0 && g > 1) {
     e.expert = true;
     e.axes = mp.axes;
     e.g = g;
@@ -881,6 +884,12 @@ class FlowReplay {
         case ParallelMode::kReplicate: if (reduced) st = S::kReplicated; break;
       }
     }
+    // A tensor-parallel shared expert (docs/spec-format.md §2, extension) needs its axes whole.
+    if (mp.has_shared_expert && mp.shared_mode == ParallelMode::kTensor) {
+      for (size_t x = 0; x < names_.size(); ++x) {
+        if (contains(mp.shared_axes, names_[x])) need.axes[x] = S::kReplicated;
+      }
+    }
     return need;
   }
 
@@ -899,6 +908,12 @@ class FlowReplay {
           if (in.axes[x] != S::kBatchSplit) out.axes[x] = S::kPartial;
           break;
         case ParallelMode::kReplicate: break;
+      }
+    }
+    // ... and leaves its partial sum there.
+    if (mp.has_shared_expert && mp.shared_mode == ParallelMode::kTensor) {
+      for (size_t x = 0; x < names_.size(); ++x) {
+        if (contains(mp.shared_axes, names_[x])) out.axes[x] = S::kPartial;
       }
     }
     return out;
@@ -1198,7 +1213,7 @@ TEST(PlanProperties, ShippedConfigsAreAllFound) {
   for (const auto& m : shipped_models()) names.insert(m.name);
   for (const char* want : {"llama-3-8b", "llama-3-70b", "mixtral-8x7b", "llava-1.5-7b",
                            "whisper-large-v3", "tiny-llama", "tiny-llava", "tiny-mistral",
-                           "tiny-mixtral", "tiny-qwen2", "tiny-whisper"}) {
+                           "tiny-mixtral", "tiny-qwen2", "tiny-whisper", "qwen1.5-moe-a2.7b", "tiny-qwen2-moe"}) {
     EXPECT_EQ(names.count(want), 1u) << want;
   }
 }

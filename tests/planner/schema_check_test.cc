@@ -136,7 +136,7 @@ TEST(SchemaCheckTest, EachKindOfMistakeGivesExactlyOneDiagnostic) {
        "7:1: unknown key 'workloads' (allowed: version, name, model, mesh, batch_axes, defaults, "
        "modules, workload)"},
       {"unknown key in a rule", kBase + "modules:\n  - kind: mlp\n    mode: tensor\n    axis: [tp]\n",
-       "10:5: unknown key 'axis' in modules[0] (allowed: kind, path, mode, axes)"},
+       "10:5: unknown key 'axis' in modules[0] (allowed: kind, path, mode, axes, shared_expert)"},
       {"unknown key in model", "version: 1\nmodel:\n  config: c.json\n  extra: 1\nmesh: {}\n",
        "4:3: unknown key 'extra' in model (allowed: config, checkpoint, dtype)"},
       {"mode not in the enum, at the value",

@@ -40,6 +40,7 @@ CONFIGS = {
     "mistral-odd": "causal",
     "qwen2-odd": "causal",
     "mixtral-odd": "causal",
+    "qwen2_moe-odd": "causal",
     "llava-odd": "llava",
     "whisper-odd": "whisper",
 }
@@ -68,6 +69,22 @@ CASES = {
                                    ["{kind: attention, mode: data, axes: [ep]}", "{kind: moe, mode: expert, axes: [ep]}"]),
     "mixtral-attn-data-expert-4": ("mixtral-odd", "{ep: 4}", [],
                                    ["{kind: attention, mode: data, axes: [ep]}", "{kind: moe, mode: expert, axes: [ep]}"]),
+    # qwen2-moe (layer 2 dense): routed experts expert-parallel with the shared expert replicated or
+    # tensor-parallel over the same or another axis; attention data + experts (all_to_all).
+    "qwen2moe-one-rank": ("qwen2_moe-odd", "{tp: 1}", [], []),
+    "qwen2moe-tensor-2": ("qwen2_moe-odd", "{tp: 2}", [], [f"{{kind: [{TEXT}, moe], mode: tensor, axes: [tp]}}"]),
+    "qwen2moe-expert-shared-tensor-4": ("qwen2_moe-odd", "{tp: 4}", [],
+                                        [f"{{kind: [{TEXT}], mode: tensor, axes: [tp]}}",
+                                         "{kind: moe, mode: expert, axes: [tp], shared_expert: {mode: tensor, axes: [tp]}}"]),
+    "qwen2moe-expert-shared-replicate-2": ("qwen2_moe-odd", "{ep: 2}", [],
+                                           [f"{{kind: [{TEXT}], mode: tensor, axes: [ep]}}",
+                                            "{kind: moe, mode: expert, axes: [ep], shared_expert: {mode: replicate}}"]),
+    "qwen2moe-ep2-shared-tp2": ("qwen2_moe-odd", "{ep: 2, tp: 2}", [],
+                                [f"{{kind: [{TEXT}], mode: tensor, axes: [tp]}}",
+                                 "{kind: moe, mode: expert, axes: [ep], shared_expert: {mode: tensor, axes: [tp]}}"]),
+    "qwen2moe-attn-data-expert-2": ("qwen2_moe-odd", "{ep: 2}", [],
+                                    ["{kind: attention, mode: data, axes: [ep]}",
+                                     "{kind: moe, mode: expert, axes: [ep]}"]),
     # llava: the vision tower data-parallel or tensor-parallel, the language model tensor-parallel.
     "llava-one-rank": ("llava-odd", "{tp: 1}", [], []),
     "llava-vision-data-2": ("llava-odd", "{tp: 2}", [],

@@ -1,5 +1,5 @@
-// The llava classic <-> newer Hub layout name table.
-#include "executor/weights/hub_name_alias.h"
+// The llava classic <-> newer Hub layout name table (see llava_graph.h).
+#include "models/llava/llava_graph.h"
 
 namespace shardplan {
 
