@@ -11,6 +11,13 @@
 
 #include "executor/runtime/run_error.h"
 
+#if __has_include(<ATen/cuda/CUDAEvent.h>)
+#include <ATen/cuda/CUDAEvent.h>
+#define SHARDPLAN_CUDA_EVENTS 1
+#else
+#define SHARDPLAN_CUDA_EVENTS 0
+#endif
+
 namespace shardplan {
 namespace {
 
@@ -30,19 +37,79 @@ size_t time_slot(ModuleKind kind) {
   return kCollectivesSlot;
 }
 
-// NOTE: CUDA runs asynchronously; copying one element to the host waits for the work queued so
-// far, so that a module's time is its own. On the CPU every op has finished when it returns.
-void wait_for(const at::Tensor& x) {
-  if (x.defined() && x.is_cuda() && x.numel() > 0) x.reshape({-1}).narrow(0, 0, 1).to(at::kCPU);
-}
+}  // namespace
+
+// Times regions of a step by slot without waiting for the device inside the step (--profile): on
+// CUDA each mark is an event recorded on the current stream, read when the step ends (flush); on
+// the CPU the wall clock (every op has finished when it returns).
+class Engine::Profiler {
+ public:
+  struct Mark {
+#if SHARDPLAN_CUDA_EVENTS
+    std::shared_ptr<at::cuda::CUDAEvent> event;
+#endif
+    std::chrono::steady_clock::time_point time;
+  };
+
+  Profiler(bool cuda, size_t slots) : cuda_(cuda), seconds_(slots, 0.0) {}
+
+  Mark mark() const {
+    Mark m;
+#if SHARDPLAN_CUDA_EVENTS
+    if (cuda_) {
+      m.event = std::make_shared<at::cuda::CUDAEvent>(cudaEventDefault);
+      m.event->record();
+      return m;
+    }
+#endif
+    m.time = std::chrono::steady_clock::now();
+    return m;
+  }
+  // (to - from) counts for `slot` with `sign` (-1: a collective inside a module, not its time).
+  void add(size_t slot, const Mark& from, const Mark& to, double sign = 1.0) {
+    pending_.push_back({slot, from, to, sign});
+  }
+  // Reads the marks of the step (waits for the device once) and adds them up.
+  void flush() {
+    for (const Pending& p : pending_) {
+      double seconds = 0;
+#if SHARDPLAN_CUDA_EVENTS
+      if (cuda_) {
+        p.to.event->synchronize();
+        seconds = p.from.event->elapsed_time(*p.to.event) / 1e3;
+      } else
+#endif
+      {
+        seconds = std::chrono::duration<double>(p.to.time - p.from.time).count();
+      }
+      seconds_[p.slot] += p.sign * seconds;
+    }
+    pending_.clear();
+  }
+  void reset() { std::fill(seconds_.begin(), seconds_.end(), 0.0); pending_.clear(); }
+  const std::vector<double>& seconds() const { return seconds_; }
+
+ private:
+  struct Pending {
+    size_t slot;
+    Mark from, to;
+    double sign;
+  };
+  bool cuda_;
+  std::vector<double> seconds_;
+  std::vector<Pending> pending_;
+};
+
+namespace {
 
 // The runtime side of a module's ModuleComm: the plan's all_to_all pair of an expert-mode MoE and
-// the collectives after an encoder's inner blocks, through the Communicator. The time they take is
-// added to `collective_s`.
+// the collectives after an encoder's inner blocks, through the Communicator. With a profiler,
+// their time counts as collectives and not as the module's (`module_slot`).
 class BoundModuleComm : public ModuleComm {
  public:
-  BoundModuleComm(Communicator* comm, const ModuleBinding& m, double& collective_s)
-      : comm_(comm), m_(m), collective_s_(collective_s) {
+  using Profiler = Engine::Profiler;
+  BoundModuleComm(Communicator* comm, const ModuleBinding& m, Profiler* profiler, size_t module_slot)
+      : comm_(comm), m_(m), profiler_(profiler), module_slot_(module_slot) {
     for (size_t j = 0; j < m.exchange_group.size(); ++j) {
       if (comm && m.exchange_group[j] == comm->rank()) index_ = static_cast<int64_t>(j);
     }
@@ -69,29 +136,39 @@ class BoundModuleComm : public ModuleComm {
     for (const BoundCollective& c : it->second) {
       if (c.group.size() <= 1) continue;
       x = x.contiguous();
-      wait_for(x);
-      const auto t0 = std::chrono::steady_clock::now();
+      const Timed timed(profiler_, module_slot_);
       comm_->all_reduce(x, c.group, c.what);  // bind_plan admits all_reduces alone inside encoders
-      wait_for(x);
-      collective_s_ += seconds_since(t0);
     }
     return x;
   }
 
  private:
+  // A collective inside the module, timed as collectives (and taken off the module's time).
+  struct Timed {
+    Timed(Profiler* profiler, size_t module_slot) : profiler(profiler), module_slot(module_slot) {
+      if (profiler) from = profiler->mark();
+    }
+    ~Timed() {
+      if (!profiler) return;
+      const Profiler::Mark to = profiler->mark();
+      profiler->add(kCollectivesSlot, from, to);
+      profiler->add(module_slot, from, to, -1.0);
+    }
+    Profiler* profiler;
+    size_t module_slot;
+    Profiler::Mark from;
+  };
+
   at::Tensor timed_all_to_all(const at::Tensor& rows, const std::vector<int64_t>& send_counts,
                               const std::vector<int64_t>& recv_counts, const std::string& what) {
-    wait_for(rows);
-    const auto t0 = std::chrono::steady_clock::now();
-    at::Tensor out = comm_->all_to_all(rows.contiguous(), send_counts, recv_counts, m_.exchange_group, what);
-    wait_for(out);
-    collective_s_ += seconds_since(t0);
-    return out;
+    const Timed timed(profiler_, module_slot_);
+    return comm_->all_to_all(rows.contiguous(), send_counts, recv_counts, m_.exchange_group, what);
   }
 
   Communicator* comm_;
   const ModuleBinding& m_;
-  double& collective_s_;
+  Profiler* profiler_;
+  size_t module_slot_;
   int64_t index_ = 0;
 };
 
@@ -141,6 +218,7 @@ Engine::Engine(const Plan& plan, int64_t rank, Communicator* comm, const TensorS
   const WorkloadSpec& w = plan.spec().workload;
   capacity_ = prefill_tokens(plan) + w.new_tokens;
   model_->allocate(requests, capacity_);
+  if (options_.profile) profiler_ = std::make_unique<Profiler>(options_.device.is_cuda(), kCollectivesSlot + 1);
 }
 
 Engine::~Engine() = default;
@@ -148,12 +226,11 @@ Engine::~Engine() = default;
 at::Tensor Engine::run(const BoundCollective& c, at::Tensor x) {
   if (c.group.size() <= 1) return c.keep_rows >= 0 ? x.narrow(0, 0, c.keep_rows) : x;
   x = x.contiguous();
-  wait_for(x);
-  const auto t0 = std::chrono::steady_clock::now();
+  std::optional<Profiler::Mark> from;
+  if (profiler_) from = profiler_->mark();
   x = run_collective(c, x);
   if (c.keep_rows >= 0) x = x.narrow(0, 0, c.keep_rows);
-  wait_for(x);
-  seconds_by_kind_.at(kCollectivesSlot) += seconds_since(t0);
+  if (profiler_) profiler_->add(kCollectivesSlot, *from, profiler_->mark());
   return x;
 }
 
@@ -170,22 +247,20 @@ at::Tensor Engine::run_collective(const BoundCollective& c, at::Tensor x) {
 
 at::Tensor Engine::run_module(size_t i, const ModuleInputs& in, const StepPositions& step) {
   const ModuleBinding& m = binding_.modules[i];
-  wait_for(in.main);
-  const auto t0 = std::chrono::steady_clock::now();
-  double inside = 0;  // collectives inside the module
-  at::Tensor out;
+  const size_t slot = time_slot(plan_.modules[i].module->kind);
+  std::optional<Profiler::Mark> from;
+  if (profiler_) from = profiler_->mark();
   ModuleInputs bound = in;
   bound.adds_routed = m.adds_routed;
   bound.adds_shared = m.adds_shared;
+  at::Tensor out;
   if (m.exchange || !m.after_block.empty()) {
-    BoundModuleComm comm(comm_, m, inside);
+    BoundModuleComm comm(comm_, m, profiler_.get(), slot);
     out = model_->forward(i, bound, step, m.adds_whole_terms, &comm);
   } else {
     out = model_->forward(i, bound, step, m.adds_whole_terms, nullptr);
   }
-  wait_for(out);
-  seconds_by_kind_.at(time_slot(plan_.modules[i].module->kind)) += seconds_since(t0) - inside;
-  seconds_by_kind_.at(kCollectivesSlot) += inside;
+  if (profiler_) profiler_->add(slot, *from, profiler_->mark());
   return out;
 }
 
@@ -245,7 +320,8 @@ Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced
   const auto t0 = std::chrono::steady_clock::now();
   Generation g;
   g.requests = binding_.output_requests;
-  seconds_by_kind_.assign(kCollectivesSlot + 1, 0.0);
+  if (profiler_) profiler_->reset();
+  const auto profiled = [&] { return profiler_ ? profiler_->seconds() : std::vector<double>(); };
   std::vector<at::Tensor> tokens, logits;
 
   at::Tensor ids =
@@ -254,7 +330,8 @@ Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced
     // new_tokens: 0 runs prefill alone (timed as the duration); no tokens, no logits.
     forward(ids, &inputs, 0, prompt, prompt).to(at::kCPU);
     g.last_token_s = seconds_since(t0);
-    g.seconds_by_kind = seconds_by_kind_;
+    if (profiler_) profiler_->flush();
+    g.seconds_by_kind = profiled();
     g.tokens = at::zeros({g.requests.count, 0}, at::TensorOptions().dtype(at::kLong));
     if (options_.keep_logits) g.logits = at::zeros({0, g.requests.count, plan_.graph().vocab});
     return g;
@@ -265,10 +342,12 @@ Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced
                                    : forward(ids, nullptr, prompt + s - 1, 1, capacity_);
     const at::Tensor whole = out.to(at::kFloat);
     const at::Tensor next = whole.argmax(-1);
-    // NOTE: the copy to the host waits for the device, so the times below are when the tokens exist.
-    tokens.push_back(next.to(at::kCPU));
+    // NOTE: the tokens stay on the device until the end; only the first step waits for them (the
+    // time to the first token). Nothing else waits for the device between steps.
+    tokens.push_back(prefill ? next.to(at::kCPU) : next);
     if (options_.keep_logits) logits.push_back(whole.to(at::kCPU));
     if (prefill) g.first_token_s = seconds_since(t0);
+    if (profiler_) profiler_->flush();
     if (s + 1 == steps) break;
     if (forced) {
       ids = forced->select(1, s).narrow(0, binding_.input_requests.begin, binding_.input_requests.count).to(options_.device);
@@ -277,8 +356,9 @@ Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced
     }
     ids = ids.unsqueeze(1);
   }
+  for (at::Tensor& t : tokens) t = t.to(at::kCPU);  // waits for the last step
   g.last_token_s = seconds_since(t0);
-  g.seconds_by_kind = seconds_by_kind_;
+  g.seconds_by_kind = profiled();
   g.tokens = at::stack(tokens, 1);
   if (options_.keep_logits) g.logits = at::stack(logits, 0);
   return g;

@@ -31,6 +31,10 @@ struct EngineOptions {
   at::Device device = at::kCPU;
   at::ScalarType dtype = at::kFloat;
   bool keep_logits = false;  // keep each step's whole logits of the rank's requests (--verify)
+  // Time every module and collective by kind (--profile): CUDA events on the device (read once
+  // per step), the wall clock on the CPU. Off: no timing inside a step, so nothing waits for the
+  // device between modules.
+  bool profile = false;
 };
 
 // What one rank generated, for the requests it holds at the end of the forward pass.
@@ -40,9 +44,9 @@ struct Generation {
   at::Tensor logits;          // [new_tokens, requests, vocab] float32, CPU (keep_logits only)
   double first_token_s = 0;   // from the start of prefill to the first tokens on this rank
   double last_token_s = 0;    // ... to the last tokens
-  // Seconds spent per module kind (engine_time_categories() order: the module kinds, then
-  // "collectives": the plan's collectives, those inside a module included, and the exchange of
-  // sampled tokens). On CUDA each module ends with a wait for the device so the split is real.
+  // With EngineOptions::profile, seconds spent per module kind (engine_time_categories() order:
+  // the module kinds, then "collectives": the plan's collectives, those inside a module included,
+  // and the exchange of sampled tokens); empty otherwise.
   std::vector<double> seconds_by_kind;
 };
 
@@ -73,6 +77,8 @@ class Engine {
 
   const PlanBinding& binding() const { return binding_; }
 
+  class Profiler;  // --profile's timer (engine.cc)
+
  private:
   at::Tensor run(const BoundCollective& c, at::Tensor x);  // timed as "collectives"
   at::Tensor run_collective(const BoundCollective& c, at::Tensor x);
@@ -87,7 +93,7 @@ class Engine {
   PlanBinding binding_;
   std::unique_ptr<FamilyModel> model_;
   int64_t capacity_ = 0;
-  std::vector<double> seconds_by_kind_;  // as Generation::seconds_by_kind, for the current generate()
+  std::unique_ptr<Profiler> profiler_;  // with options_.profile only
 };
 
 }  // namespace shardplan

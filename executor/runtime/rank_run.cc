@@ -118,11 +118,14 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
     // NOTE: the rank's shards and caches are freed before --verify loads the whole model on
     // rank 0's device (a 70B model in bf16 fits an H200 alone, not next to its TP8 shard).
     const Checkpoint checkpoint = open_checkpoint(plan, options);
-    const TensorShards shards = load_rank_shards(plan, rank, checkpoint, dtype, options.device);
+    TensorShards shards = load_rank_shards(plan, rank, checkpoint, dtype, options.device);
     bytes_read = checkpoint.bytes_touched();
 
     if (comm) comm->create_groups(plan_groups(plan));
-    Engine engine(plan, rank, comm, shards, EngineOptions{options.device, dtype, keeps_logits(options)});
+    Engine engine(plan, rank, comm, shards, EngineOptions{options.device, dtype, keeps_logits(options), options.profile});
+    // NOTE: the model keeps what it uses (fused projections in place of their parts): the loaded
+    // slices it fused are freed here, so the rank holds its weights once.
+    shards.clear();
     if (options.warm_up) engine.generate(inputs, nullptr, 2);
 
     if (comm) comm->barrier("start of the workload");
@@ -138,8 +141,11 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
   const at::Tensor tokens = gather_on_all(comm, plan, device, g.tokens, 0, "all_gather of the generated tokens");
   const at::Tensor times = gather_on_all(comm, plan, device, my_times, 0, "all_gather of the timings");
   const at::Tensor bytes = gather_on_all(comm, plan, device, my_bytes, 0, "all_gather of the bytes read");
-  const at::Tensor my_kinds = at::tensor(g.seconds_by_kind, at::TensorOptions().dtype(at::kDouble)).view({1, -1});
-  const at::Tensor kinds = gather_on_all(comm, plan, device, my_kinds, 0, "all_gather of the time by module kind");
+  at::Tensor kinds;  // with --profile (every rank has it or none)
+  if (options.profile) {
+    const at::Tensor my_kinds = at::tensor(g.seconds_by_kind, at::TensorOptions().dtype(at::kDouble)).view({1, -1});
+    kinds = gather_on_all(comm, plan, device, my_kinds, 0, "all_gather of the time by module kind");
+  }
   at::Tensor logits;
   if (keeps_logits(options)) logits = gather_on_all(comm, plan, device, g.logits, 1, "all_gather of the logits");
   if (rank != 0) return std::nullopt;
@@ -176,8 +182,8 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
   for (int64_t r = 0; r < plan.world_size(); ++r) report.weight_bytes_read.push_back(bytes[r].item<int64_t>());
   // The kinds the model has, in engine_time_categories() order, then the collectives.
   const std::vector<std::string> categories = engine_time_categories();
-  const at::Tensor mean_kinds = kinds.to(at::kCPU).mean(0);
-  for (size_t k = 0; k < categories.size(); ++k) {
+  const at::Tensor mean_kinds = kinds.defined() ? kinds.to(at::kCPU).mean(0) : at::Tensor();
+  for (size_t k = 0; kinds.defined() && k < categories.size(); ++k) {
     const bool present = k + 1 == categories.size() ||
                          std::any_of(plan.modules.begin(), plan.modules.end(), [&](const ModulePlan& mp) {
                            return to_string(mp.module->kind) == categories[k];

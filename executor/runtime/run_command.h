@@ -15,6 +15,7 @@ struct RunOptions {
   std::string spec;
   std::string device = "cpu";    // cpu | cuda
   bool verify = false;
+  bool profile = false;          // --profile: time by module kind (CUDA events)
   std::string format = "text";   // text | json
   uint64_t seed = 0;             // of the random prompts
   std::string logits_out;        // write the run's logits (.npy), [new_tokens, requests, vocab]

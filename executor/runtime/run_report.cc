@@ -119,9 +119,11 @@ nlohmann::json report_json(const RunReport& r) {
       {"weight_bytes_read", r.weight_bytes_read},
       {"generated_token_ids", r.generated},
   };
-  nlohmann::json kinds = nlohmann::json::object();
-  for (const auto& [kind, seconds] : r.time_by_kind_s) kinds[kind] = seconds;
-  j["time_by_kind_s"] = kinds;
+  if (!r.time_by_kind_s.empty()) {
+    nlohmann::json kinds = nlohmann::json::object();
+    for (const auto& [kind, seconds] : r.time_by_kind_s) kinds[kind] = seconds;
+    j["time_by_kind_s"] = kinds;
+  }
   if (r.verify) {
     const VerifySummary& v = *r.verify;
     j["verify"] = {{"relative_error", v.relative_error}, {"max_abs_diff", v.max_abs_diff}, {"worst_step", v.worst_step},

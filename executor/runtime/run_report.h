@@ -11,7 +11,7 @@
 // JSON keys: spec, name, model_type, dtype, device, world_size, mesh ({axis: size}), requests,
 // prompt_tokens, image_tokens, images_per_request, new_tokens, input_tokens, output_tokens, duration_s, output_tokens_per_s,
 // ttft_ms {mean, median, p99}, tpot_ms {mean, median, p99}, weight_bytes_read (per rank),
-// time_by_kind_s ({kind: seconds, ..., collectives: seconds}, mean over ranks),
+// time_by_kind_s (with --profile only: {kind: seconds, ..., collectives: seconds}, mean over ranks),
 // generated_token_ids (per request, in request order), and with --verify, verify {max_abs_diff,
 // worst_step, worst_request, logits_scale, rtol, tolerance, tokens_identical, token_mismatches,
 // passed}.

@@ -26,6 +26,27 @@ ColumnParallelLinear column_parallel(const ModuleWeights& w, ParamKey key) {
   return {shard.tensor, bias_of(w, key), shard.offset.empty() ? 0 : shard.offset[0]};
 }
 
+ColumnParallelLinear fuse_columns(const std::vector<ColumnParallelLinear*>& parts) {
+  std::vector<at::Tensor> weights, biases;
+  bool any_bias = false;
+  for (const ColumnParallelLinear* p : parts) any_bias = any_bias || p->bias.defined();
+  for (const ColumnParallelLinear* p : parts) {
+    weights.push_back(p->weight);
+    if (any_bias) biases.push_back(p->bias.defined() ? p->bias : at::zeros({p->weight.size(0)}, p->weight.options()));
+  }
+  ColumnParallelLinear fused;
+  fused.weight = at::cat(weights, 0);
+  if (any_bias) fused.bias = at::cat(biases, 0);
+  int64_t row = 0;
+  for (ColumnParallelLinear* p : parts) {
+    const int64_t rows = p->weight.size(0);
+    p->weight = fused.weight.narrow(0, row, rows);
+    if (p->bias.defined()) p->bias = fused.bias.narrow(0, row, rows);
+    row += rows;
+  }
+  return fused;
+}
+
 RowParallelLinear row_parallel(const ModuleWeights& w, ParamKey key) {
   key.bias = false;
   return {w.at(key).tensor, bias_of(w, key)};

@@ -8,6 +8,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "models/layers/weights.h"
 
@@ -28,6 +29,11 @@ struct RowParallelLinear {
 
 // The linear of `key`'s role (key.bias ignored: weight and bias are both taken).
 ColumnParallelLinear column_parallel(const ModuleWeights& w, ParamKey key);
+
+// Column-parallel linears of the same input fused into one (rows stacked in order; a missing
+// bias is zeros when another has one), and `parts` turned into views of its row blocks, so the
+// rank holds the weights once. One GEMM instead of several (q/k/v, gate/up).
+ColumnParallelLinear fuse_columns(const std::vector<ColumnParallelLinear*>& parts);
 RowParallelLinear row_parallel(const ModuleWeights& w, ParamKey key);
 
 }  // namespace shardplan

@@ -74,9 +74,21 @@ at::Tensor llama_attention_forward(const LlamaConfig& config, const LlamaAttenti
   const at::Tensor x = rms_norm(h, w.norm, config.rms_norm_eps);
   const at::Tensor cos = rope.cos.index_select(0, step.positions);
   const at::Tensor sin = rope.sin.index_select(0, step.positions);
-  const at::Tensor q = apply_rope(heads_first(w.q.forward(x), d), cos, sin);
-  const at::Tensor k = apply_rope(heads_first(w.k.forward(x), d), cos, sin);
-  const at::Tensor v = heads_first(w.v.forward(x), d);
+  at::Tensor q, k, v;
+  if (w.qkv.weight.defined()) {
+    const at::Tensor all = w.qkv.forward(x);  // one GEMM: [b, t, q rows + 2 kv rows]
+    const int64_t nq = w.q.weight.size(0), nk = w.k.weight.size(0);
+    q = all.narrow(-1, 0, nq);
+    k = all.narrow(-1, nq, nk);
+    v = all.narrow(-1, nq + nk, nk);
+  } else {
+    q = w.q.forward(x);
+    k = w.k.forward(x);
+    v = w.v.forward(x);
+  }
+  q = apply_rope(heads_first(q, d), cos, sin);
+  k = apply_rope(heads_first(k, d), cos, sin);
+  v = heads_first(v, d);
   cache.k.index_copy_(2, step.positions, k);
   cache.v.index_copy_(2, step.positions, v);
 
@@ -96,6 +108,11 @@ at::Tensor llama_mlp_forward(const LlamaConfig& config, const LlamaMlpWeights& w
 }
 
 at::Tensor llama_gated_mlp(const LlamaMlpWeights& w, const at::Tensor& x, bool adds_bias) {
+  if (w.gate_up.weight.defined()) {
+    const at::Tensor both = w.gate_up.forward(x);  // one GEMM: [..., 2 * intermediate held]
+    const int64_t n = w.gate.weight.size(0);
+    return w.down.forward(at::silu(both.narrow(-1, 0, n)) * both.narrow(-1, n, n), adds_bias);
+  }
   return w.down.forward(at::silu(w.gate.forward(x)) * w.up.forward(x), adds_bias);
 }
 
@@ -119,6 +136,7 @@ LlamaAttentionWeights llama_attention_weights(const LlamaConfig& config, const M
   a.o = row_parallel(w, {ParamRole::kOutput});
   a.q_head_begin = a.q.out_begin / config.head_dim;
   a.kv_head_begin = a.k.out_begin / config.head_dim;
+  a.qkv = fuse_columns({&a.q, &a.k, &a.v});
   return a;
 }
 
@@ -128,6 +146,7 @@ LlamaMlpWeights llama_mlp_weights(const ModuleWeights& w, bool shared_expert) {
   f.gate = column_parallel(w, {ParamRole::kGate, false, -1, shared_expert});
   f.up = column_parallel(w, {ParamRole::kUp, false, -1, shared_expert});
   f.down = row_parallel(w, {ParamRole::kDown, false, -1, shared_expert});
+  f.gate_up = fuse_columns({&f.gate, &f.up});
   return f;
 }
 

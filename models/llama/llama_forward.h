@@ -46,9 +46,13 @@ struct LlamaEmbeddingWeights {
   int64_t vocab_begin = 0;    // first vocabulary row held (0 unless split)
 };
 
+// Fused at load time (an executor detail; the plan's slices say which rows the rank holds): q, k
+// and v of the rank are one [q rows + 2 * kv rows, hidden] matrix `qkv` (one GEMM), and q, k, v
+// are views of its row blocks; gate and up likewise in `gate_up`.
 struct LlamaAttentionWeights {
   at::Tensor norm;                     // input_layernorm
-  ColumnParallelLinear q, k, v;        // [heads held * head_dim, hidden]
+  ColumnParallelLinear q, k, v;        // [heads held * head_dim, hidden] (views of qkv when fused)
+  ColumnParallelLinear qkv;            // the fused projection (undefined: not fused)
   RowParallelLinear o;                 // [hidden, heads held * head_dim]
   int64_t q_head_begin = 0;            // first global q head held
   int64_t kv_head_begin = 0;           // first global KV head held
@@ -56,7 +60,8 @@ struct LlamaAttentionWeights {
 
 struct LlamaMlpWeights {
   at::Tensor norm;                     // post_attention_layernorm
-  ColumnParallelLinear gate, up;       // [intermediate held, hidden]
+  ColumnParallelLinear gate, up;       // [intermediate held, hidden] (views of gate_up when fused)
+  ColumnParallelLinear gate_up;        // the fused projection (undefined: not fused)
   RowParallelLinear down;              // [hidden, intermediate held]
 };
 

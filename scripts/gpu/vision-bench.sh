@@ -66,7 +66,7 @@ workload:
   images_per_request: $images
 YAML
     t0=$SECONDS
-    "$exe" run --spec "$out/$run.yaml" --device cuda --format json >"$out/$run.json" 2>"$out/$run.err"
+    "$exe" run --spec "$out/$run.yaml" --device cuda --profile --format json >"$out/$run.json" 2>"$out/$run.err"
     rc=$?
     [[ $rc -eq 0 ]] || { echo "$run: executor exit $rc:"; tail -3 "$out/$run.err"; status=1; rm -f "$out/$run.json"; }
     echo "$run: $((SECONDS - t0)) s"

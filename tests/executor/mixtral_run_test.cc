@@ -207,7 +207,8 @@ TEST_F(MixtralRunTest, ReportsTimeByModuleKind) {
       "  - kind: [embedding, attention, lm_head]\n    mode: data\n    axes: [ep]\n"
       "  - kind: moe\n    mode: expert\n    axes: [ep]\n";
   s.config = "tiny-mixtral.json";
-  const RunReport r = run_threaded(*load_plan(write_spec("mixtral_times", s)), /*verify=*/false).report;
+  const RunReport r =
+      run_threaded(*load_plan(write_spec("mixtral_times", s)), /*verify=*/false, at::kCPU, /*profile=*/true).report;
   std::vector<std::string> kinds;
   for (const auto& [kind, seconds] : r.time_by_kind_s) {
     kinds.push_back(kind);

@@ -202,7 +202,7 @@ TEST_F(MultimodalRunTest, ReportsEncoderTime) {
   const RunReport r =
       run_threaded(*load_plan(write_spec("llava_times", llava(2, rule("encoder", "data", "[tp]") +
                                                                       rule(kLlavaText, "tensor", "[tp]")))),
-                   /*verify=*/false)
+                   /*verify=*/false, at::kCPU, /*profile=*/true)
           .report;
   std::vector<std::string> kinds;
   for (const auto& [kind, seconds] : r.time_by_kind_s) {

@@ -87,7 +87,7 @@ TEST(RunCliTest, TwoLocalRanksVerifyAsJson) {
   EXPECT_EQ(nlohmann::json::parse(u.out)["generated_token_ids"], j["generated_token_ids"]);
 }
 
-TEST(RunCliTest, MixtralExpertAllToAllOverGlooWithTimeByKind) {
+TEST(RunCliTest, MixtralExpertAllToAllOverGlooWithProfile) {
   if (!SHARDPLAN_HAVE_GLOO) GTEST_SKIP() << "this build has no Gloo, so no CPU communicator";
   // Attention data over ep, experts over ep: the plan's all_to_all dispatch / combine over Gloo.
   SpecText s;
@@ -97,7 +97,7 @@ TEST(RunCliTest, MixtralExpertAllToAllOverGlooWithTimeByKind) {
   s.modules =
       "  - kind: [embedding, attention, lm_head]\n    mode: data\n    axes: [ep]\n"
       "  - kind: moe\n    mode: expert\n    axes: [ep]\n";
-  const Result r = run_executor("run --spec " + write_spec("cli_mixtral_ep2", s) + " --verify --format json");
+  const Result r = run_executor("run --spec " + write_spec("cli_mixtral_ep2", s) + " --verify --profile --format json");
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   const nlohmann::json j = nlohmann::json::parse(r.out);
   EXPECT_TRUE(j["verify"]["passed"].get<bool>()) << j["verify"].dump();
@@ -106,9 +106,13 @@ TEST(RunCliTest, MixtralExpertAllToAllOverGlooWithTimeByKind) {
     EXPECT_TRUE(j["time_by_kind_s"][kind].is_number()) << kind << " in " << j["time_by_kind_s"].dump();
   }
   EXPECT_FALSE(j["time_by_kind_s"].contains("mlp"));
-  const Result text = run_executor("run --spec " + write_spec("cli_mixtral_ep2", s));
+  const Result text = run_executor("run --spec " + write_spec("cli_mixtral_ep2", s) + " --profile");
   ASSERT_EQ(text.code, 0) << text.err;
   EXPECT_TRUE(has(text.out, "time by module kind (s, mean over ranks): embedding ")) << text.out;
+  // Without --profile nothing is timed inside a step, and nothing is reported by kind.
+  const Result plain = run_executor("run --spec " + write_spec("cli_mixtral_ep2", s) + " --format json");
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  EXPECT_FALSE(nlohmann::json::parse(plain.out).contains("time_by_kind_s")) << plain.out;
 }
 
 TEST(RunCliTest, ExitCodesAndMessages) {

@@ -33,7 +33,8 @@ struct ThreadedRun {
 
 // Every rank of `plan` on its own thread (the in-process communicator; none for a world of one),
 // all on `device`.
-inline ThreadedRun run_threaded(const Plan& plan, bool verify = true, at::Device device = at::kCPU) {
+inline ThreadedRun run_threaded(const Plan& plan, bool verify = true, at::Device device = at::kCPU,
+                                bool profile = false) {
   ThreadedRun out;
   const int world = static_cast<int>(plan.world_size());
   out.calls.resize(world);
@@ -43,6 +44,7 @@ inline ThreadedRun run_threaded(const Plan& plan, bool verify = true, at::Device
     options.device = device;
     options.verify = verify;
     options.warm_up = false;
+    options.profile = profile;
     std::optional<RunReport> r = run_rank(plan, rank, world > 1 ? &comm : nullptr, options);
     if (rank == 0) report = std::move(r);
     out.calls[rank] = comm.calls();
