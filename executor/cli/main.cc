@@ -92,7 +92,10 @@ void add_run(CLI::App& app, RunOptions& opts) {
   cmd->add_option("--device", opts.device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   cmd->add_flag("--verify", opts.verify, "Also run the unsharded model on one device and compare the logits");
   cmd->add_flag("--profile", opts.profile,
-                "Time every module and collective by kind (CUDA events, read once per step) and report it");
+                "Time every module and collective by kind (CUDA events, read once per step) and report it "
+                "(decode steps then run eagerly)");
+  cmd->add_flag("--no-cuda-graphs", opts.no_cuda_graphs,
+                "Run every decode step eagerly instead of replaying its CUDA graph (CUDA only)");
   cmd->add_option("--logits-out", opts.logits_out,
                   "Write the run's logits [new_tokens, requests, vocab] as float32 .npy");
   cmd->add_flag("--allow-links-outside-checkpoint", opts.allow_links_outside_checkpoint,

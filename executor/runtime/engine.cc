@@ -11,8 +11,12 @@
 
 #include "executor/runtime/run_error.h"
 
-#if __has_include(<ATen/cuda/CUDAEvent.h>)
+#if __has_include(<ATen/cuda/CUDAEvent.h>) && __has_include(<ATen/cuda/CUDAGraph.h>)
+#include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAEvent.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #define SHARDPLAN_CUDA_EVENTS 1
 #else
 #define SHARDPLAN_CUDA_EVENTS 0
@@ -221,7 +225,66 @@ Engine::Engine(const Plan& plan, int64_t rank, Communicator* comm, const TensorS
   if (options_.profile) profiler_ = std::make_unique<Profiler>(options_.device.is_cuda(), kCollectivesSlot + 1);
 }
 
+// The decode step as a CUDA graph: static buffers for what changes between steps (the token ids,
+// the position written, the keys each query may read) and the output the graph writes.
+struct Engine::DecodeGraph {
+#if SHARDPLAN_CUDA_EVENTS
+  at::cuda::CUDAGraph graph;
+#endif
+  at::Tensor ids, positions, allowed, out;
+  int64_t attend_len = 0;
+};
+
 Engine::~Engine() = default;
+
+bool Engine::graphs_enabled() const {
+  return SHARDPLAN_CUDA_EVENTS && options_.cuda_graphs && options_.device.is_cuda() && model_->decode_capturable();
+}
+
+double Engine::capture_decode(const at::Tensor& ids, int64_t position) {
+#if SHARDPLAN_CUDA_EVENTS
+  const auto t0 = std::chrono::steady_clock::now();
+  auto g = std::make_unique<DecodeGraph>();
+  const StepPositions step = model_->step_positions(position, 1, capacity_, options_.device);
+  g->ids = ids.clone();
+  g->positions = step.positions.clone();
+  g->allowed = step.allowed.clone();
+  g->attend_len = step.attend_len;
+  at::cuda::device_synchronize();
+  {
+    // NOTE: a graph is captured on a side stream; the capture records the kernels (and the plan's
+    // collectives, NCCL joining the capture) without running them, so the KV caches are untouched.
+    const c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool(false, options_.device.index());
+    const c10::cuda::CUDAStreamGuard guard(stream);
+    g->graph.capture_begin();
+    g->out = forward(g->ids, nullptr, StepPositions{g->positions, g->allowed, g->attend_len});
+    g->graph.capture_end();
+  }
+  at::cuda::device_synchronize();
+  decode_graph_ = std::move(g);
+  return seconds_since(t0);
+#else
+  (void)ids;
+  (void)position;
+  throw std::logic_error("this build has no CUDA graphs");
+#endif
+}
+
+at::Tensor Engine::replay_decode(const at::Tensor& ids, int64_t position) {
+#if SHARDPLAN_CUDA_EVENTS
+  DecodeGraph& g = *decode_graph_;
+  const StepPositions step = model_->step_positions(position, 1, capacity_, options_.device);
+  g.ids.copy_(ids);
+  g.positions.copy_(step.positions);
+  g.allowed.copy_(step.allowed);
+  g.graph.replay();
+  return g.out;
+#else
+  (void)ids;
+  (void)position;
+  throw std::logic_error("this build has no CUDA graphs");
+#endif
+}
 
 at::Tensor Engine::run(const BoundCollective& c, at::Tensor x) {
   if (c.group.size() <= 1) return c.keep_rows >= 0 ? x.narrow(0, 0, c.keep_rows) : x;
@@ -264,9 +327,7 @@ at::Tensor Engine::run_module(size_t i, const ModuleInputs& in, const StepPositi
   return out;
 }
 
-at::Tensor Engine::forward(at::Tensor x, const EngineInputs* prefill, int64_t first_position, int64_t tokens,
-                           int64_t attend_len) {
-  const StepPositions step = model_->step_positions(first_position, tokens, attend_len, options_.device);
+at::Tensor Engine::forward(at::Tensor x, const EngineInputs* prefill, const StepPositions& step) {
   // The encoder streams, prefill only: the items of the rank's requests.
   std::map<Stream, at::Tensor> streams;
   if (prefill) {
@@ -328,7 +389,7 @@ Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced
       inputs.prompts.narrow(0, binding_.input_requests.begin, binding_.input_requests.count).to(options_.device);
   if (steps == 0) {
     // new_tokens: 0 runs prefill alone (timed as the duration); no tokens, no logits.
-    forward(ids, &inputs, 0, prompt, prompt).to(at::kCPU);
+    forward(ids, &inputs, model_->step_positions(0, prompt, prompt, options_.device)).to(at::kCPU);
     g.last_token_s = seconds_since(t0);
     if (profiler_) profiler_->flush();
     g.seconds_by_kind = profiled();
@@ -338,8 +399,19 @@ Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced
   }
   for (int64_t s = 0; s < steps; ++s) {
     const bool prefill = s == 0;
-    const at::Tensor out = prefill ? forward(ids, &inputs, 0, prompt, prompt)
-                                   : forward(ids, nullptr, prompt + s - 1, 1, capacity_);
+    at::Tensor out;
+    if (prefill) {
+      out = forward(ids, &inputs, model_->step_positions(0, prompt, prompt, options_.device));
+    } else if (decode_graph_ && !profiler_) {
+      out = replay_decode(ids, prompt + s - 1);
+    } else {
+      out = forward(ids, nullptr, model_->step_positions(prompt + s - 1, 1, capacity_, options_.device));
+      // The first decode step ran eagerly (its warm-up); every later one replays its graph.
+      if (!decode_graph_ && !profiler_ && graphs_enabled()) {
+        out = out.clone();  // NOTE: the capture reuses memory the eager step's output may sit in
+        g.graph_capture_s = capture_decode(ids, prompt + s - 1);
+      }
+    }
     const at::Tensor whole = out.to(at::kFloat);
     const at::Tensor next = whole.argmax(-1);
     // NOTE: the tokens stay on the device until the end; only the first step waits for them (the

@@ -35,6 +35,10 @@ struct EngineOptions {
   // per step), the wall clock on the CPU. Off: no timing inside a step, so nothing waits for the
   // device between modules.
   bool profile = false;
+  // Capture the decode step in a CUDA graph once (after its first eager run) and replay it for
+  // every later step, the plan's collectives inside it (CUDA only; a family whose decode waits
+  // for the host, MoE routing, runs eagerly).
+  bool cuda_graphs = true;
 };
 
 // What one rank generated, for the requests it holds at the end of the forward pass.
@@ -43,6 +47,7 @@ struct Generation {
   at::Tensor tokens;          // [requests, new_tokens] int64, CPU
   at::Tensor logits;          // [new_tokens, requests, vocab] float32, CPU (keep_logits only)
   double first_token_s = 0;   // from the start of prefill to the first tokens on this rank
+  double graph_capture_s = 0; // the decode step's CUDA graph capture in this call (0: none)
   double last_token_s = 0;    // ... to the last tokens
   // With EngineOptions::profile, seconds spent per module kind (engine_time_categories() order:
   // the module kinds, then "collectives": the plan's collectives, those inside a module included,
@@ -84,8 +89,7 @@ class Engine {
   at::Tensor run_collective(const BoundCollective& c, at::Tensor x);
   at::Tensor run_module(size_t i, const ModuleInputs& in, const StepPositions& step);  // timed by kind
   // One forward pass of the text stream; `prefill` also runs the other streams from `inputs`.
-  at::Tensor forward(at::Tensor ids, const EngineInputs* prefill, int64_t first_position, int64_t tokens,
-                     int64_t attend_len);
+  at::Tensor forward(at::Tensor ids, const EngineInputs* prefill, const StepPositions& step);
 
   const Plan& plan_;
   Communicator* comm_;
@@ -94,6 +98,17 @@ class Engine {
   std::unique_ptr<FamilyModel> model_;
   int64_t capacity_ = 0;
   std::unique_ptr<Profiler> profiler_;  // with options_.profile only
+
+  struct DecodeGraph;  // engine.cc
+  // Whether decode steps run as a CUDA graph (options, device and family allow it).
+  bool graphs_enabled() const;
+  // Captures the decode step at `position` into decode_graph_; returns the seconds it took.
+  double capture_decode(const at::Tensor& ids, int64_t position);
+  at::Tensor replay_decode(const at::Tensor& ids, int64_t position);
+  std::unique_ptr<DecodeGraph> decode_graph_;
+
+ public:
+  bool uses_cuda_graphs() const { return decode_graph_ != nullptr; }
 };
 
 }  // namespace shardplan

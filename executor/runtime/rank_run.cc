@@ -114,6 +114,8 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
   }
   uint64_t bytes_read = 0;
   Generation g;
+  double capture_s = 0;       // the decode step's CUDA graph capture (warm-up or first step)
+  bool decode_graph = false;
   {
     // NOTE: the rank's shards and caches are freed before --verify loads the whole model on
     // rank 0's device (a 70B model in bf16 fits an H200 alone, not next to its TP8 shard).
@@ -122,14 +124,17 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
     bytes_read = checkpoint.bytes_touched();
 
     if (comm) comm->create_groups(plan_groups(plan));
-    Engine engine(plan, rank, comm, shards, EngineOptions{options.device, dtype, keeps_logits(options), options.profile});
+    Engine engine(plan, rank, comm, shards,
+                  EngineOptions{options.device, dtype, keeps_logits(options), options.profile, options.cuda_graphs});
     // NOTE: the model keeps what it uses (fused projections in place of their parts): the loaded
     // slices it fused are freed here, so the rank holds its weights once.
     shards.clear();
-    if (options.warm_up) engine.generate(inputs, nullptr, 2);
+    if (options.warm_up) capture_s = engine.generate(inputs, nullptr, 2).graph_capture_s;
 
     if (comm) comm->barrier("start of the workload");
     g = engine.generate(inputs);
+    capture_s += g.graph_capture_s;
+    decode_graph = engine.uses_cuda_graphs();
   }
 
   // Rank 0 collects every rank's requests.
@@ -180,6 +185,8 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
   report.tpot = summarize(tpot);
   report.duration_s = times.select(1, 1).max().item<double>();
   for (int64_t r = 0; r < plan.world_size(); ++r) report.weight_bytes_read.push_back(bytes[r].item<int64_t>());
+  report.decode_graph = decode_graph;
+  report.graph_capture_s = capture_s;
   // The kinds the model has, in engine_time_categories() order, then the collectives.
   const std::vector<std::string> categories = engine_time_categories();
   const at::Tensor mean_kinds = kinds.defined() ? kinds.to(at::kCPU).mean(0) : at::Tensor();
@@ -195,7 +202,7 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
     const std::unique_ptr<Plan> one = unsharded_plan(plan);
     const Checkpoint whole = open_checkpoint(plan, options);
     const TensorShards all = load_rank_shards(*one, 0, whole, dtype, options.device);
-    Engine reference(*one, 0, nullptr, all, EngineOptions{options.device, dtype, true});
+    Engine reference(*one, 0, nullptr, all, EngineOptions{options.device, dtype, true, false, options.cuda_graphs});
     const Generation ref = reference.generate(inputs, &all_tokens);
     const at::Tensor sharded = by_request(plan, logits, 1, held);
     report.verify = compare_logits(sharded, ref.logits, all_tokens, spec.dtype);

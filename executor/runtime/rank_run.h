@@ -23,6 +23,7 @@ struct RankRunOptions {
   uint64_t seed = 0;             // of the prompts (workload.h)
   bool warm_up = true;           // run prefill and one decode step untimed first
   bool profile = false;          // time by module kind (EngineOptions::profile)
+  bool cuda_graphs = true;       // EngineOptions::cuda_graphs
   std::string logits_out;        // rank 0 writes the run's logits here (.npy)
   bool allow_links_outside_checkpoint = false;  // Checkpoint::open's allow_links_outside
   std::vector<std::vector<int64_t>> prompt_ids;  // --requests: the prompts (else the seeded ones)

@@ -144,6 +144,7 @@ int run_checked(const RunOptions& o, std::string& rank_prefix) {
   r.device = cuda ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(env->local_rank)) : at::Device(at::kCPU);
   r.verify = o.verify;
   r.profile = o.profile;
+  r.cuda_graphs = !o.no_cuda_graphs;
   r.logits_out = o.logits_out;
   r.allow_links_outside_checkpoint = o.allow_links_outside_checkpoint;
   if (requests) r.prompt_ids = requests->prompts;

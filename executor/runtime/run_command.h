@@ -16,6 +16,7 @@ struct RunOptions {
   std::string device = "cpu";    // cpu | cuda
   bool verify = false;
   bool profile = false;          // --profile: time by module kind (CUDA events)
+  bool no_cuda_graphs = false;   // --no-cuda-graphs: every decode step eagerly
   std::string format = "text";   // text | json
   uint64_t seed = 0;             // of the random prompts
   std::string logits_out;        // write the run's logits (.npy), [new_tokens, requests, vocab]

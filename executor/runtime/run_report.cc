@@ -67,6 +67,7 @@ std::string report_text(const RunReport& r) {
   out += "tokens: " + std::to_string(r.input_tokens()) + " input (" + per_request + "), " + std::to_string(r.output_tokens()) + " output (" + std::to_string(r.new_tokens) +
          " per request)\n";
   out += "duration: " + fixed(r.duration_s, 4) + " s\n";
+  if (r.decode_graph) out += "decode step: CUDA graph, captured in " + fixed(r.graph_capture_s * 1e3, 1) + " ms\n";
   out += "output tokens/s: " + fixed(r.output_tokens_per_s(), 1) + "\n";
   out += "time to first token (ms): " + latency_line(r.ttft) + "\n";
   out += "time per output token (ms): " + latency_line(r.tpot) + "\n";
@@ -117,6 +118,7 @@ nlohmann::json report_json(const RunReport& r) {
       {"ttft_ms", latency_json(r.ttft)},
       {"tpot_ms", latency_json(r.tpot)},
       {"weight_bytes_read", r.weight_bytes_read},
+      {"cuda_graphs", {{"decode", r.decode_graph}, {"capture_ms", r.graph_capture_s * 1e3}}},
       {"generated_token_ids", r.generated},
   };
   if (!r.time_by_kind_s.empty()) {

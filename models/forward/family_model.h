@@ -98,6 +98,10 @@ class FamilyModel {
   // encoders always get one (their inner blocks call after_block).
   virtual at::Tensor forward(size_t i, const ModuleInputs& in, const StepPositions& step, bool adds_whole_terms,
                              ModuleComm* comm) = 0;
+
+  // Whether a decode step runs without waiting for the host (no .item(), no host-sized shapes), so
+  // that the runtime may capture it in a CUDA graph. MoE routing sizes its rows on the host.
+  virtual bool decode_capturable() const { return true; }
 };
 
 // Whether a family (ModelGraph::family) has a forward in the forward table.
