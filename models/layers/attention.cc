@@ -16,4 +16,11 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& keys, const at::Tensor&
   return at::scaled_dot_product_attention(q, keys, values);
 }
 
+at::Tensor attend_grouped(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values,
+                          const at::Tensor& allowed) {
+  if (keys.size(1) == q.size(1)) return attend(q, keys, values, allowed);
+  const std::optional<at::Tensor> mask = allowed.defined() ? std::optional<at::Tensor>(allowed) : std::nullopt;
+  return at::scaled_dot_product_attention(q, keys, values, mask, 0.0, false, std::nullopt, /*enable_gqa=*/true);
+}
+
 }  // namespace shardplan

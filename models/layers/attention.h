@@ -16,4 +16,9 @@ at::Tensor heads_merged(const at::Tensor& y);
 // d^-0.5; `allowed` [t, L] bool says which keys each query reads (undefined: every key).
 at::Tensor attend(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values, const at::Tensor& allowed);
 
+// As attend, with fewer KV heads than q heads (grouped-query attention): q head i reads KV head
+// i / (q heads / KV heads), without copying the keys and values per q head.
+at::Tensor attend_grouped(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values,
+                          const at::Tensor& allowed);
+
 }  // namespace shardplan

@@ -6,7 +6,7 @@
 namespace shardplan {
 
 // LlamaRMSNorm (and Qwen2's, Mixtral's): in float32, x * rsqrt(mean(x^2) + eps), back to x's
-// dtype, times weight.
+// dtype, times weight. On CUDA one fused kernel (the weight applied before the last rounding).
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
 
 // nn.LayerNorm over the last dimension (CLIP, Whisper); `bias` may be undefined.

@@ -54,6 +54,8 @@ KvCache llama_make_kv_cache(const LlamaConfig& config, const LlamaAttentionWeigh
   cache.k = at::zeros({requests, kv_heads, capacity, d}, options);
   cache.v = at::zeros({requests, kv_heads, capacity, d}, options);
   cache.head_map = at::tensor(head_map, at::TensorOptions().dtype(at::kLong)).to(w.k.weight.device());
+  cache.grouped = q_heads % kv_heads == 0;
+  for (int64_t i = 0; cache.grouped && i < q_heads; ++i) cache.grouped = head_map[i] == i / (q_heads / kv_heads);
   return cache;
 }
 
@@ -78,24 +80,30 @@ at::Tensor llama_attention_forward(const LlamaConfig& config, const LlamaAttenti
   if (w.qkv.weight.defined()) {
     const at::Tensor all = w.qkv.forward(x);  // one GEMM: [b, t, q rows + 2 kv rows]
     const int64_t nq = w.q.weight.size(0), nk = w.k.weight.size(0);
-    q = all.narrow(-1, 0, nq);
-    k = all.narrow(-1, nq, nk);
-    v = all.narrow(-1, nq + nk, nk);
+    // q and k are adjacent: one rotation for the heads of both.
+    const at::Tensor qk = apply_rope(heads_first(all.narrow(-1, 0, nq + nk), d), cos, sin);
+    q = qk.narrow(1, 0, nq / d);
+    k = qk.narrow(1, nq / d, nk / d);
+    v = heads_first(all.narrow(-1, nq + nk, nk), d);
   } else {
-    q = w.q.forward(x);
-    k = w.k.forward(x);
-    v = w.v.forward(x);
+    q = apply_rope(heads_first(w.q.forward(x), d), cos, sin);
+    k = apply_rope(heads_first(w.k.forward(x), d), cos, sin);
+    v = heads_first(w.v.forward(x), d);
   }
-  q = apply_rope(heads_first(q, d), cos, sin);
-  k = apply_rope(heads_first(k, d), cos, sin);
-  v = heads_first(v, d);
   cache.k.index_copy_(2, step.positions, k);
   cache.v.index_copy_(2, step.positions, v);
 
-  // Keys and values of every local q head: [b, q heads, L, d].
-  const at::Tensor keys = cache.k.narrow(2, 0, step.attend_len).index_select(1, cache.head_map);
-  const at::Tensor values = cache.v.narrow(2, 0, step.attend_len).index_select(1, cache.head_map);
-  at::Tensor out = w.o.forward(heads_merged(attend(q, keys, values, step.allowed)), adds_whole_terms);
+  at::Tensor attended;
+  if (cache.grouped) {
+    attended = attend_grouped(q, cache.k.narrow(2, 0, step.attend_len), cache.v.narrow(2, 0, step.attend_len),
+                              step.allowed);
+  } else {
+    // Keys and values of every local q head: [b, q heads, L, d].
+    const at::Tensor keys = cache.k.narrow(2, 0, step.attend_len).index_select(1, cache.head_map);
+    const at::Tensor values = cache.v.narrow(2, 0, step.attend_len).index_select(1, cache.head_map);
+    attended = attend(q, keys, values, step.allowed);
+  }
+  at::Tensor out = w.o.forward(heads_merged(attended), adds_whole_terms);
   if (adds_whole_terms) out = out + h;
   return out;
 }
@@ -185,13 +193,19 @@ LlamaModel::LlamaModel(const ModelGraph& graph, const LlamaConfig& config, const
 
 void LlamaModel::allocate(const std::vector<int64_t>& requests, int64_t capacity) {
   at::Device device = at::kCPU;
+  at::ScalarType dtype = at::kFloat;
   for (size_t i = 0; i < modules_.size(); ++i) {
     ModuleState& s = modules_[i];
     if (s.kind != ModuleKind::kAttention) continue;
     s.cache = llama_make_kv_cache(config_, s.attention, requests.at(i), capacity);
     device = s.attention.q.weight.device();
+    dtype = s.attention.q.weight.scalar_type();
   }
+  // NOTE: computed in float32 and cast to the activations' dtype once, as transformers casts
+  // its cos and sin (cos.to(x.dtype)) before every rotation.
   rope_ = rope_table(config_.rope, config_.head_dim, capacity, device);
+  rope_.cos = rope_.cos.to(dtype);
+  rope_.sin = rope_.sin.to(dtype);
 }
 
 StepPositions LlamaModel::step_positions(int64_t first, int64_t tokens, int64_t attend_len,

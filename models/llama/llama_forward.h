@@ -75,6 +75,9 @@ struct LlamaLmHeadWeights {
 struct KvCache {
   at::Tensor k, v;
   at::Tensor head_map;  // [q heads held] int64
+  // Local q head i reads local KV head i / (q heads / KV heads), as scaled_dot_product_attention's
+  // enable_gqa does: attention reads the cache as it is, without expanding it per q head.
+  bool grouped = false;
 };
 KvCache llama_make_kv_cache(const LlamaConfig& config, const LlamaAttentionWeights& weights,
                             int64_t requests, int64_t capacity);
