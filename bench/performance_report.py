@@ -25,6 +25,10 @@ def gpu_name(device):
 
 
 def commit():
+    # NOTE: a copy of the tree on a GPU host may carry a stale .git; SHARDPLAN_COMMIT names the
+    # commit that was copied.
+    if os.environ.get("SHARDPLAN_COMMIT"):
+        return os.environ["SHARDPLAN_COMMIT"]
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                               check=True).stdout.strip()
