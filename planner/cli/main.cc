@@ -18,6 +18,11 @@
 #include "planner/render/plan_dot.h"
 #include "planner/render/render_error.h"
 #include "planner/spec/spec_check.h"
+#include "planner/sweep/sweep.h"
+
+#include <unistd.h>
+
+#include <filesystem>
 
 namespace shardplan {
 namespace {
@@ -181,6 +186,75 @@ int run_render(const std::string& file, const std::string& output, const std::st
   return kExitOk;
 }
 
+struct SweepCli {
+  std::string config, hardware = "h200", output, dtype = "bfloat16";
+  int64_t world = 0, top = 10;
+  SweepWorkload workload;
+};
+
+// `planner sweep`: candidates checked and predicted, the top ones printed; with -o DIR, their specs
+// (rank-01.yaml, ...), the table as text, CSV and JSON, and the Pareto chart written there.
+int run_sweep_command(const SweepCli& cli) {
+  SweepOptions o;
+  o.config_path = cli.config;
+  o.world = cli.world;
+  o.workload = cli.workload;
+  o.dtype = cli.dtype;
+  o.hardware = load_hardware(cli.hardware);
+  const std::filesystem::path scratch =
+      std::filesystem::temp_directory_path() / ("shardplan-sweep-" + std::to_string(::getpid()));
+  o.scratch_dir = scratch.string();
+  if (!cli.output.empty()) {
+    std::filesystem::create_directories(cli.output);
+    o.config_ref = std::filesystem::relative(std::filesystem::absolute(cli.config), std::filesystem::absolute(cli.output))
+                       .string();
+  }
+  // Progress: a bar on a terminal, a line per tenth otherwise.
+  const bool tty = ::isatty(STDERR_FILENO) != 0;
+  int64_t last_tenth = -1;
+  o.progress = [&](int64_t done, int64_t total) {
+    if (tty) {
+      const int width = 40;
+      const int filled = static_cast<int>(width * done / std::max<int64_t>(total, 1));
+      std::cerr << "\rplanner sweep [" << std::string(filled, '#') << std::string(width - filled, ' ') << "] " << done
+                << "/" << total << (done == total ? "\n" : "") << std::flush;
+    } else if (done * 10 / std::max<int64_t>(total, 1) != last_tenth) {
+      last_tenth = done * 10 / std::max<int64_t>(total, 1);
+      std::cerr << "planner sweep: " << done << "/" << total << " candidates checked\n";
+    }
+  };
+  SweepResult result;
+  try {
+    result = run_sweep(o);
+  } catch (...) {
+    std::filesystem::remove_all(scratch);
+    throw;
+  }
+  std::filesystem::remove_all(scratch);
+  const std::string table = sweep_table_text(result, cli.top);
+  std::cout << table;
+  if (cli.output.empty()) return result.ranked.empty() ? kExitInvalid : kExitOk;
+  const std::filesystem::path dir(cli.output);
+  const auto write = [&](const std::string& name, const std::string& bytes) {
+    const std::string failure = write_output_file((dir / name).string(), bytes);
+    if (!failure.empty()) throw ConfigError("cannot write '" + (dir / name).string() + "': " + failure);
+  };
+  for (int64_t i = 0; i < std::min<int64_t>(cli.top, static_cast<int64_t>(result.ranked.size())); ++i) {
+    char name[32];
+    std::snprintf(name, sizeof(name), "rank-%02lld.yaml", static_cast<long long>(i + 1));
+    write(name, result.ranked[i].yaml);
+  }
+  write("sweep.txt", table);
+  write("sweep.csv", sweep_table_csv(result, cli.top));
+  write("sweep.json", sweep_json(result, cli.top, o));
+  const std::string title = std::filesystem::path(cli.config).stem().string() + " on " + std::to_string(cli.world) +
+                            " x " + o.hardware.name + ", batch " + std::to_string(cli.workload.batch);
+  write("pareto.svg", sweep_pareto_svg(result, cli.top, title));
+  std::cerr << "planner sweep: wrote the top " << std::min<int64_t>(cli.top, static_cast<int64_t>(result.ranked.size()))
+            << " specs, sweep.txt, sweep.csv, sweep.json and pareto.svg to " << cli.output << "\n";
+  return result.ranked.empty() ? kExitInvalid : kExitOk;
+}
+
 int main_impl(int argc, char** argv) {
   CLI::App app{"planner: check, plan and render declarative sharding specs"};
   app.require_subcommand(1);
@@ -211,6 +285,26 @@ int main_impl(int argc, char** argv) {
   auto* render_layer_option = render->add_option(
       "--layer", render_layer, "ranks view: the layer to show (default: the first decoder layer)");
 
+  SweepCli sweep_cli;
+  auto* sweep = app.add_subcommand("sweep", "every valid spec of a model on N GPUs, predicted and ranked by throughput");
+  sweep->add_option("--config", sweep_cli.config, "the model's config.json")->required()->check(CLI::ExistingFile);
+  sweep->add_option("--world", sweep_cli.world, "number of GPUs")->required()->check(CLI::Range(1, 65536));
+  sweep->add_option("--batch", sweep_cli.workload.batch, "requests in flight")->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  sweep->add_option("--prompt-tokens", sweep_cli.workload.prompt_tokens, "text tokens per request")
+      ->check(CLI::Range(1, 1 << 24))->capture_default_str();
+  sweep->add_option("--new-tokens", sweep_cli.workload.new_tokens, "tokens generated per request")
+      ->check(CLI::Range(0, 1 << 24))->capture_default_str();
+  sweep->add_option("--images-per-request", sweep_cli.workload.images_per_request, "images per request (llava)")
+      ->check(CLI::Range(0, 1024))->capture_default_str();
+  sweep->add_option("--dtype", sweep_cli.dtype, "float32, bfloat16 or float16")
+      ->check(CLI::IsMember({"float32", "bfloat16", "float16"}))->capture_default_str();
+  sweep->add_option("--hardware", sweep_cli.hardware, "a preset (h100, h200) or a hardware YAML file")
+      ->capture_default_str();
+  sweep->add_option("--top", sweep_cli.top, "how many plans to print and write")->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  sweep->add_option("-o,--output", sweep_cli.output, "folder for the top specs, the tables and pareto.svg");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -221,6 +315,7 @@ int main_impl(int argc, char** argv) {
   }
   if (*check) return run_check(check_files, check_format);
   if (*plan) return run_plan(plan_file, plan_format, plan_output);
+  if (*sweep) return run_sweep_command(sweep_cli);
   if (*render) {
     const std::optional<int> layer =
         render_layer_option->count() ? std::optional<int>(render_layer) : std::nullopt;

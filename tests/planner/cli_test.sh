@@ -94,6 +94,17 @@ ln -s "$tmp/missing/x.dot" "$tmp/dangling.dot"
 expect "render -o dangling symlink" 2 "$planner" render $spec -o "$tmp/dangling.dot"
 [[ -L "$tmp/dangling.dot" && ! -e "$tmp/missing" ]] || { echo "FAIL dangling link replaced"; failures=$((failures + 1)); }
 
+# planner sweep: the top specs, the tables and the chart; every written spec checks; bad inputs exit 2.
+expect "sweep -o" 0 "$planner" sweep --config models/configs/llama-3-8b.json --world 4 --batch 8 --top 3 -o "$tmp/sweep"
+for f in rank-01.yaml rank-03.yaml sweep.txt sweep.csv sweep.json pareto.svg; do
+  [[ -s "$tmp/sweep/$f" ]] || { echo "FAIL sweep did not write $f"; failures=$((failures + 1)); }
+done
+expect "swept specs check" 0 "$planner" check "$tmp/sweep/rank-01.yaml" "$tmp/sweep/rank-02.yaml" "$tmp/sweep/rank-03.yaml"
+expect "sweep: missing config" 2 "$planner" sweep --config "$tmp/none.json" --world 2
+expect "sweep: unknown hardware" 2 "$planner" sweep --config models/configs/llama-3-8b.json --world 2 --hardware tpu-v9
+contains "unknown hardware named" "$tmp/err" "presets: h100, h200"
+expect "sweep: world 0" 2 "$planner" sweep --config models/configs/llama-3-8b.json --world 0
+
 if [[ $failures -ne 0 ]]; then
   echo "$failures failure(s)"
   exit 1

@@ -1,0 +1,365 @@
+// Candidate specs, their prediction and ranking (see sweep.h; the model: docs/sweep.md).
+#include "planner/sweep/sweep.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "models/graph/registry.h"
+#include "planner/plan/binding.h"
+#include "planner/spec/spec_check.h"
+
+namespace shardplan {
+namespace {
+
+constexpr char kConfigPlaceholder[] = "@CONFIG@";
+
+// One choice of mode for the modules of some kinds.
+struct Choice {
+  std::vector<std::string> kinds;
+  std::string mode;                 // replicate, tensor, data, expert
+  std::string shared_expert;        // "", replicate, tensor (moe only)
+  std::string label;
+};
+
+std::string join(const std::vector<std::string>& v, const char* sep) {
+  std::string out;
+  for (const auto& x : v) out += (out.empty() ? "" : sep) + x;
+  return out;
+}
+
+// The alternatives per group of kinds the model has, over the tp axis.
+std::vector<std::vector<Choice>> choice_groups(const ModelGraph& graph, bool has_images) {
+  std::set<ModuleKind> kinds;
+  bool shared = false;
+  for (const Module& m : graph.modules) {
+    kinds.insert(m.kind);
+    shared = shared || m.dims.shared_expert_intermediate > 0;
+  }
+  std::vector<std::vector<Choice>> groups;
+  groups.push_back({{{"attention"}, "tensor", "", "attention tensor"}, {{"attention"}, "data", "", "attention data"}});
+  if (kinds.count(ModuleKind::kMlp)) {
+    groups.push_back({{{"mlp"}, "tensor", "", "mlp tensor"}, {{"mlp"}, "data", "", "mlp data"}});
+  }
+  if (kinds.count(ModuleKind::kMoe)) {
+    std::vector<Choice> moe;
+    for (const char* mode : {"tensor", "expert"}) {
+      if (shared) {
+        for (const char* s : {"replicate", "tensor"}) {
+          moe.push_back({{"moe"}, mode, s, std::string("moe ") + mode + " (shared " + s + ")"});
+        }
+      } else {
+        moe.push_back({{"moe"}, mode, "", std::string("moe ") + mode});
+      }
+    }
+    groups.push_back(moe);
+  }
+  if (kinds.count(ModuleKind::kCrossAttention)) {
+    groups.push_back({{{"cross_attention"}, "tensor", "", "cross-attention tensor"},
+                      {{"cross_attention"}, "data", "", "cross-attention data"}});
+  }
+  groups.push_back({{{"embedding", "lm_head"}, "tensor", "", "vocabulary tensor"},
+                    {{"embedding", "lm_head"}, "replicate", "", "vocabulary replicated"}});
+  if (kinds.count(ModuleKind::kEncoder)) {
+    groups.push_back({{{"encoder"}, "data", "", "encoder data"},
+                      {{"encoder"}, "tensor", "", "encoder tensor"},
+                      {{"encoder"}, "replicate", "", "encoder replicated"}});
+  }
+  if (kinds.count(ModuleKind::kProjector)) {
+    groups.push_back({{{"projector"}, "tensor", "", "projector tensor"},
+                      {{"projector"}, "replicate", "", "projector replicated"}});
+  }
+  (void)has_images;
+  return groups;
+}
+
+std::string spec_yaml(const std::string& name, const SweepOptions& o, int64_t dp, int64_t tp,
+                      const std::vector<const Choice*>& picks, bool images) {
+  std::ostringstream y;
+  y << "# yaml-language-server: $schema=../schemas/spec.schema.json\n"
+    << "# Written by planner sweep (docs/sweep.md).\nversion: 1\nname: \"" << name << "\"\nmodel:\n  config: "
+    << kConfigPlaceholder << "\n  dtype: " << o.dtype << "\n";
+  std::vector<std::string> mesh;
+  if (dp > 1) mesh.push_back("dp: " + std::to_string(dp));
+  if (tp > 1 || dp == 1) mesh.push_back("tp: " + std::to_string(tp));
+  y << "mesh: {" << join(mesh, ", ") << "}\n";
+  if (dp > 1) y << "batch_axes: [dp]\n";
+  if (tp > 1 && !picks.empty()) {
+    y << "modules:\n";
+    for (const Choice* c : picks) {
+      y << "  - {kind: [" << join(c->kinds, ", ") << "], mode: " << c->mode;
+      if (c->mode != "replicate") y << ", axes: [tp]";
+      if (!c->shared_expert.empty()) {
+        y << ", shared_expert: {mode: " << c->shared_expert << (c->shared_expert == "tensor" ? ", axes: [tp]" : "")
+          << "}";
+      }
+      y << "}\n";
+    }
+  }
+  y << "workload:\n  batch: " << o.workload.batch << "\n  prompt_tokens: " << o.workload.prompt_tokens
+    << "\n  new_tokens: " << o.workload.new_tokens << "\n";
+  if (images) y << "  images_per_request: " << o.workload.images_per_request << "\n";
+  return y.str();
+}
+
+std::string replace_all(std::string text, const std::string& from, const std::string& to) {
+  for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+    text.replace(at, from.size(), to);
+  }
+  return text;
+}
+
+std::string fixed(double v, int digits) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(digits) << v;
+  return s.str();
+}
+
+}  // namespace
+
+Prediction predict(const Plan& plan, const Hardware& hw) {
+  const WorkloadSpec& w = plan.spec().workload;
+  const int64_t bytes = dtype_bytes(plan.spec().dtype);
+  const double bandwidth = hw.memory_GBps * 1e9 * hw.memory_efficiency;
+  const double flops = hw.bf16_tflops * 1e12 * hw.matmul_efficiency;
+  const double link = hw.link_GBps * 1e9;
+  // Requests per rank: the batch over the axes the input is split over.
+  int64_t split = 1;
+  for (size_t x = 0; x < plan.input_layout.axes.size(); ++x) {
+    if (plan.input_layout.axes[x] == AxisState::kBatchSplit) split *= plan.mesh.axes()[x].size;
+  }
+  const int64_t requests = std::max<int64_t>(1, w.batch / split);
+  const int64_t prompt = w.prompt_tokens + w.images_per_request * plan.graph().workload.tokens_per_image;
+
+  Prediction p;
+  double compute_prefill = 0, compute_decode = 0;
+  for (const RankCost& r : plan.ranks) {
+    // Decode reads every weight and the whole KV cache once per step; prefill reads the weights.
+    const double decode_memory = static_cast<double>(r.weight_bytes + r.kv_cache_bytes) / bandwidth;
+    const double decode_math = r.flops_decode / flops;
+    const double prefill_memory = static_cast<double>(r.weight_bytes) / bandwidth;
+    const double prefill_math = r.flops_prefill / flops;
+    compute_decode = std::max(compute_decode, std::max(decode_memory, decode_math));
+    compute_prefill = std::max(compute_prefill, std::max(prefill_memory, prefill_math));
+    // Activations of the prefill: a handful of [tokens, hidden] buffers and the logits.
+    const int64_t activations = 8 * requests * prompt * plan.graph().hidden * bytes + requests * plan.graph().vocab * 4;
+    p.memory_bytes = std::max(p.memory_bytes, r.weight_bytes + r.kv_cache_bytes + activations);
+  }
+  double comm_prefill = 0, comm_decode = 0;
+  for (const Collective& c : plan.comms) {
+    const double latency = hw.collective_latency_us * 1e-6;
+    comm_prefill += latency + static_cast<double>(c.bytes_prefill) / link;
+    comm_decode += latency + static_cast<double>(c.bytes_decode) / link;
+    p.comm_bytes_decode += c.bytes_decode;
+  }
+  const double overhead = static_cast<double>(plan.modules.size()) * hw.kernels_per_module * hw.kernel_overhead_us * 1e-6;
+  p.ttft_ms = (compute_prefill + comm_prefill + overhead) * 1e3;
+  p.decode_ms = (compute_decode + comm_decode + overhead) * 1e3;
+  const double total_s = p.ttft_ms / 1e3 + static_cast<double>(std::max<int64_t>(w.new_tokens - 1, 0)) * p.decode_ms / 1e3;
+  p.tokens_per_s = total_s > 0 ? static_cast<double>(w.batch * w.new_tokens) / total_s : 0;
+  p.tokens_per_s_per_gpu = p.tokens_per_s / static_cast<double>(plan.world_size());
+  p.tokens_per_s_per_request = p.decode_ms > 0 ? 1e3 / p.decode_ms : 0;
+  p.fits = static_cast<double>(p.memory_bytes) <= static_cast<double>(hw.memory_bytes) * hw.memory_usable_fraction;
+  return p;
+}
+
+SweepResult run_sweep(const SweepOptions& o) {
+  const ModelGraph graph = load_model_graph(o.config_path);
+  const bool images = graph.workload.tokens_per_image > 0;
+  const std::vector<std::vector<Choice>> groups = choice_groups(graph, images);
+  const std::string config_abs = std::filesystem::absolute(o.config_path).string();
+  std::filesystem::create_directories(o.scratch_dir);
+
+  // Every (mesh, choice per group); with tp = 1 the modes over tp do not matter: one candidate.
+  struct Pending {
+    std::string name, yaml;
+  };
+  std::vector<Pending> pending;
+  for (int64_t dp = 1; dp <= o.world; ++dp) {
+    if (o.world % dp != 0) continue;
+    const int64_t tp = o.world / dp;
+    const std::string mesh_name = (dp > 1 ? "dp" + std::to_string(dp) + "-" : std::string()) + "tp" + std::to_string(tp);
+    if (tp == 1) {
+      pending.push_back({mesh_name + ": every module replicated", spec_yaml(mesh_name, o, dp, tp, {}, images)});
+      continue;
+    }
+    std::vector<size_t> index(groups.size(), 0);
+    while (true) {
+      std::vector<const Choice*> picks;
+      std::vector<std::string> labels;
+      for (size_t g = 0; g < groups.size(); ++g) {
+        picks.push_back(&groups[g][index[g]]);
+        labels.push_back(groups[g][index[g]].label);
+      }
+      const std::string name = mesh_name + ": " + join(labels, ", ");
+      pending.push_back({name, spec_yaml(name, o, dp, tp, picks, images)});
+      size_t g = 0;
+      while (g < groups.size() && ++index[g] == groups[g].size()) index[g++] = 0;
+      if (g == groups.size()) break;
+    }
+  }
+
+  SweepResult result;
+  int64_t done = 0;
+  for (const Pending& c : pending) {
+    ++result.generated;
+    const std::string file = (std::filesystem::path(o.scratch_dir) / ("candidate-" + std::to_string(done) + ".yaml")).string();
+    std::ofstream(file) << replace_all(c.yaml, kConfigPlaceholder, config_abs);
+    Diagnostics diags;
+    CheckedSpec checked;
+    if (check_spec_file(file, diags, &checked) != CheckOutcome::kValid) {
+      ++result.invalid;
+    } else {
+      const std::unique_ptr<Plan> plan = build_plan(std::move(checked));
+      check_executable(*plan, diags);
+      if (diags.has_errors()) {
+        ++result.invalid;
+      } else {
+        SweepCandidate candidate;
+        candidate.name = c.name;
+        candidate.yaml = replace_all(c.yaml, kConfigPlaceholder, o.config_ref.empty() ? config_abs : o.config_ref);
+        candidate.prediction = predict(*plan, o.hardware);
+        candidate.world = o.world;
+        if (candidate.prediction.fits) {
+          result.ranked.push_back(std::move(candidate));
+        } else {
+          ++result.too_large;
+        }
+      }
+    }
+    std::filesystem::remove(file);
+    if (o.progress) o.progress(++done, static_cast<int64_t>(pending.size()));
+  }
+  std::stable_sort(result.ranked.begin(), result.ranked.end(), [](const SweepCandidate& a, const SweepCandidate& b) {
+    return a.prediction.tokens_per_s > b.prediction.tokens_per_s;
+  });
+  return result;
+}
+
+std::string sweep_table_text(const SweepResult& r, int64_t top) {
+  std::ostringstream out;
+  out << r.generated << " candidates: " << r.ranked.size() << " valid and within memory, " << r.invalid
+      << " refused by planner check, " << r.too_large << " too large for the device\n";
+  out << std::left << std::setw(5) << "rank" << std::setw(11) << "ttft ms" << std::setw(11) << "decode ms"
+      << std::setw(12) << "tokens/s" << std::setw(11) << "tok/s/GPU" << std::setw(11) << "tok/s/req"
+      << std::setw(11) << "mem GiB" << std::setw(13) << "comm MiB/step" << "plan\n";
+  for (int64_t i = 0; i < std::min<int64_t>(top, static_cast<int64_t>(r.ranked.size())); ++i) {
+    const Prediction& p = r.ranked[i].prediction;
+    out << std::left << std::setw(5) << i + 1 << std::setw(11) << fixed(p.ttft_ms, 1) << std::setw(11)
+        << fixed(p.decode_ms, 3) << std::setw(12) << fixed(p.tokens_per_s, 0) << std::setw(11)
+        << fixed(p.tokens_per_s_per_gpu, 0) << std::setw(11) << fixed(p.tokens_per_s_per_request, 1) << std::setw(11)
+        << fixed(static_cast<double>(p.memory_bytes) / (1 << 30), 1) << std::setw(13)
+        << fixed(static_cast<double>(p.comm_bytes_decode) / (1 << 20), 2) << r.ranked[i].name << "\n";
+  }
+  return out.str();
+}
+
+std::string sweep_table_csv(const SweepResult& r, int64_t top) {
+  std::ostringstream out;
+  out << "rank,plan,ttft_ms,decode_ms,tokens_per_s,tokens_per_s_per_gpu,tokens_per_s_per_request,memory_bytes,"
+         "comm_bytes_decode\n";
+  for (int64_t i = 0; i < std::min<int64_t>(top, static_cast<int64_t>(r.ranked.size())); ++i) {
+    const Prediction& p = r.ranked[i].prediction;
+    out << i + 1 << ",\"" << r.ranked[i].name << "\"," << p.ttft_ms << "," << p.decode_ms << "," << p.tokens_per_s
+        << "," << p.tokens_per_s_per_gpu << "," << p.tokens_per_s_per_request << "," << p.memory_bytes << ","
+        << p.comm_bytes_decode << "\n";
+  }
+  return out.str();
+}
+
+std::string sweep_json(const SweepResult& r, int64_t top, const SweepOptions& o) {
+  nlohmann::json j;
+  j["config"] = o.config_path;
+  j["world"] = o.world;
+  j["hardware"] = o.hardware.name;
+  j["workload"] = {{"batch", o.workload.batch}, {"prompt_tokens", o.workload.prompt_tokens},
+                   {"new_tokens", o.workload.new_tokens}, {"images_per_request", o.workload.images_per_request}};
+  j["candidates"] = r.generated;
+  j["invalid"] = r.invalid;
+  j["too_large"] = r.too_large;
+  j["ranked"] = nlohmann::json::array();
+  for (int64_t i = 0; i < std::min<int64_t>(top, static_cast<int64_t>(r.ranked.size())); ++i) {
+    const Prediction& p = r.ranked[i].prediction;
+    j["ranked"].push_back({{"rank", i + 1}, {"plan", r.ranked[i].name}, {"ttft_ms", p.ttft_ms},
+                           {"decode_ms", p.decode_ms}, {"tokens_per_s", p.tokens_per_s},
+                           {"tokens_per_s_per_gpu", p.tokens_per_s_per_gpu},
+                           {"tokens_per_s_per_request", p.tokens_per_s_per_request},
+                           {"memory_bytes", p.memory_bytes}, {"comm_bytes_decode", p.comm_bytes_decode}});
+  }
+  return j.dump(1) + "\n";
+}
+
+std::string sweep_pareto_svg(const SweepResult& r, int64_t top, const std::string& title) {
+  const int width = 760, height = 480, left = 80, right = 30, top_margin = 50, bottom = 60;
+  double max_x = 1, max_y = 1;
+  for (const SweepCandidate& c : r.ranked) {
+    max_x = std::max(max_x, c.prediction.tokens_per_s_per_request);
+    max_y = std::max(max_y, c.prediction.tokens_per_s_per_gpu);
+  }
+  max_x *= 1.1;
+  max_y *= 1.1;
+  const auto px = [&](double x) { return left + (width - left - right) * x / max_x; };
+  const auto py = [&](double y) { return height - bottom - (height - top_margin - bottom) * y / max_y; };
+  // The frontier: no other plan is better on both axes.
+  std::vector<const SweepCandidate*> frontier;
+  for (const SweepCandidate& c : r.ranked) {
+    bool dominated = false;
+    for (const SweepCandidate& o : r.ranked) {
+      if (&o != &c && o.prediction.tokens_per_s_per_request >= c.prediction.tokens_per_s_per_request &&
+          o.prediction.tokens_per_s_per_gpu >= c.prediction.tokens_per_s_per_gpu &&
+          (o.prediction.tokens_per_s_per_request > c.prediction.tokens_per_s_per_request ||
+           o.prediction.tokens_per_s_per_gpu > c.prediction.tokens_per_s_per_gpu)) {
+        dominated = true;
+        break;
+      }
+    }
+    if (!dominated) frontier.push_back(&c);
+  }
+  std::sort(frontier.begin(), frontier.end(), [](const SweepCandidate* a, const SweepCandidate* b) {
+    return a->prediction.tokens_per_s_per_request < b->prediction.tokens_per_s_per_request;
+  });
+  std::ostringstream s;
+  s << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height
+    << "\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"" << width << "\" height=\"" << height
+    << "\" fill=\"white\"/>\n<text x=\"" << left << "\" y=\"24\" font-size=\"14\" font-weight=\"bold\">" << title
+    << "</text>\n<text x=\"" << left << "\" y=\"40\" fill=\"#555\">predicted; every valid plan a point, the Pareto "
+       "frontier in orange, the top " << top << " numbered</text>\n";
+  s << "<line x1=\"" << left << "\" y1=\"" << height - bottom << "\" x2=\"" << width - right << "\" y2=\""
+    << height - bottom << "\" stroke=\"black\"/>\n<line x1=\"" << left << "\" y1=\"" << top_margin << "\" x2=\""
+    << left << "\" y2=\"" << height - bottom << "\" stroke=\"black\"/>\n";
+  s << "<text x=\"" << (left + width - right) / 2 << "\" y=\"" << height - 20
+    << "\" text-anchor=\"middle\">tokens/s per request (1000 / decode ms)</text>\n";
+  s << "<text x=\"20\" y=\"" << (top_margin + height - bottom) / 2 << "\" transform=\"rotate(-90 20 "
+    << (top_margin + height - bottom) / 2 << ")\" text-anchor=\"middle\">tokens/s per GPU</text>\n";
+  for (int t = 0; t <= 4; ++t) {
+    s << "<text x=\"" << px(max_x * t / 4) << "\" y=\"" << height - bottom + 16 << "\" text-anchor=\"middle\">"
+      << fixed(max_x * t / 4, 0) << "</text>\n<text x=\"" << left - 6 << "\" y=\"" << py(max_y * t / 4) + 4
+      << "\" text-anchor=\"end\">" << fixed(max_y * t / 4, 0) << "</text>\n";
+  }
+  std::string path;
+  for (const SweepCandidate* c : frontier) {
+    path += (path.empty() ? "M" : " L") + fixed(px(c->prediction.tokens_per_s_per_request), 1) + " " +
+            fixed(py(c->prediction.tokens_per_s_per_gpu), 1);
+  }
+  if (!path.empty()) s << "<path d=\"" << path << "\" fill=\"none\" stroke=\"#dd6b20\" stroke-width=\"2\"/>\n";
+  for (size_t i = 0; i < r.ranked.size(); ++i) {
+    const Prediction& p = r.ranked[i].prediction;
+    s << "<circle cx=\"" << fixed(px(p.tokens_per_s_per_request), 1) << "\" cy=\"" << fixed(py(p.tokens_per_s_per_gpu), 1)
+      << "\" r=\"4\" fill=\"" << (static_cast<int64_t>(i) < top ? "#2b6cb0" : "#a0aec0") << "\"/>\n";
+    if (static_cast<int64_t>(i) < top) {
+      s << "<text x=\"" << fixed(px(p.tokens_per_s_per_request) + 6, 1) << "\" y=\""
+        << fixed(py(p.tokens_per_s_per_gpu) - 6, 1) << "\">" << i + 1 << "</text>\n";
+    }
+  }
+  s << "</svg>\n";
+  return s.str();
+}
+
+}  // namespace shardplan

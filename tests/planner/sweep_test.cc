@@ -1,0 +1,138 @@
+// `planner sweep`: what it emits passes planner check, what cannot run is never emitted, and the
+// ranking follows the workload the way the hardware says it should.
+#include "planner/sweep/sweep.h"
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "planner/plan/binding.h"
+#include "planner/spec/spec_check.h"
+
+namespace shardplan {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kConfigs = std::string(SHARDPLAN_SOURCE_DIR) + "/models/configs/";
+
+fs::path scratch_root() { return fs::temp_directory_path() / ("shardplan-sweep-test-" + std::to_string(::getpid())); }
+
+// Removes the test's scratch folders when the test program ends.
+struct ScratchCleanup {
+  ~ScratchCleanup() {
+    std::error_code ignored;
+    fs::remove_all(scratch_root(), ignored);
+  }
+} scratch_cleanup;
+
+fs::path scratch(const std::string& name) {
+  const fs::path dir = scratch_root() / name;
+  fs::create_directories(dir);
+  return dir;
+}
+
+SweepResult sweep(const std::string& config, int64_t world, SweepWorkload workload, const std::string& name) {
+  SweepOptions o;
+  o.config_path = kConfigs + config;
+  o.world = world;
+  o.workload = workload;
+  o.hardware = load_hardware("h200");
+  o.scratch_dir = scratch(name).string();
+  return run_sweep(o);
+}
+
+TEST(SweepTest, EveryEmittedSpecPassesPlannerCheck) {
+  SweepWorkload w;
+  w.batch = 16;
+  w.images_per_request = 2;
+  const SweepResult r = sweep("llava-1.5-7b.json", 4, w, "llava");
+  ASSERT_GE(r.ranked.size(), 10u);
+  EXPECT_EQ(r.generated, static_cast<int64_t>(r.ranked.size()) + r.invalid + r.too_large);
+  const fs::path dir = scratch("llava-emitted");
+  for (size_t i = 0; i < r.ranked.size(); ++i) {
+    const std::string file = (dir / ("spec-" + std::to_string(i) + ".yaml")).string();
+    std::ofstream(file) << r.ranked[i].yaml;
+    Diagnostics diags;
+    CheckedSpec checked;
+    ASSERT_EQ(check_spec_file(file, diags, &checked), CheckOutcome::kValid) << r.ranked[i].name;
+    const std::unique_ptr<Plan> plan = build_plan(std::move(checked));
+    check_executable(*plan, diags);
+    EXPECT_FALSE(diags.has_errors()) << r.ranked[i].name;
+    EXPECT_TRUE(r.ranked[i].prediction.fits);
+  }
+  // Ranked by predicted throughput.
+  for (size_t i = 1; i < r.ranked.size(); ++i) {
+    EXPECT_GE(r.ranked[i - 1].prediction.tokens_per_s, r.ranked[i].prediction.tokens_per_s);
+  }
+}
+
+TEST(SweepTest, KnownInvalidLayoutsAreNeverEmitted) {
+  // whisper-large-v3's vocabulary (51866) divides by 2, not by 4: no vocabulary split over 4.
+  const SweepResult whisper = sweep("whisper-large-v3.json", 4, SweepWorkload{}, "whisper");
+  ASSERT_FALSE(whisper.ranked.empty());
+  EXPECT_GT(whisper.invalid, 0);
+  for (const SweepCandidate& c : whisper.ranked) {
+    EXPECT_FALSE(c.name.rfind("tp4:", 0) == 0 && c.name.find("vocabulary tensor") != std::string::npos) << c.name;
+  }
+  // One request cannot be split: no data mode, no dp axis.
+  SweepWorkload one;
+  one.batch = 1;
+  const SweepResult llama = sweep("llama-3-8b.json", 4, one, "llama-one");
+  ASSERT_FALSE(llama.ranked.empty());
+  for (const SweepCandidate& c : llama.ranked) {
+    EXPECT_EQ(c.name.find("data"), std::string::npos) << c.name;
+    EXPECT_EQ(c.name.find("dp"), std::string::npos) << c.name;
+  }
+  // Llama-3-70B does not fit one H200 replicated (141 GB of weights in bf16).
+  const SweepResult big = sweep("llama-3-70b.json", 8, SweepWorkload{}, "llama-70b");
+  EXPECT_GT(big.too_large, 0);
+  for (const SweepCandidate& c : big.ranked) EXPECT_EQ(c.name.find("dp8"), std::string::npos) << c.name;
+}
+
+TEST(SweepTest, TheRankingFollowsTheWorkload) {
+  // Long outputs, few requests: decode is bound by reading the weights, so tensor parallel wins.
+  SweepWorkload long_outputs;
+  long_outputs.batch = 16;
+  long_outputs.new_tokens = 2048;
+  EXPECT_EQ(sweep("llama-3-8b.json", 4, long_outputs, "long").ranked.at(0).name.rfind("tp4: attention tensor, mlp tensor", 0),
+            0u);
+  // Many requests, short outputs: compute-bound, and tensor parallel only adds all-reduces: the
+  // best plan splits the requests.
+  SweepWorkload many;
+  many.batch = 512;
+  many.prompt_tokens = 128;
+  many.new_tokens = 16;
+  const std::string best = sweep("llama-3-8b.json", 4, many, "many").ranked.at(0).name;
+  EXPECT_TRUE(best.find("dp") != std::string::npos || best.find("data") != std::string::npos) << best;
+  // Many images per request: a tensor-parallel tower all-reduces every block's activations, a
+  // data-parallel one gathers the features once.
+  SweepWorkload images;
+  images.batch = 16;
+  images.images_per_request = 8;
+  EXPECT_NE(sweep("llava-1.5-7b.json", 4, images, "images").ranked.at(0).name.find("encoder data"), std::string::npos);
+}
+
+TEST(SweepTest, HardwareFiles) {
+  const Hardware h200 = load_hardware("H200");
+  EXPECT_EQ(h200.name, "H200");
+  EXPECT_EQ(h200.memory_bytes, 141000000000);
+  EXPECT_GT(load_hardware("h200").memory_GBps, load_hardware("h100").memory_GBps);
+  EXPECT_THROW(load_hardware("tpu-v9"), HardwareError);
+  const fs::path bad = scratch("hw") / "bad.yaml";
+  std::ofstream(bad) << "name: x\nmemory_bytes: -1\n";
+  try {
+    load_hardware(bad.string());
+    FAIL() << "a negative memory size was accepted";
+  } catch (const HardwareError& e) {
+    EXPECT_NE(std::string(e.what()).find("memory_bytes"), std::string::npos) << e.what();
+    EXPECT_EQ(e.exit_code(), 2);
+  }
+}
+
+}  // namespace
+}  // namespace shardplan
