@@ -20,15 +20,11 @@ import time
 
 import torch
 import transformers
+from pathlib import Path
 
-MASK = (1 << 64) - 1
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts" / "reference"))
+from executor_inputs import make_prompts  # noqa: E402  (the executor's prompts, bit for bit)
 
-
-def splitmix64(x):
-    x = (x + 0x9E3779B97F4A7C15) & MASK
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK
-    return x ^ (x >> 31)
 
 
 def main():
@@ -42,8 +38,7 @@ def main():
     model.eval()
     model.generation_config.eos_token_id = None
     vocab = model.config.vocab_size
-    ids = [splitmix64(((seed << 32) + i) & MASK) % vocab for i in range(batch * prompt)]
-    ids = torch.tensor(ids, dtype=torch.long, device=device).view(batch, prompt)
+    ids = torch.from_numpy(make_prompts(batch, prompt, vocab, seed)).to(device)
     extra = {"cache_implementation": "static"} if mode == "static-compile" else {}
 
     def sync():

@@ -19,21 +19,16 @@ import sys
 import torch
 import transformers
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts" / "reference"))
+from executor_inputs import make_prompts  # noqa: E402  (the executor's prompts, bit for bit)
 
 BATCH, PROMPT, NEW, SEED, KEEP = 2, 8, 4, 0, 32
-MASK = (1 << 64) - 1
-
-
-def splitmix64(x):
-    x = (x + 0x9E3779B97F4A7C15) & MASK
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK
-    return x ^ (x >> 31)
 
 
 def prompts(vocab):
-    ids = [splitmix64(((SEED << 32) + i) & MASK) % vocab for i in range(BATCH * PROMPT)]
-    return torch.tensor(ids, dtype=torch.long).view(BATCH, PROMPT)
+    return torch.from_numpy(make_prompts(BATCH, PROMPT, vocab, SEED))
 
 
 def run(ckpt):

@@ -14,15 +14,11 @@ import sys
 import numpy as np
 import torch
 import transformers
+from pathlib import Path
 
-MASK = (1 << 64) - 1
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts" / "reference"))
+from executor_inputs import make_prompts  # noqa: E402  (the executor's prompts, bit for bit)
 
-
-def splitmix64(x):
-    x = (x + 0x9E3779B97F4A7C15) & MASK
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK
-    return x ^ (x >> 31)
 
 
 def main():
@@ -34,8 +30,7 @@ def main():
     model.eval()
     model.generation_config.eos_token_id = None
     vocab = model.config.vocab_size
-    ids = [splitmix64(((seed << 32) + i) & MASK) % vocab for i in range(batch * prompt)]
-    ids = torch.tensor(ids, dtype=torch.long, device="cuda").view(batch, prompt)
+    ids = torch.from_numpy(make_prompts(batch, prompt, vocab, seed)).to("cuda")
     with torch.no_grad():
         res = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=new,
                              min_new_tokens=new, do_sample=False, output_logits=True,
