@@ -88,17 +88,22 @@ ModelGraph build_llama_graph(const nlohmann::json& config) {
   const LlamaConfig& dims = *typed;
   graph.family_config = typed;
 
-  graph.modules.push_back(llama_embedding_module("", dims));
-  for (int layer = 0; layer < dims.layers; ++layer) {
-    graph.modules.push_back(llama_attention_module("", layer, dims));
-    graph.modules.push_back(llama_mlp_module("", layer, dims));
-  }
-  graph.modules.push_back(llama_lm_head_module("", dims));
-  if (dims.tie_word_embeddings) graph.tied_lm_head_to = "model.embed_tokens.weight";
-  graph.hidden = dims.hidden;
-  graph.vocab = dims.vocab;
-  graph.workload.max_target_positions = dims.max_positions;
+  add_llama_decoder(graph, "", dims, [&](int layer) { return llama_mlp_module("", layer, dims); });
   return graph;
+}
+
+void add_llama_decoder(ModelGraph& graph, const std::string& prefix, const LlamaConfig& config,
+                       const std::function<Module(int layer)>& mlp) {
+  graph.modules.push_back(llama_embedding_module(prefix, config));
+  for (int layer = 0; layer < config.layers; ++layer) {
+    graph.modules.push_back(llama_attention_module(prefix, layer, config));
+    graph.modules.push_back(mlp(layer));
+  }
+  graph.modules.push_back(llama_lm_head_module(prefix, config));
+  if (config.tie_word_embeddings) graph.tied_lm_head_to = prefix + "model.embed_tokens.weight";
+  graph.hidden = config.hidden;
+  graph.vocab = config.vocab;
+  graph.workload.max_target_positions = config.max_positions;
 }
 
 const Family& llama_family() {

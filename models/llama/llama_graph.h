@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -32,6 +33,12 @@ void add_gated_mlp(Module& module, const std::string& prefix, int64_t hidden, in
                    bool has_bias);
 // Owns the final norm "<prefix>model.norm.weight" and, unless tied, "<prefix>lm_head.weight".
 Module llama_lm_head_module(const std::string& prefix, const LlamaConfig& dims);
+
+// Appends the decoder every Llama-style family has (embedding; per layer attention and
+// `mlp(layer)`; lm_head) under the Hub prefix `prefix`, and sets the graph's tie, widths and
+// position limit from `config`. `mlp` gives a layer's MLP or MoE module.
+void add_llama_decoder(ModelGraph& graph, const std::string& prefix, const LlamaConfig& config,
+                       const std::function<Module(int layer)>& mlp);
 
 // The whole graph of a llama / mistral / qwen2 config (its typed config: LlamaConfig).
 ModelGraph build_llama_graph(const nlohmann::json& config);

@@ -219,20 +219,12 @@ ModelGraph build_llava_graph(const nlohmann::json& config) {
   graph.modules.push_back(projector_module(
       vision_dims.hidden * static_cast<int64_t>(feature_layers.size()), text_dims.hidden,
       projector_bias));
-  graph.modules.push_back(llama_embedding_module(kTextPrefix, text_dims));
-  for (int layer = 0; layer < text_dims.layers; ++layer) {
-    graph.modules.push_back(llama_attention_module(kTextPrefix, layer, text_dims));
-    graph.modules.push_back(llama_mlp_module(kTextPrefix, layer, text_dims));
-  }
-  graph.modules.push_back(llama_lm_head_module(kTextPrefix, text_dims));
-  if (tied) graph.tied_lm_head_to = std::string(kTextPrefix) + "model.embed_tokens.weight";
-
-  graph.hidden = text_dims.hidden;
-  graph.vocab = text_dims.vocab;
+  // NOTE: text_dims.tie_word_embeddings is the LlavaConfig rule above (either flag).
+  add_llama_decoder(graph, kTextPrefix, text_dims,
+                    [&](int layer) { return llama_mlp_module(kTextPrefix, layer, text_dims); });
   // 'default' drops the class token: 576 tokens per 336-px image at patch 14; 'full' keeps it.
   graph.workload.tokens_per_image = typed->tokens_per_image;
   graph.workload.encoder_tokens_per_item = vision_dims.patches + 1;
-  graph.workload.max_target_positions = text_dims.max_positions;
   graph.workload.image_token = typed->image_token_index;
   graph.workload.image_channels = vision_dims.channels;
   graph.workload.image_size = vision_dims.image_size;

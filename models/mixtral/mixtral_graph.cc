@@ -48,16 +48,7 @@ ModelGraph build_mixtral_graph(const nlohmann::json& config) {
   graph.family_config = typed;
   const MixtralConfig& dims = *typed;
 
-  graph.modules.push_back(llama_embedding_module("", dims));
-  for (int layer = 0; layer < dims.layers; ++layer) {
-    graph.modules.push_back(llama_attention_module("", layer, dims));
-    graph.modules.push_back(mixtral_moe_module(layer, dims));
-  }
-  graph.modules.push_back(llama_lm_head_module("", dims));
-  if (dims.tie_word_embeddings) graph.tied_lm_head_to = "model.embed_tokens.weight";
-  graph.hidden = dims.hidden;
-  graph.vocab = dims.vocab;
-  graph.workload.max_target_positions = dims.max_positions;
+  add_llama_decoder(graph, "", dims, [&](int layer) { return mixtral_moe_module(layer, dims); });
   return graph;
 }
 

@@ -95,16 +95,9 @@ ModelGraph build_qwen2_moe_graph(const nlohmann::json& config) {
   c.mlp_only_layers = read_mlp_only_layers(reader, c.layers);
   graph.family_config = typed;
 
-  graph.modules.push_back(llama_embedding_module("", c));
-  for (int layer = 0; layer < c.layers; ++layer) {
-    graph.modules.push_back(llama_attention_module("", layer, c));
-    graph.modules.push_back(c.is_sparse(layer) ? qwen2_moe_module(layer, c) : llama_mlp_module("", layer, c));
-  }
-  graph.modules.push_back(llama_lm_head_module("", c));
-  if (c.tie_word_embeddings) graph.tied_lm_head_to = "model.embed_tokens.weight";
-  graph.hidden = c.hidden;
-  graph.vocab = c.vocab;
-  graph.workload.max_target_positions = c.max_positions;
+  add_llama_decoder(graph, "", c, [&](int layer) {
+    return c.is_sparse(layer) ? qwen2_moe_module(layer, c) : llama_mlp_module("", layer, c);
+  });
   return graph;
 }
 
