@@ -81,6 +81,8 @@ class Engine {
   Generation generate(const EngineInputs& inputs, const at::Tensor* forced = nullptr, int64_t max_steps = -1);
 
   const PlanBinding& binding() const { return binding_; }
+  // Whether decode steps replay a captured CUDA graph (after the first decode step ran).
+  bool uses_cuda_graphs() const { return decode_graph_ != nullptr; }
 
   class Profiler;  // --profile's timer (engine.cc)
 
@@ -106,9 +108,6 @@ class Engine {
   double capture_decode(const at::Tensor& ids, int64_t position);
   at::Tensor replay_decode(const at::Tensor& ids, int64_t position);
   std::unique_ptr<DecodeGraph> decode_graph_;
-
- public:
-  bool uses_cuda_graphs() const { return decode_graph_ != nullptr; }
 };
 
 }  // namespace shardplan

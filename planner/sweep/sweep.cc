@@ -2,11 +2,9 @@
 #include "planner/sweep/sweep.h"
 
 #include <algorithm>
-#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
-#include <map>
 #include <set>
 #include <sstream>
 
@@ -36,7 +34,7 @@ std::string join(const std::vector<std::string>& v, const char* sep) {
 }
 
 // The alternatives per group of kinds the model has, over the tp axis.
-std::vector<std::vector<Choice>> choice_groups(const ModelGraph& graph, bool has_images) {
+std::vector<std::vector<Choice>> choice_groups(const ModelGraph& graph) {
   std::set<ModuleKind> kinds;
   bool shared = false;
   for (const Module& m : graph.modules) {
@@ -76,7 +74,6 @@ std::vector<std::vector<Choice>> choice_groups(const ModelGraph& graph, bool has
     groups.push_back({{{"projector"}, "tensor", "", "projector tensor"},
                       {{"projector"}, "replicate", "", "projector replicated"}});
   }
-  (void)has_images;
   return groups;
 }
 
@@ -173,7 +170,7 @@ Prediction predict(const Plan& plan, const Hardware& hw) {
 SweepResult run_sweep(const SweepOptions& o) {
   const ModelGraph graph = load_model_graph(o.config_path);
   const bool images = graph.workload.tokens_per_image > 0;
-  const std::vector<std::vector<Choice>> groups = choice_groups(graph, images);
+  const std::vector<std::vector<Choice>> groups = choice_groups(graph);
   const std::string config_abs = std::filesystem::absolute(o.config_path).string();
   std::filesystem::create_directories(o.scratch_dir);
 
