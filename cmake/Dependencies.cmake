@@ -91,6 +91,12 @@ if(SHARDPLAN_BUILD_EXECUTOR)
       "against ${SHARDPLAN_TORCH_VERSION} (the GPU hosts' version): run scripts/setup.sh")
   endif()
   list(PREPEND CMAKE_PREFIX_PATH ${torch_prefix})
+  # A CUDA libtorch enables CUDA (nvcc) itself and takes the GPU architectures from
+  # TORCH_CUDA_ARCH_LIST (variable or environment); the executor's kernels (models/layers/cuda/)
+  # are built for Ampere and Hopper unless it says otherwise.
+  if(NOT DEFINED TORCH_CUDA_ARCH_LIST AND NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
+    set(TORCH_CUDA_ARCH_LIST "8.0;9.0" CACHE STRING "GPU architectures of the executor's CUDA kernels")
+  endif()
   find_package(Torch REQUIRED)
   message(STATUS "Torch ${SHARDPLAN_FOUND_TORCH_VERSION} from ${SHARDPLAN_PYTHON}, CUDA ${CUDAToolkit_VERSION}")
 endif()

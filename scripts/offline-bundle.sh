@@ -11,7 +11,7 @@
 #
 # The bundle also carries the versions of yaml-cpp, spdlog, fmt, CLI11 and nlohmann-json the project
 # is built and tested with here, so the build does not depend on what the host happens to have
-# (GoogleTest and Google Benchmark are left out: build with -DSHARDPLAN_BUILD_TESTS=OFF
+# and GoogleTest, for the GPU-labelled tests (Google Benchmark is left out: build with
 # -DSHARDPLAN_BUILD_BENCH=OFF or use the host's). PNG output needs cairo/pango on the host, so the
 # bundle leaves it out (-DSHARDPLAN_PNG=OFF; SVG and DOT work).
 set -euo pipefail
@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(libvalijson-dev libgraphviz-dev libgvc6 libcgraph6 libcdt5 libpathplan4 libxdot4 libltdl7
   libyaml-cpp-dev libyaml-cpp0.7 libspdlog-dev libspdlog1.10 libfmt-dev libfmt9 libcli11-dev
-  nlohmann-json3-dev)
+  nlohmann-json3-dev libgtest-dev libgmock-dev)
 
 case "${1:-}" in
   download)

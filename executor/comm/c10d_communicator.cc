@@ -72,6 +72,7 @@ class C10dCommunicator final : public Communicator {
                         const std::string& what) override;
   void broadcast(at::Tensor& t, int64_t root, const RankList& group, const std::string& what) override;
   void barrier(const std::string& what) override;
+  bool capturable() const override { return options_.backend == CommBackend::kNccl; }
 
  private:
   bool gloo() const { return options_.backend == CommBackend::kGloo; }

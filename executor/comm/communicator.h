@@ -74,6 +74,9 @@ class Communicator {
   virtual void broadcast(at::Tensor& t, int64_t root, const RankList& group,
                          const std::string& what) = 0;
   virtual void barrier(const std::string& what) = 0;
+  // Whether the collectives may be captured in a CUDA graph: enqueued on the device without the
+  // host waiting for them (NCCL). The engine runs its decode eagerly over any other.
+  virtual bool capturable() const { return false; }
 };
 
 // Rendezvous through a TCP store at master_addr:master_port (rank 0 hosts it). Throws CommError.

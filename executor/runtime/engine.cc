@@ -238,7 +238,8 @@ struct Engine::DecodeGraph {
 Engine::~Engine() = default;
 
 bool Engine::graphs_enabled() const {
-  return SHARDPLAN_CUDA_EVENTS && options_.cuda_graphs && options_.device.is_cuda() && model_->decode_capturable();
+  return SHARDPLAN_CUDA_EVENTS && options_.cuda_graphs && options_.device.is_cuda() && model_->decode_capturable() &&
+         (plan_.world_size() == 1 || comm_->capturable());
 }
 
 double Engine::capture_decode(const at::Tensor& ids, int64_t position) {
@@ -250,6 +251,9 @@ double Engine::capture_decode(const at::Tensor& ids, int64_t position) {
   g->positions = step.positions.clone();
   g->allowed = step.allowed.clone();
   g->attend_len = step.attend_len;
+  StepPositions captured = step;
+  captured.positions = g->positions;
+  captured.allowed = g->allowed;
   at::cuda::device_synchronize();
   {
     // NOTE: a graph is captured on a side stream; the capture records the kernels (and the plan's
@@ -257,7 +261,7 @@ double Engine::capture_decode(const at::Tensor& ids, int64_t position) {
     const c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool(false, options_.device.index());
     const c10::cuda::CUDAStreamGuard guard(stream);
     g->graph.capture_begin();
-    g->out = forward(g->ids, nullptr, StepPositions{g->positions, g->allowed, g->attend_len});
+    g->out = forward(g->ids, nullptr, captured);
     g->graph.capture_end();
   }
   at::cuda::device_synchronize();

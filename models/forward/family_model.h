@@ -26,6 +26,11 @@ struct StepPositions {
   at::Tensor positions;   // [tokens] int64: cache rows this step writes (prompt: 0..T-1; decode: p)
   at::Tensor allowed;     // [tokens, attend_len] bool: query t may attend key position l
   int64_t attend_len = 0; // cache rows attention reads: T in prefill, the whole cache in decode
+  // What `allowed` says, for kernels that take it as numbers instead of a mask: `causal`: the
+  // step is a whole prompt from position 0 (query t reads keys 0..t); `window` > 0: a query reads
+  // only the `window` keys up to itself (a sliding window).
+  bool causal = false;
+  int64_t window = 0;
 };
 
 // What one module computes on. `main` is the module's own stream: token ids [requests, tokens]
@@ -95,7 +100,8 @@ class FamilyModel {
   // `adds_whole_terms`: add the residual and row-parallel biases (false on the ranks of a partial
   // output that are not group rank 0 on every partial axis, so the all_reduce adds them once).
   // `comm` is the module's ModuleComm where the plan gives it communication inside (else null);
-  // encoders always get one (their inner blocks call after_block).
+  // encoders always get one (their inner blocks call after_block). On CUDA a forward may write
+  // its output into `in.main` (the residual stream, consumed: a GEMM accumulates into it).
   virtual at::Tensor forward(size_t i, const ModuleInputs& in, const StepPositions& step, bool adds_whole_terms,
                              ModuleComm* comm) = 0;
 

@@ -20,6 +20,13 @@ at::Tensor RowParallelLinear::forward(const at::Tensor& x, bool adds_bias) const
   return at::linear(x, weight, adds_bias ? bias : at::Tensor());
 }
 
+at::Tensor RowParallelLinear::add_into(at::Tensor residual, const at::Tensor& x) const {
+  at::Tensor rows = residual.view({-1, residual.size(-1)});
+  rows.addmm_(x.reshape({-1, x.size(-1)}), weight.t());
+  if (bias.defined()) rows.add_(bias);
+  return residual;
+}
+
 ColumnParallelLinear column_parallel(const ModuleWeights& w, ParamKey key) {
   key.bias = false;
   const TensorShard& shard = w.at(key);

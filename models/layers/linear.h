@@ -25,6 +25,9 @@ struct RowParallelLinear {
   at::Tensor weight;      // [out, columns held]
   at::Tensor bias;        // [out] whole, or undefined
   at::Tensor forward(const at::Tensor& x, bool adds_bias) const;
+  // residual + forward(x, true), written into `residual` (one GEMM that accumulates into it:
+  // no separate add). `residual` must be contiguous; it is returned.
+  at::Tensor add_into(at::Tensor residual, const at::Tensor& x) const;
 };
 
 // The linear of `key`'s role (key.bias ignored: weight and bias are both taken).

@@ -10,6 +10,7 @@
 
 #include "models/graph/model_graph.h"
 #include "models/layers/attention.h"
+#include "models/layers/fused.h"
 #include "models/layers/norm.h"
 
 namespace shardplan {
@@ -22,9 +23,12 @@ StepPositions llama_step_positions(int64_t first, int64_t tokens, int64_t attend
   const at::Tensor keys = at::arange(attend_len, i64).unsqueeze(0);  // [1, L]
   const at::Tensor queries = step.positions.unsqueeze(1);            // [T, 1]
   step.allowed = keys <= queries;
+  step.causal = first == 0 && tokens == attend_len;
   if (sliding_window) {
     // transformers' sliding_window_overlay: key > query - window.
     step.allowed = step.allowed.logical_and(keys > queries - *sliding_window);
+    step.window = *sliding_window;
+    step.causal = step.causal && tokens <= *sliding_window;
   }
   return step;
 }
@@ -69,11 +73,50 @@ at::Tensor llama_embedding_forward(const LlamaConfig& config, const LlamaEmbeddi
   return out.masked_fill(held.logical_not().unsqueeze(-1), 0);
 }
 
+namespace {
+
+// llama_attention_forward on CUDA with the executor's kernels: one kernel for RoPE and the cache
+// writes; in decode one for the attention over the filled rows only, in a whole-prompt prefill
+// scaled_dot_product_attention's causal (flash) kernel without a mask.
+at::Tensor llama_attention_fused(const LlamaConfig& config, const LlamaAttentionWeights& w, const at::Tensor& x,
+                                 const at::Tensor& h, KvCache& cache, const StepPositions& step,
+                                 const RopeTable& rope, bool adds_whole_terms) {
+  const int64_t d = config.head_dim;
+  const int64_t q_heads = w.q.weight.size(0) / d, kv_heads = w.k.weight.size(0) / d;
+  const at::Tensor q =
+      fused_rope_and_cache(w.qkv.forward(x), q_heads, kv_heads, rope.cos, rope.sin, step.positions, cache.k, cache.v);
+  at::Tensor attended;
+  const int64_t tokens = step.positions.size(0);
+  if (tokens == 1 && fused_decode_attention_supports(d, q_heads, kv_heads, cache.grouped)) {
+    attended = fused_decode_attention(q, cache.k, cache.v, step.positions, step.window,
+                                      cache.grouped ? at::Tensor() : cache.head_map, 1.0 / std::sqrt(double(d)));
+  } else if (step.causal && cache.grouped) {
+    const at::Tensor keys = cache.k.narrow(2, 0, step.attend_len), values = cache.v.narrow(2, 0, step.attend_len);
+    attended = at::scaled_dot_product_attention(q, keys, values, std::nullopt, 0.0, /*is_causal=*/true, std::nullopt,
+                                                /*enable_gqa=*/q_heads != kv_heads);
+  } else if (cache.grouped) {
+    attended = attend_grouped(q, cache.k.narrow(2, 0, step.attend_len), cache.v.narrow(2, 0, step.attend_len),
+                              step.allowed);
+  } else {
+    const at::Tensor keys = cache.k.narrow(2, 0, step.attend_len).index_select(1, cache.head_map);
+    const at::Tensor values = cache.v.narrow(2, 0, step.attend_len).index_select(1, cache.head_map);
+    attended = attend(q, keys, values, step.allowed);
+  }
+  // NOTE: the residual stream `h` is consumed: o's GEMM accumulates into it.
+  if (adds_whole_terms && h.is_contiguous()) return w.o.add_into(h, heads_merged(attended));
+  at::Tensor out = w.o.forward(heads_merged(attended), adds_whole_terms);
+  if (adds_whole_terms) out.add_(h);
+  return out;
+}
+
+}  // namespace
+
 at::Tensor llama_attention_forward(const LlamaConfig& config, const LlamaAttentionWeights& w,
                                    const at::Tensor& h, KvCache& cache, const StepPositions& step,
                                    const RopeTable& rope, bool adds_whole_terms) {
   const int64_t d = config.head_dim;
   const at::Tensor x = rms_norm(h, w.norm, config.rms_norm_eps);
+  if (w.qkv.weight.defined() && fused_kernels_for(x)) return llama_attention_fused(config, w, x, h, cache, step, rope, adds_whole_terms);
   const at::Tensor cos = rope.cos.index_select(0, step.positions);
   const at::Tensor sin = rope.sin.index_select(0, step.positions);
   at::Tensor q, k, v;
@@ -110,6 +153,11 @@ at::Tensor llama_attention_forward(const LlamaConfig& config, const LlamaAttenti
 
 at::Tensor llama_mlp_forward(const LlamaConfig& config, const LlamaMlpWeights& w, const at::Tensor& h,
                              bool adds_whole_terms) {
+  if (adds_whole_terms && w.gate_up.weight.defined() && fused_kernels_for(h) && h.is_contiguous()) {
+    // The CUDA path: silu * up in one kernel, and down's GEMM accumulating into the residual
+    // stream `h` (consumed).
+    return w.down.add_into(h, fused_silu_mul(w.gate_up.forward(rms_norm(h, w.norm, config.rms_norm_eps))));
+  }
   at::Tensor out = llama_gated_mlp(w, rms_norm(h, w.norm, config.rms_norm_eps), adds_whole_terms);
   if (adds_whole_terms) out = out + h;
   return out;
@@ -119,6 +167,7 @@ at::Tensor llama_gated_mlp(const LlamaMlpWeights& w, const at::Tensor& x, bool a
   if (w.gate_up.weight.defined()) {
     const at::Tensor both = w.gate_up.forward(x);  // one GEMM: [..., 2 * intermediate held]
     const int64_t n = w.gate.weight.size(0);
+    if (fused_kernels_for(both)) return w.down.forward(fused_silu_mul(both), adds_bias);
     return w.down.forward(at::silu(both.narrow(-1, 0, n)) * both.narrow(-1, n, n), adds_bias);
   }
   return w.down.forward(at::silu(w.gate.forward(x)) * w.up.forward(x), adds_bias);

@@ -1,0 +1,439 @@
+// The decode step's fused kernels (see kernels.h).
+#include "models/layers/cuda/kernels.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+namespace shardplan::cuda {
+namespace {
+
+// Conversions between the element type and float, rounding to nearest even as ATen does.
+template <typename T>
+__device__ __forceinline__ float to_float(T x);
+template <>
+__device__ __forceinline__ float to_float<float>(float x) { return x; }
+template <>
+__device__ __forceinline__ float to_float<__half>(__half x) { return __half2float(x); }
+template <>
+__device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
+
+template <typename T>
+__device__ __forceinline__ T from_float(float x);
+template <>
+__device__ __forceinline__ float from_float<float>(float x) { return x; }
+template <>
+__device__ __forceinline__ __half from_float<__half>(float x) { return __float2half_rn(x); }
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+
+// What an ATen op on T returns for a float result: rounded to T (and back to float).
+template <typename T>
+__device__ __forceinline__ float rounded(float x) { return to_float<T>(from_float<T>(x)); }
+
+// Eight consecutive elements (16-byte aligned for 16-bit types, 32 for float) as floats.
+template <typename T>
+__device__ __forceinline__ void load8(const T* p, float* out);
+template <>
+__device__ __forceinline__ void load8<float>(const float* p, float* out) {
+  const float4 a = reinterpret_cast<const float4*>(p)[0];
+  const float4 b = reinterpret_cast<const float4*>(p)[1];
+  out[0] = a.x; out[1] = a.y; out[2] = a.z; out[3] = a.w;
+  out[4] = b.x; out[5] = b.y; out[6] = b.z; out[7] = b.w;
+}
+template <>
+__device__ __forceinline__ void load8<__half>(const __half* p, float* out) {
+  const uint4 raw = *reinterpret_cast<const uint4*>(p);
+  const __half2* h = reinterpret_cast<const __half2*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __half22float2(h[i]);
+    out[2 * i] = f.x;
+    out[2 * i + 1] = f.y;
+  }
+}
+template <>
+__device__ __forceinline__ void load8<__nv_bfloat16>(const __nv_bfloat16* p, float* out) {
+  const uint4 raw = *reinterpret_cast<const uint4*>(p);
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __bfloat1622float2(h[i]);
+    out[2 * i] = f.x;
+    out[2 * i + 1] = f.y;
+  }
+}
+
+void check_launch(const char* what) {
+  const cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
+}
+
+int blocks_for(int64_t work, int threads) {
+  return static_cast<int>(std::min<int64_t>((work + threads - 1) / threads, 65535 * 8));
+}
+
+// ---- rope_and_cache: one thread per rotated pair (i, i + head_dim / 2) of one head of one token.
+template <typename T>
+__global__ void rope_and_cache_kernel(RopeAndCache a) {
+  const int64_t half = a.head_dim / 2;
+  const int64_t heads = a.q_heads + 2 * a.kv_heads;
+  const int64_t total = a.batch * a.tokens * heads * half;
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t i = idx % half;
+    int64_t rest = idx / half;
+    const int64_t h = rest % heads;
+    rest /= heads;
+    const int64_t t = rest % a.tokens;
+    const int64_t b = rest / a.tokens;
+    const T* x = static_cast<const T*>(a.qkv) + (b * a.tokens + t) * a.qkv_row + h * a.head_dim;
+    const int64_t pos = a.positions[t];
+    if (h >= a.q_heads + a.kv_heads) {  // v: into the cache as it is
+      T* dst = static_cast<T*>(a.v_cache) +
+               ((b * a.kv_heads + (h - a.q_heads - a.kv_heads)) * a.capacity + pos) * a.head_dim;
+      dst[i] = x[i];
+      dst[i + half] = x[i + half];
+      continue;
+    }
+    const T* c = static_cast<const T*>(a.cos) + pos * a.head_dim;
+    const T* s = static_cast<const T*>(a.sin) + pos * a.head_dim;
+    const float x1 = to_float(x[i]), x2 = to_float(x[i + half]);
+    // transformers: x * cos + rotate_half(x) * sin, rotate_half(x) = cat(-x2, x1), each op rounded
+    // to T. NOTE: __fmul_rn/__fadd_rn keep the compiler from contracting them into one FMA.
+    const float lo = rounded<T>(__fadd_rn(rounded<T>(__fmul_rn(x1, to_float(c[i]))),
+                                          rounded<T>(__fmul_rn(-x2, to_float(s[i])))));
+    const float hi = rounded<T>(__fadd_rn(rounded<T>(__fmul_rn(x2, to_float(c[i + half]))),
+                                          rounded<T>(__fmul_rn(x1, to_float(s[i + half])))));
+    T* dst = h < a.q_heads
+                 ? static_cast<T*>(a.q_out) + ((b * a.q_heads + h) * a.tokens + t) * a.head_dim
+                 : static_cast<T*>(a.k_cache) + ((b * a.kv_heads + (h - a.q_heads)) * a.capacity + pos) * a.head_dim;
+    dst[i] = from_float<T>(lo);
+    dst[i + half] = from_float<T>(hi);
+  }
+}
+
+// ---- decode_attention
+constexpr int kThreads = 128;
+constexpr int kWarps = kThreads / 32;
+constexpr int kMaxGroupAll = 8;  // q heads per KV head, at most
+constexpr int kMaxChunk = 256;  // keys of one block, at most
+constexpr float kLog2e = 1.4426950408889634f;
+
+__device__ __forceinline__ float warp_max(float x) {
+#pragma unroll
+  for (int off = 16; off > 0; off /= 2) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, off));
+  return x;
+}
+__device__ __forceinline__ float warp_sum(float x) {
+#pragma unroll
+  for (int off = 16; off > 0; off /= 2) x += __shfl_xor_sync(0xffffffffu, x, off);
+  return x;
+}
+
+// The running softmax of one head over some keys: max m (log2 units), sum l of 2^(s - m), and
+// the sum of 2^(s - m) * v (8 elements of it in a thread).
+struct Running {
+  float m, l;
+};
+
+// Scale of a part with max `m` when merged under max `big` (0 for an empty part).
+__device__ __forceinline__ float merged_scale(float m, float big) { return m == -INFINITY ? 0.f : exp2f(m - big); }
+
+// One block: request blockIdx.z, one KV head's group of q heads (blockIdx.y), key chunk blockIdx.x.
+// A team of D / 8 threads holds one key row and its value row (8 elements a thread); each team
+// takes kUnroll rows at a time (their keys and values loaded together: the loads are what the
+// kernel waits for) and keeps a running softmax per head, so K and V are read in one pass. The
+// teams' parts are merged by shuffles within a warp, then through shared memory. With one chunk
+// the block writes the output; otherwise its unnormalised part, max and sum go to the workspace
+// for decode_combine_kernel.
+template <typename T, int D, int kMaxGroup>
+__global__ void __launch_bounds__(kThreads) decode_attention_kernel(DecodeAttention a, int64_t chunk) {
+  constexpr int kVec = 8;
+  constexpr int kTeam = D / kVec;
+  constexpr int kTeams = kThreads / kTeam;
+  constexpr int kUnroll = 4;
+  __shared__ float warp_acc[kWarps][kMaxGroup][D];
+  __shared__ Running warp_run[kWarps][kMaxGroup];
+
+  const int64_t split = blockIdx.x, grp = blockIdx.y, b = blockIdx.z;
+  const bool grouped = a.head_map == nullptr;
+  const int G = grouped ? static_cast<int>(a.group) : 1;
+  const int64_t kv = grouped ? grp : a.head_map[grp];
+  const int64_t head0 = grouped ? grp * G : grp;
+  const int64_t end = a.last_position[b * a.last_position_stride] + 1;
+  const int64_t start = a.window > 0 ? max(int64_t{0}, end - a.window) : int64_t{0};
+  const int64_t lo = max(start, split * chunk);
+  const int64_t n = min(end, (split + 1) * chunk) - lo;  // keys of this block (<= 0: none)
+  const int tid = threadIdx.x, team = tid / kTeam, lane = tid % kTeam;
+  const int warp = tid / 32, lane32 = tid % 32;
+  const T* keys = static_cast<const T*>(a.k_cache) + ((b * a.kv_heads + kv) * a.capacity + lo) * D + lane * kVec;
+  const T* values = static_cast<const T*>(a.v_cache) + ((b * a.kv_heads + kv) * a.capacity + lo) * D + lane * kVec;
+
+  float q[kMaxGroup][kVec], acc[kMaxGroup][kVec];
+  Running run[kMaxGroup];
+#pragma unroll
+  for (int g = 0; g < kMaxGroup; ++g) {
+    run[g] = {-INFINITY, 0.f};
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) acc[g][e] = 0.f;
+    if (g < G) {
+      load8(static_cast<const T*>(a.q) + (b * a.q_heads + head0 + g) * D + lane * kVec, q[g]);
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) q[g][e] *= a.scale * kLog2e;
+    } else {
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) q[g][e] = 0.f;
+    }
+  }
+
+  // Every lane runs the same iterations: the shuffles need the whole warp.
+  for (int64_t k0 = 0; k0 < n; k0 += kTeams * kUnroll) {
+    float kr[kUnroll][kVec], vr[kUnroll][kVec];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t k = k0 + u * kTeams + team;
+      if (k < n) {
+        load8(keys + k * D, kr[u]);
+        load8(values + k * D, vr[u]);
+      } else {
+#pragma unroll
+        for (int e = 0; e < kVec; ++e) kr[u][e] = vr[u][e] = 0.f;
+      }
+    }
+#pragma unroll
+    for (int g = 0; g < kMaxGroup; ++g) {
+      if (g >= G) break;
+      float sc[kUnroll];
+      float top = run[g].m;
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        float s = 0.f;
+#pragma unroll
+        for (int e = 0; e < kVec; ++e) s = fmaf(q[g][e], kr[u][e], s);
+#pragma unroll
+        for (int off = kTeam / 2; off > 0; off /= 2) s += __shfl_xor_sync(0xffffffffu, s, off);
+        sc[u] = k0 + u * kTeams + team < n ? s : -INFINITY;
+        top = fmaxf(top, sc[u]);
+      }
+      if (top == -INFINITY) continue;  // no key of this team in these rows
+      const float c = merged_scale(run[g].m, top);
+      run[g].m = top;
+      run[g].l *= c;
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) acc[g][e] *= c;
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const float p = merged_scale(sc[u], top);
+        run[g].l += p;
+#pragma unroll
+        for (int e = 0; e < kVec; ++e) acc[g][e] = fmaf(p, vr[u][e], acc[g][e]);
+      }
+    }
+  }
+
+  // Merge the teams of a warp (lanes kTeam apart hold the same elements), then the warps.
+#pragma unroll
+  for (int g = 0; g < kMaxGroup; ++g) {
+    if (g >= G) break;
+#pragma unroll
+    for (int off = kTeam; off < 32; off *= 2) {
+      const float om = __shfl_xor_sync(0xffffffffu, run[g].m, off);
+      const float ol = __shfl_xor_sync(0xffffffffu, run[g].l, off);
+      const float top = fmaxf(run[g].m, om);
+      const float mine = top == -INFINITY ? 0.f : merged_scale(run[g].m, top);
+      const float theirs = top == -INFINITY ? 0.f : merged_scale(om, top);
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) {
+        const float other = __shfl_xor_sync(0xffffffffu, acc[g][e], off);
+        acc[g][e] = acc[g][e] * mine + other * theirs;
+      }
+      run[g] = {top, run[g].l * mine + ol * theirs};
+    }
+    if (lane32 < kTeam) {
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) warp_acc[warp][g][lane * kVec + e] = acc[g][e];
+      if (lane32 == 0) warp_run[warp][g] = run[g];
+    }
+  }
+  __syncthreads();
+
+  for (int idx = tid; idx < G * D; idx += kThreads) {
+    const int g = idx / D, d = idx % D;
+    float top = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) top = fmaxf(top, warp_run[w][g].m);
+    float o = 0.f, l = 0.f;
+    if (top != -INFINITY) {
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) {
+        const float c = merged_scale(warp_run[w][g].m, top);
+        o = fmaf(c, warp_acc[w][g][d], o);
+        l = fmaf(c, warp_run[w][g].l, l);
+      }
+    }
+    const int64_t row = b * a.q_heads + head0 + g;
+    if (a.splits == 1) {
+      static_cast<T*>(a.out)[row * D + d] = from_float<T>(l > 0.f ? o / l : 0.f);
+    } else {
+      // NOTE: the combine kernel works in log2 units too: the part's max as the running max.
+      float* ws_o = a.workspace;
+      float* ws_m = ws_o + a.batch * a.q_heads * a.splits * D;
+      float* ws_l = ws_m + a.batch * a.q_heads * a.splits;
+      ws_o[(row * a.splits + split) * D + d] = o;
+      if (d == 0) {
+        ws_m[row * a.splits + split] = top;
+        ws_l[row * a.splits + split] = l;
+      }
+    }
+  }
+}
+
+// Merges the chunks of one (request, q head): thread d computes output element d.
+template <typename T>
+__global__ void decode_combine_kernel(DecodeAttention a) {
+  const int64_t row = blockIdx.x;  // request * q_heads + head
+  const int64_t D = a.head_dim, S = a.splits;
+  const float* ws_o = a.workspace;
+  const float* ws_m = ws_o + a.batch * a.q_heads * S * D;
+  const float* ws_l = ws_m + a.batch * a.q_heads * S;
+  float m = -INFINITY;
+  for (int64_t s = 0; s < S; ++s) {
+    if (ws_l[row * S + s] > 0.f) m = fmaxf(m, ws_m[row * S + s]);
+  }
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
+    float num = 0.f, den = 0.f;
+    for (int64_t s = 0; s < S; ++s) {
+      const float l = ws_l[row * S + s];
+      if (!(l > 0.f)) continue;
+      const float w = exp2f(ws_m[row * S + s] - m);
+      num = fmaf(w, ws_o[(row * S + s) * D + d], num);
+      den = fmaf(w, l, den);
+    }
+    static_cast<T*>(a.out)[row * D + d] = from_float<T>(den > 0.f ? num / den : 0.f);
+  }
+}
+
+template <typename T, int D>
+void launch_decode_attention(const DecodeAttention& a, cudaStream_t stream) {
+  const int64_t chunk = (a.capacity + a.splits - 1) / a.splits;
+  const int64_t groups = a.head_map == nullptr ? a.kv_heads : a.q_heads;
+  const int64_t group = a.head_map == nullptr ? a.group : 1;
+  const dim3 grid(static_cast<unsigned>(a.splits), static_cast<unsigned>(groups), static_cast<unsigned>(a.batch));
+  // NOTE: the registers of q and of the sums grow with the group: the smallest kernel that fits.
+  if (group <= 1) {
+    decode_attention_kernel<T, D, 1><<<grid, kThreads, 0, stream>>>(a, chunk);
+  } else if (group <= 2) {
+    decode_attention_kernel<T, D, 2><<<grid, kThreads, 0, stream>>>(a, chunk);
+  } else if (group <= 4) {
+    decode_attention_kernel<T, D, 4><<<grid, kThreads, 0, stream>>>(a, chunk);
+  } else {
+    decode_attention_kernel<T, D, 8><<<grid, kThreads, 0, stream>>>(a, chunk);
+  }
+  check_launch("decode_attention");
+  if (a.splits > 1) {
+    decode_combine_kernel<T><<<static_cast<unsigned>(a.batch * a.q_heads), D, 0, stream>>>(a);
+    check_launch("decode_attention (combine)");
+  }
+}
+
+template <typename T>
+void decode_attention_typed(const DecodeAttention& a, cudaStream_t stream) {
+  switch (a.head_dim) {
+    case 64: return launch_decode_attention<T, 64>(a, stream);
+    case 128: return launch_decode_attention<T, 128>(a, stream);
+    case 256: return launch_decode_attention<T, 256>(a, stream);
+    default: break;
+  }
+  throw std::invalid_argument("decode_attention: head_dim " + std::to_string(a.head_dim) + " is not 64, 128 or 256");
+}
+
+// ---- silu_mul
+template <typename T>
+__global__ void silu_mul_kernel(const T* x, int64_t x_row, T* out, int64_t rows, int64_t n) {
+  const int64_t total = rows * n;
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = idx / n, i = idx % n;
+    const float g = to_float(x[r * x_row + i]);
+    const float u = to_float(x[r * x_row + n + i]);
+    // ATen: silu(x) = x / (1 + exp(-x)) rounded to T, then the product rounded to T.
+    const float s = rounded<T>(g / (1.0f + expf(-g)));
+    out[idx] = from_float<T>(__fmul_rn(s, u));
+  }
+}
+
+template <template <typename> class Fn, typename... Args>
+void by_dtype(Dtype dtype, Args&&... args) {
+  switch (dtype) {
+    case Dtype::kFloat32: return Fn<float>::run(args...);
+    case Dtype::kFloat16: return Fn<__half>::run(args...);
+    case Dtype::kBFloat16: return Fn<__nv_bfloat16>::run(args...);
+  }
+}
+
+template <typename T>
+struct RopeRun {
+  static void run(const RopeAndCache& a, cudaStream_t stream) {
+    const int64_t work = a.batch * a.tokens * (a.q_heads + 2 * a.kv_heads) * (a.head_dim / 2);
+    if (work == 0) return;
+    rope_and_cache_kernel<T><<<blocks_for(work, 256), 256, 0, stream>>>(a);
+    check_launch("rope_and_cache");
+  }
+};
+template <typename T>
+struct AttentionRun {
+  static void run(const DecodeAttention& a, cudaStream_t stream) { decode_attention_typed<T>(a, stream); }
+};
+template <typename T>
+struct SiluMulRun {
+  static void run(const void* x, int64_t x_row, void* out, int64_t rows, int64_t n, cudaStream_t stream) {
+    if (rows * n == 0) return;
+    silu_mul_kernel<T><<<blocks_for(rows * n, 256), 256, 0, stream>>>(static_cast<const T*>(x), x_row,
+                                                                      static_cast<T*>(out), rows, n);
+    check_launch("silu_mul");
+  }
+};
+
+}  // namespace
+
+void rope_and_cache(const RopeAndCache& a, void* stream) {
+  if (a.head_dim % 2 != 0) throw std::invalid_argument("rope_and_cache: odd head_dim");
+  by_dtype<RopeRun>(a.dtype, a, static_cast<cudaStream_t>(stream));
+}
+
+bool decode_attention_supported(int64_t head_dim, int64_t group) {
+  return (head_dim == 64 || head_dim == 128 || head_dim == 256) && group >= 1 && group <= kMaxGroupAll;
+}
+
+int64_t decode_attention_splits(int64_t batch, int64_t kv_groups, int64_t capacity, int sm_count) {
+  int64_t chunk = kMaxChunk;
+  const auto splits_of = [&](int64_t c) { return (capacity + c - 1) / c; };
+  while (chunk > 32 && batch * kv_groups * splits_of(chunk) < 2 * static_cast<int64_t>(sm_count)) chunk /= 2;
+  return std::max<int64_t>(1, splits_of(chunk));
+}
+
+int64_t decode_attention_workspace(int64_t batch, int64_t q_heads, int64_t head_dim, int64_t splits) {
+  return splits > 1 ? batch * q_heads * splits * (head_dim + 2) : 0;
+}
+
+void decode_attention(const DecodeAttention& a, void* stream) {
+  if (!decode_attention_supported(a.head_dim, a.head_map == nullptr ? a.group : 1)) {
+    throw std::invalid_argument("decode_attention: unsupported head_dim or group");
+  }
+  if ((a.capacity + a.splits - 1) / a.splits > kMaxChunk) {
+    throw std::invalid_argument("decode_attention: chunks of more than 256 keys");
+  }
+  if (a.batch == 0) return;
+  by_dtype<AttentionRun>(a.dtype, a, static_cast<cudaStream_t>(stream));
+}
+
+void silu_mul(Dtype dtype, const void* x, int64_t x_row, void* out, int64_t rows, int64_t n, void* stream) {
+  by_dtype<SiluMulRun>(dtype, x, x_row, out, rows, n, static_cast<cudaStream_t>(stream));
+}
+
+}  // namespace shardplan::cuda

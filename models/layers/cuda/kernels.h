@@ -1,0 +1,66 @@
+// The executor's own CUDA kernels for the decode step, behind a plain C++ interface (raw device
+// pointers, no libtorch and no CUDA headers here): models/layers/fused.h wraps them for tensors.
+// Each fuses what ATen runs as several small kernels, the launches that bound a decode step once
+// the GEMMs read the weights at the memory's speed (docs/performance.md):
+//   - rope_and_cache: RoPE on q and k of the fused q/k/v projection, k and v written into the KV
+//     cache at the step's positions, q written head-first (one kernel for ~10);
+//   - decode_attention: one query token per request over the filled part of its KV cache only
+//     ([start, end) read from the device, so it runs inside a CUDA graph), split over the keys
+//     (flash-decoding) with the query heads of one KV head sharing every key they read;
+//   - silu_mul: silu(gate) * up of the fused gate/up projection.
+// Element types: float32, float16, bfloat16. Every launch is asynchronous on `stream`.
+#pragma once
+
+#include <cstdint>
+
+namespace shardplan::cuda {
+
+enum class Dtype { kFloat32, kFloat16, kBFloat16 };
+
+// The element-wise results round as ATen's ops do (each product and sum to the element type, in
+// transformers' order), so rope_and_cache and silu_mul give the bits of the ATen path.
+struct RopeAndCache {
+  Dtype dtype = Dtype::kFloat32;
+  const void* qkv = nullptr;    // [batch, tokens, (q_heads + 2 kv_heads) * head_dim], rows `qkv_row` apart
+  int64_t qkv_row = 0;          // elements between consecutive tokens
+  const void* cos = nullptr;    // [positions, head_dim] (the rotation table)
+  const void* sin = nullptr;
+  const int64_t* positions = nullptr;  // [tokens] cache rows (and rotation rows) of the step
+  void* q_out = nullptr;        // [batch, q_heads, tokens, head_dim]
+  void* k_cache = nullptr;      // [batch, kv_heads, capacity, head_dim]
+  void* v_cache = nullptr;
+  int64_t batch = 0, tokens = 0, q_heads = 0, kv_heads = 0, head_dim = 0, capacity = 0;
+};
+void rope_and_cache(const RopeAndCache& a, void* stream);
+
+struct DecodeAttention {
+  Dtype dtype = Dtype::kFloat32;
+  const void* q = nullptr;        // [batch, q_heads, head_dim] (one token per request)
+  const void* k_cache = nullptr;  // [batch, kv_heads, capacity, head_dim]
+  const void* v_cache = nullptr;
+  // Keys [max(0, end - window), end) are read, end = last_position[request * last_position_stride] + 1
+  // (stride 0: every request at the same position); window 0: no window.
+  const int64_t* last_position = nullptr;
+  int64_t last_position_stride = 0;
+  int64_t window = 0;
+  // q head h reads KV head head_map[h] (grouped: q heads [g * group, (g + 1) * group) read KV head g).
+  const int64_t* head_map = nullptr;  // device, [q_heads]; null when grouped
+  int64_t group = 1;                  // q heads per KV head when grouped (1..8)
+  float scale = 1.0f;
+  void* out = nullptr;                // [batch, q_heads, head_dim]
+  float* workspace = nullptr;         // decode_attention_workspace() floats
+  int64_t batch = 0, q_heads = 0, kv_heads = 0, head_dim = 0, capacity = 0;
+  int64_t splits = 1;                 // key chunks per (request, KV head); decode_attention_splits()
+};
+// Whether decode_attention runs this shape (head_dim 64, 128 or 256; a group of at most 8).
+bool decode_attention_supported(int64_t head_dim, int64_t group);
+// Key chunks for a cache of `capacity` positions: enough blocks for the device's SMs.
+int64_t decode_attention_splits(int64_t batch, int64_t kv_groups, int64_t capacity, int sm_count);
+// Floats of workspace for `splits` > 1 (0 for one split).
+int64_t decode_attention_workspace(int64_t batch, int64_t q_heads, int64_t head_dim, int64_t splits);
+void decode_attention(const DecodeAttention& a, void* stream);
+
+// out[r, i] = silu(x[r, i]) * x[r, n + i] for rows r of `x` (`x_row` elements apart), i < n.
+void silu_mul(Dtype dtype, const void* x, int64_t x_row, void* out, int64_t rows, int64_t n, void* stream);
+
+}  // namespace shardplan::cuda

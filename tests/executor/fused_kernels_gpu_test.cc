@@ -1,0 +1,162 @@
+// The executor's CUDA kernels (label "gpu"; skipped without a GPU or a build without them)
+// against the ATen path they replace: RoPE with the cache writes and silu * up give the same bits;
+// the decode attention equals scaled_dot_product_attention over the filled rows (computed in
+// float64) and never reads a row past the filled part (those rows hold NaN here). The engine's
+// CUDA-graph decode gives the eager decode's logits.
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+
+#include <cmath>
+
+#include <gtest/gtest.h>
+
+#include "executor/runtime/engine.h"
+#include "executor/runtime/rank_weights.h"
+#include "executor/runtime/workload.h"
+#include "executor/weights/safetensors.h"
+#include "models/layers/attention.h"
+#include "models/layers/fused.h"
+#include "models/layers/rope.h"
+#include "tests/executor/runtime_test_util.h"
+
+namespace shardplan {
+namespace {
+
+const at::Device kCuda(at::kCUDA, 0);
+
+class FusedKernelsTest : public ::testing::TestWithParam<at::ScalarType> {
+ protected:
+  void SetUp() override {
+    if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA";
+    if (!fused_kernels_for(at::zeros({1}, at::TensorOptions().device(kCuda)))) GTEST_SKIP() << "built without kernels";
+    at::manual_seed(7);
+  }
+  at::TensorOptions options() const { return at::TensorOptions().dtype(GetParam()).device(kCuda); }
+};
+
+// The ATen path of llama_attention_forward for the same inputs.
+void aten_rope_and_cache(const at::Tensor& qkv, int64_t qh, int64_t kvh, int64_t d, const at::Tensor& cos,
+                         const at::Tensor& sin, const at::Tensor& positions, at::Tensor& q, at::Tensor& k_cache,
+                         at::Tensor& v_cache) {
+  const at::Tensor c = cos.index_select(0, positions), s = sin.index_select(0, positions);
+  const at::Tensor qk = apply_rope(heads_first(qkv.narrow(-1, 0, (qh + kvh) * d), d), c, s);
+  q = qk.narrow(1, 0, qh).contiguous();
+  k_cache.index_copy_(2, positions, qk.narrow(1, qh, kvh));
+  v_cache.index_copy_(2, positions, heads_first(qkv.narrow(-1, (qh + kvh) * d, kvh * d), d));
+}
+
+TEST_P(FusedKernelsTest, RopeAndCacheGiveTheAtenBits) {
+  const int64_t b = 3, qh = 8, kvh = 2, d = 64, cap = 40;
+  RopeParameters rope;
+  RopeTable table = rope_table(rope, d, cap, kCuda);
+  table.cos = table.cos.to(GetParam());
+  table.sin = table.sin.to(GetParam());
+  for (const auto& [first, tokens] : std::vector<std::pair<int64_t, int64_t>>{{0, 17}, {23, 1}}) {
+    const at::Tensor qkv = at::randn({b, tokens, (qh + 2 * kvh) * d}, options());
+    const at::Tensor positions = at::arange(first, first + tokens, at::TensorOptions().dtype(at::kLong).device(kCuda));
+    at::Tensor k1 = at::randn({b, kvh, cap, d}, options()), v1 = at::randn({b, kvh, cap, d}, options());
+    at::Tensor k2 = k1.clone(), v2 = v1.clone(), q2;
+    const at::Tensor q1 = fused_rope_and_cache(qkv, qh, kvh, table.cos, table.sin, positions, k1, v1);
+    aten_rope_and_cache(qkv, qh, kvh, d, table.cos, table.sin, positions, q2, k2, v2);
+    EXPECT_TRUE(at::equal(q1, q2)) << "q, first " << first;
+    EXPECT_TRUE(at::equal(k1, k2)) << "k cache, first " << first;
+    EXPECT_TRUE(at::equal(v1, v2)) << "v cache, first " << first;
+  }
+}
+
+TEST_P(FusedKernelsTest, SiluMulGivesTheAtenBits) {
+  const at::Tensor x = at::randn({5, 1, 2 * 300}, options()) * 4;
+  const at::Tensor aten = at::silu(x.narrow(-1, 0, 300)) * x.narrow(-1, 300, 300);
+  const at::Tensor fused = fused_silu_mul(x);
+  EXPECT_EQ(fused.sizes(), aten.sizes());
+  EXPECT_LE((fused.to(at::kDouble) - aten.to(at::kDouble)).abs().max().item<double>(), 0.0);
+}
+
+// softmax(q k^T * scale) v over keys [start, end) of each request, in float64 on the CPU.
+at::Tensor reference_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               const std::vector<int64_t>& ends, int64_t window, const std::vector<int64_t>& head_map) {
+  const int64_t b = q.size(0), qh = q.size(1), d = q.size(3);
+  at::Tensor out = at::zeros({b, qh, 1, d}, at::kDouble);
+  const at::Tensor q64 = q.to(at::kCPU, at::kDouble), k64 = k.to(at::kCPU, at::kDouble), v64 = v.to(at::kCPU, at::kDouble);
+  for (int64_t r = 0; r < b; ++r) {
+    const int64_t end = ends.size() == 1 ? ends[0] : ends[r];
+    const int64_t start = window > 0 ? std::max<int64_t>(0, end - window) : 0;
+    for (int64_t h = 0; h < qh; ++h) {
+      const at::Tensor keys = k64[r][head_map[h]].narrow(0, start, end - start);
+      const at::Tensor values = v64[r][head_map[h]].narrow(0, start, end - start);
+      const at::Tensor p = at::softmax(at::matmul(keys, q64[r][h][0]) / std::sqrt(double(d)), 0);
+      out[r][h][0] = at::matmul(p, values);
+    }
+  }
+  return out;
+}
+
+void expect_close(const at::Tensor& got, const at::Tensor& want, at::ScalarType dtype, const std::string& what) {
+  const double tol = dtype == at::kFloat ? 1e-5 : dtype == at::kHalf ? 2e-3 : 1.6e-2;
+  const at::Tensor g = got.to(at::kCPU, at::kDouble);
+  EXPECT_TRUE(at::isfinite(g).all().item<bool>()) << what << ": read a row past the filled part";
+  const double err = (g - want).abs().max().item<double>();
+  EXPECT_LE(err, tol * (1 + want.abs().max().item<double>())) << what;
+}
+
+TEST_P(FusedKernelsTest, DecodeAttentionReadsOnlyTheFilledRows) {
+  const int64_t b = 3, d = 128, cap = 700;
+  for (const auto& [qh, kvh, grouped] :
+       std::vector<std::tuple<int64_t, int64_t, bool>>{{32, 8, true}, {8, 8, true}, {4, 4, false}, {16, 2, true}}) {
+    for (const int64_t window : {int64_t{0}, int64_t{100}}) {
+      for (const std::vector<int64_t>& ends : std::vector<std::vector<int64_t>>{{1}, {333}, {700}, {5, 650, 129}}) {
+        const at::Tensor q = at::randn({b, qh, 1, d}, options());
+        at::Tensor k = at::randn({b, kvh, cap, d}, options()), v = at::randn({b, kvh, cap, d}, options());
+        const int64_t max_end = *std::max_element(ends.begin(), ends.end());
+        for (int64_t r = 0; r < b; ++r) {
+          const int64_t end = ends.size() == 1 ? ends[0] : ends[r];
+          if (end < cap) {
+            k[r].narrow(1, end, cap - end).fill_(NAN);
+            v[r].narrow(1, end, cap - end).fill_(NAN);
+          }
+        }
+        std::vector<int64_t> map(qh);
+        for (int64_t h = 0; h < qh; ++h) map[h] = grouped ? h / (qh / kvh) : (h * 3 + 1) % kvh;
+        std::vector<int64_t> last;
+        for (int64_t e : ends) last.push_back(e - 1);
+        const at::Tensor last_position = at::tensor(last, at::kLong).to(kCuda);
+        const at::Tensor head_map = grouped ? at::Tensor() : at::tensor(map, at::kLong).to(kCuda);
+        const at::Tensor got = fused_decode_attention(q, k, v, last_position, window, head_map, 1 / std::sqrt(double(d)));
+        const std::string what = std::to_string(qh) + "/" + std::to_string(kvh) + " heads, window " +
+                                 std::to_string(window) + ", last end " + std::to_string(max_end);
+        expect_close(got, reference_attention(q, k, v, ends, window, map), GetParam(), what);
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, FusedKernelsTest, ::testing::Values(at::kFloat, at::kHalf, at::kBFloat16));
+
+// The decode step replayed from its CUDA graph gives the logits of the same step run eagerly.
+TEST(CudaGraphDecode, MatchesEagerDecode) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA";
+  testing::SpecText s;
+  s.mesh = "one: 1";
+  s.modules.clear();
+  s.dtype = "bfloat16";
+  s.batch = 3;
+  s.prompt_tokens = 9;
+  s.new_tokens = 6;
+  const std::unique_ptr<Plan> plan = testing::load_plan(testing::write_spec("gpu_graph_vs_eager", s));
+  const Checkpoint ckpt = Checkpoint::open(*plan->spec().checkpoint_path);
+  const EngineInputs inputs = make_engine_inputs(*plan, 5);
+  Generation runs[2];
+  for (int graphs = 0; graphs < 2; ++graphs) {
+    EngineOptions o{kCuda, at::kBFloat16, /*keep_logits=*/true};
+    o.cuda_graphs = graphs == 1;
+    Engine engine(*plan, 0, nullptr, load_rank_shards(*plan, 0, ckpt, at::kBFloat16, kCuda), o);
+    runs[graphs] = engine.generate(inputs);
+    EXPECT_EQ(engine.uses_cuda_graphs(), graphs == 1);
+  }
+  EXPECT_GT(runs[1].graph_capture_s, 0);
+  EXPECT_TRUE(at::equal(runs[0].tokens, runs[1].tokens));
+  EXPECT_TRUE(at::equal(runs[0].logits, runs[1].logits));
+}
+
+}  // namespace
+}  // namespace shardplan
