@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "executor/runtime/bandwidth.h"
+#include "executor/runtime/calibrate.h"
 #include "executor/runtime/run_command.h"
 #include "executor/weights/checkpoint_writer.h"
 #include "models/graph/model_graph.h"
@@ -123,6 +124,19 @@ void add_bandwidth(CLI::App& app, BandwidthOptions& opts) {
   cmd->add_option("--format", opts.format, "text | json")->check(CLI::IsMember({"text", "json"}))->capture_default_str();
 }
 
+void add_calibrate(CLI::App& app, CalibrateOptions& opts) {
+  CLI::App* cmd = app.add_subcommand(
+      "calibrate", "Measure the device for planner sweep's cost model; writes a hardware file (hardware/*.yaml)");
+  cmd->add_option("--device", opts.device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  cmd->add_option("--base", opts.base, "Preset (h100, h200) or hardware file giving what is not measured (links)")
+      ->capture_default_str();
+  cmd->add_option("-o,--output", opts.output, "The hardware file to write (default: stdout)");
+  cmd->add_option("--format", opts.format, "yaml (a hardware file) | json")
+      ->check(CLI::IsMember({"yaml", "json"}))
+      ->capture_default_str();
+  cmd->add_flag("--quick", opts.quick, "Fewer, smaller measurements (seconds; for tests)");
+}
+
 int run_main(int argc, char** argv) {
   CLI::App app{"shardplan executor: runs a sharding plan; make-checkpoint writes test weights", "executor"};
   app.require_subcommand(1);
@@ -132,6 +146,8 @@ int run_main(int argc, char** argv) {
   add_make_checkpoint(app, make_checkpoint);
   BandwidthOptions bandwidth;
   add_bandwidth(app, bandwidth);
+  CalibrateOptions calibrate;
+  add_calibrate(app, calibrate);
 
   // NOTE: CLI11 reports an unknown first word as "A subcommand is required"; name it instead.
   if (argc >= 2 && argv[1][0] != '-') {
@@ -162,6 +178,7 @@ int run_main(int argc, char** argv) {
     return run_command(run);  // prints its own errors and returns the exit code
   }
   if (app.got_subcommand("bandwidth")) return bandwidth_command(bandwidth);
+  if (app.got_subcommand("calibrate")) return calibrate_command(calibrate);
   if (app.got_subcommand("make-checkpoint")) return guarded([&] { return run_make_checkpoint(make_checkpoint); });
   return fail(kExitUsage, "no subcommand");
 }

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "planner/sweep/hardware.h"
 #include "tests/executor/spec_test_util.h"
 
 namespace shardplan {
@@ -151,6 +152,26 @@ TEST(RunCliTest, ExitCodesAndMessages) {
                                     "RANK=0 WORLD_SIZE=3 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=29555");
   EXPECT_EQ(world.code, 2);
   EXPECT_TRUE(has(world.err, "WORLD_SIZE 3 from the launcher, but the spec's mesh has world size 2")) << world.err;
+}
+
+// `executor calibrate` writes a hardware file that planner sweep's loader reads, with the measured
+// figures in it and the unmeasured ones from --base.
+TEST(CalibrateCliTest, WritesAHardwareFileTheSweepReads) {
+  const std::string file = (suite_dir() / "calibrated.yaml").string();
+  const Result r = run_executor("calibrate --device cpu --quick --base h100 -o " + file);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Hardware measured = load_hardware(file), base = load_hardware("h100");
+  EXPECT_GT(measured.memory_GBps, 0);
+  EXPECT_NE(measured.memory_GBps, base.memory_GBps);
+  EXPECT_NE(measured.bf16_tflops, base.bf16_tflops);
+  EXPECT_EQ(measured.link_GBps, base.link_GBps);
+  EXPECT_TRUE(has(slurp(file), "gemm:"));
+  const Result json = run_executor("calibrate --device cpu --quick --format json");
+  ASSERT_EQ(json.code, 0) << json.err;
+  const nlohmann::json j = nlohmann::json::parse(json.out);
+  EXPECT_GT(j["matmul_tflops"].get<double>(), 0);
+  EXPECT_EQ(j["gemm"].size(), 6u);
+  EXPECT_EQ(run_executor("calibrate --device cpu --quick --base nowhere").code, 2);
 }
 
 }  // namespace

@@ -1,0 +1,206 @@
+// Measuring the device for the cost model (see calibrate.h).
+#include "executor/runtime/calibrate.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <iostream>
+#include <sstream>
+#include <vector>
+
+#include "planner/io/output_file.h"
+#include "planner/sweep/hardware.h"
+
+#if __has_include(<ATen/cuda/CUDAGraph.h>)
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#define SHARDPLAN_CALIBRATE_CUDA 1
+#else
+#define SHARDPLAN_CALIBRATE_CUDA 0
+#endif
+
+namespace shardplan {
+namespace {
+
+// Waits for the device: reading one element back blocks until its stream is done.
+void synchronize(const at::Tensor& t) { (void)t.view({-1})[t.numel() - 1].item<float>(); }
+
+// Median seconds of one call of `fn(i)`, over `repeats` samples (after warm-ups) of `inner` calls
+// in a row and one wait, so that short kernels are timed without the wait's latency.
+double median_seconds(int repeats, const at::Tensor& waits_on, const std::function<void(int)>& fn, int inner = 1) {
+  for (int i = 0; i < 2 * inner; ++i) fn(i);
+  synchronize(waits_on);
+  std::vector<double> seconds;
+  for (int r = 0; r < repeats; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < inner; ++i) fn(i);
+    synchronize(waits_on);
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / inner);
+  }
+  std::sort(seconds.begin(), seconds.end());
+  return seconds[seconds.size() / 2];
+}
+
+struct GemmClass {
+  const char* name;
+  int64_t rows;
+  double tflops = 0, weight_GBps = 0;
+};
+
+struct Measured {
+  double memory_GBps = 0;
+  double matmul_tflops = 0;
+  int64_t matmul_n = 0;
+  std::vector<GemmClass> gemm;
+  double kernel_overhead_us = 0;  // 0: not measured (CPU)
+  int64_t memory_bytes = 0;       // 0: not known (CPU)
+  std::string device_name;
+};
+
+Measured measure(const CalibrateOptions& o) {
+  const bool cuda = o.device == "cuda";
+  const at::Device device = cuda ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+  const at::ScalarType dtype = cuda ? at::kBFloat16 : at::kFloat;
+  const auto opts = at::TensorOptions().dtype(dtype).device(device);
+  Measured m;
+  const int repeats = o.quick ? 3 : 20;
+  std::cerr << "calibrate: memory bandwidth\n";
+  {
+    const int64_t mib = cuda ? (o.quick ? 256 : 2048) : (o.quick ? 16 : 256);
+    const int64_t bytes = mib << 20;
+    const at::Tensor src = at::rand({bytes / 4}, opts.dtype(at::kFloat));
+    at::Tensor dst = at::empty_like(src);
+    const double s = median_seconds(repeats, dst, [&](int) { dst.copy_(src); });
+    m.memory_GBps = 2.0 * static_cast<double>(bytes) / s / 1e9;  // read + write
+  }
+  std::cerr << "calibrate: matmul peak\n";
+  {
+    m.matmul_n = cuda ? (o.quick ? 2048 : 8192) : (o.quick ? 256 : 1024);
+    const at::Tensor a = at::randn({m.matmul_n, m.matmul_n}, opts), b = at::randn({m.matmul_n, m.matmul_n}, opts);
+    at::Tensor c = at::empty({m.matmul_n, m.matmul_n}, opts);
+    const double s = median_seconds(repeats, c, [&](int) { at::mm_out(c, a, b); }, 4);
+    m.matmul_tflops = 2.0 * std::pow(static_cast<double>(m.matmul_n), 3) / s / 1e12;
+  }
+  std::cerr << "calibrate: GEMM shape classes\n";
+  {
+    // A Llama-3-8B MLP's shape (4096 -> 14336); two weights in turn, so that neither is served
+    // from the last-level cache (H200: 50 MB).
+    const int64_t in = cuda ? 4096 : 512, out = cuda ? 14336 : 1792;
+    const at::Tensor w[2] = {at::randn({out, in}, opts), at::randn({out, in}, opts)};
+    for (GemmClass g : {GemmClass{"decode", 1}, GemmClass{"decode", 8}, GemmClass{"decode", 32},
+                        GemmClass{"medium", 256}, GemmClass{"medium", 1024}, GemmClass{"prefill", 8192}}) {
+      if (!cuda) g.rows = std::min<int64_t>(g.rows, 1024);
+      const at::Tensor x = at::randn({g.rows, in}, opts);
+      at::Tensor y = at::empty({g.rows, out}, opts);
+      const double s = median_seconds(repeats, y, [&](int i) { at::mm_out(y, x, w[i % 2].t()); }, 10);
+      g.tflops = 2.0 * static_cast<double>(g.rows) * in * out / s / 1e12;
+      g.weight_GBps = static_cast<double>(w[0].numel() * w[0].element_size()) / s / 1e9;
+      m.gemm.push_back(g);
+    }
+  }
+#if SHARDPLAN_CALIBRATE_CUDA
+  if (cuda) {
+    std::cerr << "calibrate: kernel replayed from a CUDA graph\n";
+    const cudaDeviceProp* props = at::cuda::getDeviceProperties(0);
+    m.memory_bytes = static_cast<int64_t>(props->totalGlobalMem);
+    m.device_name = props->name;
+    // A graph of many one-element kernels: its replay time over the kernel count.
+    const int kernels = 200;
+    at::Tensor x = at::zeros({1}, opts.dtype(at::kFloat));
+    at::cuda::CUDAGraph graph;
+    {
+      const c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool(false, 0);
+      const c10::cuda::CUDAStreamGuard guard(stream);
+      graph.capture_begin();
+      for (int i = 0; i < kernels; ++i) x.add_(1);
+      graph.capture_end();
+    }
+    const double s = median_seconds(repeats, x, [&](int) { graph.replay(); }, 10);
+    m.kernel_overhead_us = s / kernels * 1e6;
+  }
+#endif
+  return m;
+}
+
+std::string render(const Measured& m, const Hardware& base, const CalibrateOptions& o) {
+  std::ostringstream out;
+  char line[256];
+  const auto field = [&](const char* key, double value, const char* note) {
+    std::snprintf(line, sizeof line, "%s: %.6g", key, value);
+    out << line << (note[0] ? std::string(std::max<size_t>(1, 32 - std::string(line).size()), ' ') + "# " + note : "")
+        << "\n";
+  };
+  if (o.format == "json") {
+    out << "{\"device\": \"" << o.device << "\", \"name\": \"" << (m.device_name.empty() ? o.device : m.device_name)
+        << "\", \"memory_GBps\": " << m.memory_GBps << ", \"matmul_tflops\": " << m.matmul_tflops
+        << ", \"matmul_n\": " << m.matmul_n << ", \"kernel_overhead_us\": " << m.kernel_overhead_us << ", \"gemm\": [";
+    for (size_t i = 0; i < m.gemm.size(); ++i) {
+      out << (i ? ", " : "") << "{\"class\": \"" << m.gemm[i].name << "\", \"rows\": " << m.gemm[i].rows
+          << ", \"tflops\": " << m.gemm[i].tflops << ", \"weight_GBps\": " << m.gemm[i].weight_GBps << "}";
+    }
+    out << "]}\n";
+    return out.str();
+  }
+  out << "# Measured by `executor calibrate --device " << o.device << "`"
+      << (m.device_name.empty() ? "" : " on " + m.device_name) << "; figures marked 'base' come from "
+      << base.name << " (one process cannot measure links and collectives).\n";
+  out << "name: " << (m.device_name.empty() ? base.name + " (calibrated)" : m.device_name) << "\n";
+  field("memory_bytes", static_cast<double>(m.memory_bytes > 0 ? m.memory_bytes : base.memory_bytes),
+        m.memory_bytes > 0 ? "measured: the device's memory" : "base");
+  field("memory_usable_fraction", base.memory_usable_fraction, "base");
+  field("memory_GBps", m.memory_GBps, "measured: a large copy, read + write");
+  field("memory_efficiency", 1.0, "the measured rate is what a kernel reaches");
+  field("bf16_tflops", m.matmul_tflops, "measured: square GEMMs");
+  field("matmul_efficiency", 1.0, "the measured peak is reached by large GEMMs");
+  field("link_GBps", base.link_GBps, "base");
+  field("collective_latency_us", base.collective_latency_us, "base");
+  field("kernel_overhead_us", m.kernel_overhead_us > 0 ? m.kernel_overhead_us : base.kernel_overhead_us,
+        m.kernel_overhead_us > 0 ? "measured: a kernel replayed from a CUDA graph" : "base");
+  field("kernels_per_module", base.kernels_per_module, "base");
+  out << "# GEMM throughput by shape class: rows of activations times a 4096 x 14336 weight\n";
+  out << "gemm:\n";
+  for (const GemmClass& g : m.gemm) {
+    std::snprintf(line, sizeof line, "  - {class: %s, rows: %lld, tflops: %.4g, weight_GBps: %.5g}\n", g.name,
+                  static_cast<long long>(g.rows), g.tflops, g.weight_GBps);
+    out << line;
+  }
+  return out.str();
+}
+
+}  // namespace
+
+int calibrate_command(const CalibrateOptions& options) {
+  try {
+    if (options.device == "cuda" && !at::hasCUDA()) {
+      std::cerr << "executor: error: --device cuda, but this build or machine has no CUDA\n";
+      return 2;
+    }
+    const Hardware base = load_hardware(options.base);
+    const std::string text = render(measure(options), base, options);
+    if (options.output.empty() || options.output == "-") {
+      std::cout << text;
+      return 0;
+    }
+    const std::string error = write_output_file(options.output, text);
+    if (!error.empty()) {
+      std::cerr << "executor: error: cannot write '" << options.output << "': " << error << "\n";
+      return 2;
+    }
+    std::cerr << "calibrate: wrote " << options.output << "\n";
+    return 0;
+  } catch (const HardwareError& e) {
+    std::cerr << "executor: error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "executor: error: calibrate: " << e.what() << "\n";
+    return 2;
+  }
+}
+
+}  // namespace shardplan
