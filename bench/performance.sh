@@ -7,14 +7,19 @@
 # ratios to each peer and to the bound) and an SVG chart beside it.
 #
 #   bench/performance.sh [--device cpu|cuda] [--config CFG.json] [--dtype D] [--batches "1 32"]
-#                        [--prompt N] [--new N] [--tp "1 2"] [--executor PATH] [--python PATH]
-#                        [--peers "eager static-compile"] [--out DIR] [--doc FILE.md]
+#                        [--prompt N] [--new N] [--tp "1 2"] [--long "B:P ..."] [--prefill "B:P ..."]
+#                        [--executor PATH] [--python PATH] [--peers "eager static-compile"]
+#                        [--out DIR] [--doc FILE.md]
 # Defaults: cuda: Llama-3-8B's config in bfloat16, batches 1 and 32, prompt 128, 64 new tokens,
-# TP 1, the page docs/performance.md; cpu: tiny-llama in float32, batches 1 and 4, prompt 16,
-# 8 new tokens, TP 1 and 2, the page OUT/performance.md (what CI runs).
+# TP 1, a long-context decode of batch 8 with prompt 4096 (its bound counts the KV cache read),
+# a prefill of 8 x 2048 (against the matmul peak), the page docs/performance.md; cpu: tiny-llama
+# in float32, batches 1 and 4, prompt 16, 8 new tokens, TP 1 and 2, long 2:64, prefill 2:32, the
+# page OUT/performance.md (what CI runs). The bandwidth and the matmul peak come from
+# `executor calibrate` in the same invocation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 device=cpu config="" dtype="" batches="" prompt="" new="" tps="" doc="" peers="eager static-compile"
+long=unset prefill=unset
 executor=build/executor/executor
 python=$([[ -x .venv/bin/python3 ]] && echo .venv/bin/python3 || echo python3)
 out=build/bench-performance
@@ -27,21 +32,27 @@ while (($#)); do
     --prompt) prompt=$2; shift 2 ;;
     --new) new=$2; shift 2 ;;
     --tp) tps=$2; shift 2 ;;
+    --long) long=$2; shift 2 ;;
+    --prefill) prefill=$2; shift 2 ;;
     --peers) peers=$2; shift 2 ;;
     --executor) executor=$2; shift 2 ;;
     --python) python=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --doc) doc=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "performance.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
 if [[ $device == cuda ]]; then
   : "${config:=models/configs/llama-3-8b.json}" "${dtype:=bfloat16}" "${batches:=1 32}" "${prompt:=128}" \
     "${new:=64}" "${tps:=1}" "${doc:=docs/performance.md}"
+  [[ $long != unset ]] || long="8:4096"
+  [[ $prefill != unset ]] || prefill="8:2048"
 elif [[ $device == cpu ]]; then
   : "${config:=models/configs/tiny-llama.json}" "${dtype:=float32}" "${batches:=1 4}" "${prompt:=16}" \
     "${new:=8}" "${tps:=1 2}" "${doc:=$out/performance.md}"
+  [[ $long != unset ]] || long="2:64"
+  [[ $prefill != unset ]] || prefill="2:32"
 else
   echo "performance.sh: --device must be cpu or cuda, not '$device'" >&2; exit 2
 fi
@@ -60,16 +71,16 @@ if [[ ! -f $ckpt/model.safetensors && ! -f $ckpt/model.safetensors.index.json ]]
 fi
 cp "$config" "$ckpt/config.json"  # transformers reads it beside the weights
 
-log "bandwidth of the $device"
-"$executor" bandwidth --device "$device" --format json >"$out/bandwidth.json"
+log "calibrate the $device (bandwidth, matmul peak)"
+"$executor" calibrate --device "$device" --format json >"$out/calibrate.json"
 
 runs=()
-for tp in $tps; do
-  for b in $batches; do
-    name=executor-tp$tp-b$b
-    cat >"$out/$name.yaml" <<YAML
+# run_executor NAME TP BATCH PROMPT NEW: one `executor run` of a tensor-parallel spec.
+run_executor() {
+  local name=$1 tp=$2 b=$3 p=$4 n=$5
+  cat >"$out/$name.yaml" <<YAML
 version: 1
-name: $(basename "$config" .json) tensor-parallel over $tp, batch $b
+name: $(basename "$config" .json) tensor-parallel over $tp, batch $b, prompt $p, $n new tokens
 model:
   config: $config
   checkpoint: $ckpt
@@ -79,17 +90,21 @@ modules:
   - {kind: [embedding, attention, mlp, lm_head], mode: tensor, axes: [tp]}
 workload:
   batch: $b
-  prompt_tokens: $prompt
-  new_tokens: $new
+  prompt_tokens: $p
+  new_tokens: $n
 YAML
-    log "executor run: TP $tp, batch $b"
-    if "$executor" run --spec "$out/$name.yaml" --device "$device" --format json >"$out/$name.json" 2>"$out/$name.err"; then
-      runs+=("$name")
-    else
-      log "executor run failed for $name (see $out/$name.err)"; tail -3 "$out/$name.err" >&2
-    fi
-  done
+  log "executor run: $name"
+  if "$executor" run --spec "$out/$name.yaml" --device "$device" --format json >"$out/$name.json" 2>"$out/$name.err"; then
+    runs+=("$name")
+  else
+    log "executor run failed for $name (see $out/$name.err)"; tail -3 "$out/$name.err" >&2
+  fi
+}
+for tp in $tps; do
+  for b in $batches; do run_executor "executor-tp$tp-b$b" "$tp" "$b" "$prompt" "$new"; done
 done
+for bp in $long; do run_executor "long-tp1-b${bp%%:*}-p${bp##*:}" 1 "${bp%%:*}" "${bp##*:}" "$new"; done
+for bp in $prefill; do run_executor "prefill-tp1-b${bp%%:*}-p${bp##*:}" 1 "${bp%%:*}" "${bp##*:}" 0; done
 for b in $batches; do
   for mode in $peers; do
     name=hf-$mode-b$b
