@@ -16,6 +16,7 @@
 
 #include "executor/runtime/bandwidth.h"
 #include "executor/runtime/calibrate.h"
+#include "executor/sweep/measured_sweep.h"
 #include "executor/runtime/run_command.h"
 #include "executor/weights/checkpoint_writer.h"
 #include "models/graph/model_graph.h"
@@ -137,6 +138,24 @@ void add_calibrate(CLI::App& app, CalibrateOptions& opts) {
   cmd->add_flag("--quick", opts.quick, "Fewer, smaller measurements (seconds; for tests)");
 }
 
+void add_sweep(CLI::App& app, MeasuredSweepOptions& opts) {
+  CLI::App* cmd = app.add_subcommand(
+      "sweep", "Run the specs planner sweep wrote to DIR and compare each with its prediction (docs/sweep.md)");
+  cmd->add_option("dir", opts.dir, "planner sweep's -o folder (sweep.json, rank-NN.yaml)")->required();
+  cmd->add_option("--device", opts.device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  cmd->add_option("--checkpoint", opts.checkpoint,
+                  "Weights for specs without model.checkpoint (default: random weights, made once)");
+  cmd->add_option("-o,--output", opts.output, "Results folder (default: DIR/measured)");
+  cmd->add_option("--top", opts.top, "Run only the first N specs (0: all)")->check(CLI::NonNegativeNumber);
+}
+
+// The executor binary itself, for the child runs of `executor sweep`.
+std::string self_path(const char* argv0) {
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string(argv0) : self.string();
+}
+
 int run_main(int argc, char** argv) {
   CLI::App app{"shardplan executor: runs a sharding plan; make-checkpoint writes test weights", "executor"};
   app.require_subcommand(1);
@@ -148,6 +167,8 @@ int run_main(int argc, char** argv) {
   add_bandwidth(app, bandwidth);
   CalibrateOptions calibrate;
   add_calibrate(app, calibrate);
+  MeasuredSweepOptions sweep;
+  add_sweep(app, sweep);
 
   // NOTE: CLI11 reports an unknown first word as "A subcommand is required"; name it instead.
   if (argc >= 2 && argv[1][0] != '-') {
@@ -179,6 +200,10 @@ int run_main(int argc, char** argv) {
   }
   if (app.got_subcommand("bandwidth")) return bandwidth_command(bandwidth);
   if (app.got_subcommand("calibrate")) return calibrate_command(calibrate);
+  if (app.got_subcommand("sweep")) {
+    sweep.executor = self_path(argv[0]);
+    return measured_sweep_command(sweep);
+  }
   if (app.got_subcommand("make-checkpoint")) return guarded([&] { return run_make_checkpoint(make_checkpoint); });
   return fail(kExitUsage, "no subcommand");
 }

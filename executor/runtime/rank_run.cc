@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 
+#include <sys/resource.h>
+
 #include <algorithm>
 
 #include "executor/runtime/engine.h"
@@ -15,8 +17,29 @@
 #include "models/graph/family.h"
 #include "planner/io/output_file.h"
 
+#if __has_include(<c10/cuda/CUDACachingAllocator.h>)
+#include <c10/cuda/CUDACachingAllocator.h>
+#define SHARDPLAN_CUDA_ALLOCATOR_STATS 1
+#else
+#define SHARDPLAN_CUDA_ALLOCATOR_STATS 0
+#endif
+
 namespace shardplan {
 namespace {
+
+// The rank's peak memory so far: on CUDA the most bytes the caching allocator had allocated on the
+// device; on the CPU the process's peak resident set (libraries and the runtime included).
+int64_t peak_memory_bytes(at::Device device) {
+#if SHARDPLAN_CUDA_ALLOCATOR_STATS
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index() < 0 ? 0 : device.index());
+    return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
+  }
+#endif
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;
+}
 
 RankList world_group(const Plan& plan) {
   RankList world;
@@ -136,13 +159,15 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
     capture_s += g.graph_capture_s;
     decode_graph = engine.uses_cuda_graphs();
   }
+  const int64_t peak_memory = peak_memory_bytes(options.device);
 
   // Rank 0 collects every rank's requests.
   const int64_t held = g.requests.count;
   const at::Device device = options.device;
   const at::Tensor my_times =
       at::tensor({g.first_token_s, g.last_token_s}, at::TensorOptions().dtype(at::kDouble)).view({1, 2});
-  const at::Tensor my_bytes = at::tensor({static_cast<int64_t>(bytes_read)}, at::TensorOptions().dtype(at::kLong));
+  const at::Tensor my_bytes =
+      at::tensor({static_cast<int64_t>(bytes_read), peak_memory}, at::TensorOptions().dtype(at::kLong)).view({1, 2});
   const at::Tensor tokens = gather_on_all(comm, plan, device, g.tokens, 0, "all_gather of the generated tokens");
   const at::Tensor times = gather_on_all(comm, plan, device, my_times, 0, "all_gather of the timings");
   const at::Tensor bytes = gather_on_all(comm, plan, device, my_bytes, 0, "all_gather of the bytes read");
@@ -184,7 +209,10 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
   report.ttft = summarize(ttft);
   report.tpot = summarize(tpot);
   report.duration_s = times.select(1, 1).max().item<double>();
-  for (int64_t r = 0; r < plan.world_size(); ++r) report.weight_bytes_read.push_back(bytes[r].item<int64_t>());
+  for (int64_t r = 0; r < plan.world_size(); ++r) {
+    report.weight_bytes_read.push_back(bytes[r][0].item<int64_t>());
+    report.peak_memory_bytes.push_back(bytes[r][1].item<int64_t>());
+  }
   report.decode_graph = decode_graph;
   report.graph_capture_s = capture_s;
   // The kinds the model has, in engine_time_categories() order, then the collectives.

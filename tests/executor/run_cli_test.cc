@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -172,6 +173,40 @@ TEST(CalibrateCliTest, WritesAHardwareFileTheSweepReads) {
   EXPECT_GT(j["matmul_tflops"].get<double>(), 0);
   EXPECT_EQ(j["gemm"].size(), 6u);
   EXPECT_EQ(run_executor("calibrate --device cpu --quick --base nowhere").code, 2);
+}
+
+// planner sweep's specs of tiny-llama on 2 ranks, run by `executor sweep` over Gloo: every plan
+// runs (random weights made once), and the results name the prediction and the measurement.
+TEST(SweepCliTest, RunsPlannerSweepsSpecsAndComparesWithThePrediction) {
+  if (!SHARDPLAN_HAVE_GLOO) GTEST_SKIP() << "no Gloo";
+  const std::string dir = (suite_dir() / "sweep_tiny").string();
+  std::filesystem::remove_all(dir);
+  const std::string planner = std::string(SHARDPLAN_PLANNER) + " sweep --config " + testing::kConfigDir +
+                              "tiny-llama.json --world 2 --batch 2 --prompt-tokens 8 --new-tokens 4 --dtype float32 "
+                              "--top 3 -o " + dir + " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(planner.c_str()), 0);
+  const Result r = run_executor("sweep " + dir + " --top 3");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(has(r.err, "executor sweep: 3/3 rank-03"));
+  const nlohmann::json j = nlohmann::json::parse(slurp(dir + "/measured/measured.json"));
+  ASSERT_EQ(j["plans"].size(), 3u);
+  for (const auto& p : j["plans"]) {
+    ASSERT_TRUE(p["ran"].get<bool>()) << p.dump();
+    EXPECT_GT(p["measured"]["tokens_per_s"].get<double>(), 0);
+    EXPECT_GT(p["measured"]["peak_memory_bytes"].get<int64_t>(), 0);
+    EXPECT_GT(p["predicted"]["tokens_per_s"].get<double>(), 0);
+  }
+  EXPECT_EQ(j["accuracy"]["points"].get<int>(), 3);
+  EXPECT_TRUE(has(slurp(dir + "/measured/predicted-vs-measured.svg"), "<svg"));
+  EXPECT_TRUE(has(slurp(dir + "/measured/pareto-measured.svg"), "<svg"));
+  EXPECT_TRUE(has(slurp(dir + "/measured/measured.txt"), "Spearman"));
+  // The sweep's own specs are not modified (the runs use copies with the checkpoint added).
+  EXPECT_FALSE(has(slurp(dir + "/rank-01.yaml"), "checkpoint"));
+  EXPECT_TRUE(has(slurp(dir + "/measured/rank-01.yaml"), "checkpoint"));
+  // A folder without planner sweep's output is a usage error.
+  const Result none = run_executor("sweep " + (suite_dir() / "no_such_sweep").string());
+  EXPECT_EQ(none.code, 2);
+  EXPECT_TRUE(has(none.err, "has no sweep.json"));
 }
 
 }  // namespace
