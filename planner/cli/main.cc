@@ -18,6 +18,7 @@
 #include "planner/render/plan_dot.h"
 #include "planner/render/render_error.h"
 #include "planner/spec/spec_check.h"
+#include "planner/sweep/memory_check.h"
 #include "planner/sweep/sweep.h"
 
 #include <unistd.h>
@@ -59,13 +60,30 @@ std::string summary(const std::string& file, const Plan& plan) {
 // Checks one spec, then builds its plan and binds it for every rank (check_executable): what
 // check passes, the executor runs. Diagnostics (sorted) are appended to `all`; `plan` is set when
 // the spec is valid.
-CheckOutcome check_one(const std::string& file, Diagnostics& all, std::unique_ptr<Plan>* plan) {
+// With a device (`--hardware`, else the spec's `hardware`), every rank's memory must fit it
+// (memory_check.h); `hardware_out` gets it.
+CheckOutcome check_one(const std::string& file, Diagnostics& all, std::unique_ptr<Plan>* plan,
+                       const std::optional<Hardware>& cli_hardware = std::nullopt,
+                       std::optional<Hardware>* hardware_out = nullptr) {
   Diagnostics diags;
   CheckedSpec checked;
   CheckOutcome outcome = check_spec_file(file, diags, &checked);
   if (outcome == CheckOutcome::kValid) {
     *plan = build_plan(std::move(checked));
     check_executable(**plan, diags);
+    const Spec& spec = (*plan)->spec();
+    std::optional<Hardware> hardware = cli_hardware;
+    if (!hardware && spec.hardware && !diags.has_errors()) {
+      try {
+        hardware = load_hardware(*spec.hardware);
+      } catch (const HardwareError& e) {
+        diags.error(file, spec.hardware_pos, e.what());
+      }
+    }
+    if (hardware && !diags.has_errors()) {
+      check_memory(**plan, *hardware, spec.hardware ? spec.hardware_pos : spec.workload.batch_pos, diags);
+    }
+    if (hardware_out) *hardware_out = hardware;
     if (diags.has_errors()) {
       outcome = CheckOutcome::kInvalid;
       plan->reset();
@@ -85,15 +103,31 @@ int exit_code(CheckOutcome o) {
   return kExitUsage;
 }
 
-int run_check(const std::vector<std::string>& files, const std::string& format) {
+// `--hardware` of check and plan: a preset or file; HardwareError (exit 2) when it is neither.
+std::optional<Hardware> cli_hardware(const std::string& name) {
+  if (name.empty()) return std::nullopt;
+  return load_hardware(name);
+}
+
+int run_check(const std::vector<std::string>& files, const std::string& format, const std::string& hardware_name) {
   Diagnostics all;
   int worst = kExitOk;
   std::vector<std::string> summaries;
+  std::optional<Hardware> given;
+  try {
+    given = cli_hardware(hardware_name);
+  } catch (const HardwareError& e) {
+    std::cerr << "planner: error: --hardware: " << e.what() << "\n";
+    return kExitUsage;
+  }
   for (const auto& f : files) {
     std::unique_ptr<Plan> plan;
-    const CheckOutcome o = check_one(f, all, &plan);
+    std::optional<Hardware> hardware;
+    const CheckOutcome o = check_one(f, all, &plan, given, &hardware);
     worst = std::max(worst, exit_code(o));
-    if (o == CheckOutcome::kValid) summaries.push_back(summary(f, *plan));
+    if (o == CheckOutcome::kValid) {
+      summaries.push_back(summary(f, *plan) + (hardware ? "; " + memory_summary(*plan, *hardware) : ""));
+    }
   }
   if (format == "json") {
     std::cout << diagnostics_json(all).dump(2) << "\n";
@@ -104,14 +138,30 @@ int run_check(const std::vector<std::string>& files, const std::string& format) 
   return worst;
 }
 
-int run_plan(const std::string& file, const std::string& format, const std::string& output) {
+int run_plan(const std::string& file, const std::string& format, const std::string& output,
+             const std::string& hardware_name) {
   Diagnostics all;
   std::unique_ptr<Plan> plan;
-  const CheckOutcome o = check_one(file, all, &plan);
+  std::optional<Hardware> given, hardware;
+  try {
+    given = cli_hardware(hardware_name);
+  } catch (const HardwareError& e) {
+    std::cerr << "planner: error: --hardware: " << e.what() << "\n";
+    return kExitUsage;
+  }
+  const CheckOutcome o = check_one(file, all, &plan, given, &hardware);
   print_diagnostics(all);
   if (o != CheckOutcome::kValid) return exit_code(o);
-  const std::string text =
-      format == "json" ? plan_to_json(*plan).dump(1) + "\n" : plan_to_text(*plan);
+  std::string text;
+  if (format == "json") {
+    nlohmann::json j = plan_to_json(*plan);
+    if (hardware) {
+      j["memory"]["device"] = {{"name", hardware->name}, {"usable_bytes", usable_memory_bytes(*hardware)}};
+    }
+    text = j.dump(1) + "\n";
+  } else {
+    text = plan_to_text(*plan) + (hardware ? "  " + memory_summary(*plan, *hardware) + "\n" : "");
+  }
   if (output.empty() || output == "-") {
     std::cout << text;
     return kExitOk;
@@ -265,12 +315,17 @@ int main_impl(int argc, char** argv) {
   check->add_option("SPEC", check_files, "spec files")->required();
   check->add_option("--format", check_format, "text or json (diagnostics as a JSON array)")
       ->check(CLI::IsMember({"text", "json"}));
+  std::string check_hardware, plan_hardware;
+  check->add_option("--hardware", check_hardware,
+                    "check every rank's memory against this device: a preset (h100, h200) or a hardware file "
+                    "(default: the spec's `hardware`, else no memory check)");
 
   std::string plan_file, plan_format = "text", plan_output;
   auto* plan = app.add_subcommand("plan", "the full plan: layouts, slices, collectives, memory");
   plan->add_option("SPEC", plan_file, "spec file")->required();
   plan->add_option("--format", plan_format, "text or json")->check(CLI::IsMember({"text", "json"}));
   plan->add_option("-o,--output", plan_output, "write to FILE instead of stdout");
+  plan->add_option("--hardware", plan_hardware, "as check's --hardware; the plan then says how full each rank is");
 
   std::string render_file, render_output, render_view = "modules";
   int render_layer = 0;
@@ -313,8 +368,8 @@ int main_impl(int argc, char** argv) {
     app.exit(e);
     return kExitUsage;
   }
-  if (*check) return run_check(check_files, check_format);
-  if (*plan) return run_plan(plan_file, plan_format, plan_output);
+  if (*check) return run_check(check_files, check_format, check_hardware);
+  if (*plan) return run_plan(plan_file, plan_format, plan_output, plan_hardware);
   if (*sweep) return run_sweep_command(sweep_cli);
   if (*render) {
     const std::optional<int> layer =

@@ -278,7 +278,6 @@ class PlanBinder {
 };
 
 PlanBinding bind_plan_with(const Plan& plan, int64_t rank, RequestCheckMemo* memo) {
-  const ModelGraph& graph = plan.graph();
   const Mesh& mesh = plan.mesh;
   const int64_t batch = plan.spec().workload.batch;
   const std::vector<int64_t> coords = mesh.coords(rank);

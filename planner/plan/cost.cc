@@ -179,8 +179,14 @@ void compute_costs(Plan& plan) {
       flops_decode += 4.0 * qh * d.head_dim * reqs * enc;
     }
   }
+  // Activations of the prefill: 8 buffers of [tokens, hidden] for the requests the rank takes
+  // in, and their float32 logits (the largest of a step's temporaries, measured on the executor).
+  const int64_t input_requests = std::max<int64_t>(1, requests_on_rank(plan, plan.input_layout));
+  const int64_t activations =
+      8 * input_requests * prompt * graph.hidden * bytes + input_requests * graph.vocab * 4;
   for (auto& rc : plan.ranks) {
     rc.kv_cache_bytes = kv_bytes;
+    rc.activation_bytes = activations;
     rc.flops_prefill = flops_prefill;
     rc.flops_decode = flops_decode;
   }

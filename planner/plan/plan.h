@@ -84,8 +84,13 @@ const char* short_purpose(CollectivePurpose purpose);
 struct RankCost {
   int64_t weight_bytes = 0;
   int64_t kv_cache_bytes = 0;
+  // The prefill's activations: a handful of [tokens, hidden] buffers of the rank's requests and
+  // their logits (docs/plan.md).
+  int64_t activation_bytes = 0;
   double flops_prefill = 0;
   double flops_decode = 0;
+  // What the rank needs on its device: one memory model for check, plan and sweep.
+  int64_t memory_bytes() const { return weight_bytes + kv_cache_bytes + activation_bytes; }
 };
 
 struct Plan {

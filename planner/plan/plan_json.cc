@@ -90,14 +90,17 @@ nlohmann::json plan_to_json(const Plan& plan) {
     j["comms"].push_back(std::move(cj));
   }
 
-  json weight = json::array(), kv = json::array(), fp = json::array(), fd = json::array();
+  json weight = json::array(), kv = json::array(), act = json::array(), total = json::array(), fp = json::array(),
+       fd = json::array();
   for (const RankCost& rc : plan.ranks) {
     weight.push_back(rc.weight_bytes);
     kv.push_back(rc.kv_cache_bytes);
+    act.push_back(rc.activation_bytes);
+    total.push_back(rc.memory_bytes());
     fp.push_back(rc.flops_prefill);
     fd.push_back(rc.flops_decode);
   }
-  j["memory"] = {{"weight_bytes", weight}, {"kv_cache_bytes", kv}};
+  j["memory"] = {{"weight_bytes", weight}, {"kv_cache_bytes", kv}, {"activation_bytes", act}, {"total_bytes", total}};
   j["flops"] = {{"prefill", fp}, {"decode", fd}};
   return j;
 }

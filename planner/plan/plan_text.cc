@@ -172,6 +172,11 @@ std::string plan_to_text(const Plan& plan) {
   out << "  weights         " << format_bytes(static_cast<double>(max_w));
   if (min_w != max_w) out << " (max; min " << format_bytes(static_cast<double>(min_w)) << ")";
   out << "\n  KV cache        " << format_bytes(static_cast<double>(r0.kv_cache_bytes)) << "\n";
+  out << "  activations     " << format_bytes(static_cast<double>(r0.activation_bytes)) << " (prefill)\n";
+  int64_t most = 0;
+  for (const RankCost& rc : plan.ranks) most = std::max(most, rc.memory_bytes());
+  out << "  memory          " << format_bytes(static_cast<double>(most))
+      << " (the largest rank: weights + KV cache + activations)\n";
   out << "  FLOPs           prefill " << format_flops(r0.flops_prefill) << ", decode step "
       << format_flops(r0.flops_decode) << "\n";
   out << "  communication   " << plan.comms.size() << " collectives per forward pass; sends "

@@ -65,6 +65,16 @@ Spec spec_from_document(const YamlDocument& doc, const std::string& file) {
   spec.file = file;
   if (root.contains("name") && root["name"].is_string()) spec.name = root["name"];
 
+  if (root.contains("hardware") && root["hardware"].is_string()) {
+    const std::string h = root["hardware"];
+    // A name without a folder or a YAML extension is a preset; anything else a file.
+    const auto ends_with = [&](const std::string& tail) {
+      return h.size() > tail.size() && h.compare(h.size() - tail.size(), tail.size(), tail) == 0;
+    };
+    const bool file_like = h.find('/') != std::string::npos || ends_with(".yaml") || ends_with(".yml");
+    spec.hardware = file_like ? resolve_relative(file, h) : h;
+    spec.hardware_pos = doc.value_at("/hardware");
+  }
   if (root.contains("model") && root["model"].is_object()) {
     const auto& m = root["model"];
     spec.model_ok = m.contains("config") && m["config"].is_string();

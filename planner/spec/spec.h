@@ -63,6 +63,9 @@ struct Spec {
   std::optional<std::string> checkpoint_path;  // resolved likewise
   SourcePos checkpoint_pos;
   DType dtype = DType::kBFloat16;
+  // `hardware`: a preset name, or a hardware file resolved against the spec's folder.
+  std::optional<std::string> hardware;
+  SourcePos hardware_pos;
   std::vector<MeshAxisSpec> mesh;
   SourcePos mesh_pos;
   std::vector<std::string> batch_axes;

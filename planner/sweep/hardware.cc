@@ -25,6 +25,10 @@ double positive(const YAML::Node& root, const std::string& file, const char* key
 
 }  // namespace
 
+int64_t usable_memory_bytes(const Hardware& hardware) {
+  return static_cast<int64_t>(static_cast<double>(hardware.memory_bytes) * hardware.memory_usable_fraction);
+}
+
 Hardware load_hardware(const std::string& name_or_file) {
   std::string file = name_or_file;
   if (!std::filesystem::exists(file)) {

@@ -28,6 +28,9 @@ class HardwareError : public Error {
   explicit HardwareError(const std::string& message) : Error(2, message) {}
 };
 
+// The bytes a rank may use on the device: memory_bytes x memory_usable_fraction.
+int64_t usable_memory_bytes(const Hardware& hardware);
+
 // `name_or_file`: a preset name (h100, h200: hardware/<name>.yaml of the source tree) or a path.
 // HardwareError (exit 2) for an unknown name, an unreadable file or a missing / non-positive field.
 Hardware load_hardware(const std::string& name_or_file);

@@ -123,17 +123,9 @@ std::string fixed(double v, int digits) {
 
 Prediction predict(const Plan& plan, const Hardware& hw) {
   const WorkloadSpec& w = plan.spec().workload;
-  const int64_t bytes = dtype_bytes(plan.spec().dtype);
   const double bandwidth = hw.memory_GBps * 1e9 * hw.memory_efficiency;
   const double flops = hw.bf16_tflops * 1e12 * hw.matmul_efficiency;
   const double link = hw.link_GBps * 1e9;
-  // Requests per rank: the batch over the axes the input is split over.
-  int64_t split = 1;
-  for (size_t x = 0; x < plan.input_layout.axes.size(); ++x) {
-    if (plan.input_layout.axes[x] == AxisState::kBatchSplit) split *= plan.mesh.axes()[x].size;
-  }
-  const int64_t requests = std::max<int64_t>(1, w.batch / split);
-  const int64_t prompt = w.prompt_tokens + w.images_per_request * plan.graph().workload.tokens_per_image;
 
   Prediction p;
   double compute_prefill = 0, compute_decode = 0;
@@ -145,9 +137,7 @@ Prediction predict(const Plan& plan, const Hardware& hw) {
     const double prefill_math = r.flops_prefill / flops;
     compute_decode = std::max(compute_decode, std::max(decode_memory, decode_math));
     compute_prefill = std::max(compute_prefill, std::max(prefill_memory, prefill_math));
-    // Activations of the prefill: a handful of [tokens, hidden] buffers and the logits.
-    const int64_t activations = 8 * requests * prompt * plan.graph().hidden * bytes + requests * plan.graph().vocab * 4;
-    p.memory_bytes = std::max(p.memory_bytes, r.weight_bytes + r.kv_cache_bytes + activations);
+    p.memory_bytes = std::max(p.memory_bytes, r.memory_bytes());  // the model of planner/plan/cost.h
   }
   double comm_prefill = 0, comm_decode = 0;
   for (const Collective& c : plan.comms) {
@@ -163,7 +153,7 @@ Prediction predict(const Plan& plan, const Hardware& hw) {
   p.tokens_per_s = total_s > 0 ? static_cast<double>(w.batch * w.new_tokens) / total_s : 0;
   p.tokens_per_s_per_gpu = p.tokens_per_s / static_cast<double>(plan.world_size());
   p.tokens_per_s_per_request = p.decode_ms > 0 ? 1e3 / p.decode_ms : 0;
-  p.fits = static_cast<double>(p.memory_bytes) <= static_cast<double>(hw.memory_bytes) * hw.memory_usable_fraction;
+  p.fits = p.memory_bytes <= usable_memory_bytes(hw);
   return p;
 }
 
