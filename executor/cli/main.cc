@@ -158,6 +158,8 @@ std::string self_path(const char* argv0) {
 
 int run_main(int argc, char** argv) {
   CLI::App app{"shardplan executor: runs a sharding plan; make-checkpoint writes test weights", "executor"};
+  app.set_version_flag("--version", std::string("executor (shardplan) ") + SHARDPLAN_VERSION + ", libtorch " +
+                                        SHARDPLAN_TORCH_VERSION);
   app.require_subcommand(1);
   RunOptions run;
   add_run(app, run);

@@ -1,6 +1,8 @@
 // Token-id requests from a JSON Lines file (see request_file.h).
 #include "executor/runtime/request_file.h"
 
+#include "base/input_file.h"
+
 #include <fstream>
 #include <set>
 
@@ -35,8 +37,8 @@ TokenRequests read_request_file(const std::string& path, int64_t vocab) {
     if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
     nlohmann::json r;
     try {
-      r = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
+      r = parse_json_limited(text);
+    } catch (const std::exception& e) {
       throw fail(line, std::string("not valid JSON: ") + e.what());
     }
     if (!r.is_object()) throw fail(line, "expected a JSON object, got " + std::string(r.type_name()));

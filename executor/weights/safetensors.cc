@@ -1,6 +1,8 @@
 // Safetensors reading: header and index validation, mmap, and slice copies that count their bytes.
 #include "executor/weights/safetensors.h"
 
+#include "base/input_file.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -132,7 +134,7 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   std::unique_ptr<SafetensorsFile> file(new SafetensorsFile());
   file->path_ = path;
 
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     throw WeightsError(Code::kIo, fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
   }
@@ -191,8 +193,8 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
 void SafetensorsFile::parse_header(const std::string& text, uint64_t data_size) {
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+    header = parse_json_limited(text);
+  } catch (const std::exception& e) {
     throw WeightsError(Code::kInvalid,
                        fmt::format("{}: header ({} bytes) is not valid JSON: {}", path_, text.size(), e.what()));
   }
@@ -340,8 +342,8 @@ nlohmann::json read_index(const std::string& path) {
   text << in.rdbuf();
   if (in.bad()) throw WeightsError(Code::kIo, fmt::format("{}: read error", path));
   try {
-    return nlohmann::json::parse(text.str());
-  } catch (const nlohmann::json::parse_error& e) {
+    return parse_json_limited(text.str());
+  } catch (const std::exception& e) {
     throw WeightsError(Code::kInvalid, fmt::format("{}: not valid JSON: {}", path, e.what()));
   }
 }

@@ -1,6 +1,8 @@
 // Dispatch from config.json's model_type to the family that builds its ModelGraph.
 #include "models/graph/registry.h"
 
+#include "base/input_file.h"
+
 #include <fstream>
 #include <sstream>
 
@@ -82,14 +84,13 @@ ModelGraph build_model_graph(const nlohmann::json& config) {
 }
 
 ModelGraph load_model_graph(const std::string& config_path) {
-  std::ifstream file(config_path);
-  if (!file) throw ConfigError(config_path + ": cannot open the model config");
-  std::stringstream text;
-  text << file.rdbuf();
+  std::string error;
+  const std::optional<std::string> text = read_input_file(config_path, kMaxConfigBytes, "a config", &error);
+  if (!text) throw ConfigError(config_path + ": cannot read the model config: " + error);
   nlohmann::json config;
   try {
-    config = nlohmann::json::parse(text.str());
-  } catch (const nlohmann::json::parse_error& e) {
+    config = parse_json_limited(*text);
+  } catch (const std::exception& e) {
     throw ConfigError(config_path + ": not valid JSON: " + e.what());
   }
   try {

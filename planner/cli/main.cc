@@ -307,6 +307,7 @@ int run_sweep_command(const SweepCli& cli) {
 
 int main_impl(int argc, char** argv) {
   CLI::App app{"planner: check, plan and render declarative sharding specs"};
+  app.set_version_flag("--version", std::string("planner (shardplan) ") + SHARDPLAN_VERSION);
   app.require_subcommand(1);
 
   std::vector<std::string> check_files;
@@ -365,6 +366,7 @@ int main_impl(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --version
     app.exit(e);
     return kExitUsage;
   }

@@ -1,6 +1,8 @@
 // Reading spec values out of a schema-checked YAML document.
 #include "planner/spec/spec.h"
 
+#include "base/input_file.h"
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -218,15 +220,14 @@ Spec spec_from_document(const YamlDocument& doc, const std::string& file) {
 
 std::optional<Spec> load_spec(const std::string& file, Diagnostics& diags, bool& io_error) {
   io_error = false;
-  std::ifstream in(file, std::ios::binary);
-  if (!in) {
-    diags.error(file, {}, "cannot read the spec file: " + std::string(std::strerror(errno)));
+  std::string error;
+  const std::optional<std::string> text = read_input_file(file, kMaxSpecBytes, "a spec", &error);
+  if (!text) {
+    diags.error(file, {}, "cannot read the spec file: " + error);
     io_error = true;
     return std::nullopt;
   }
-  std::stringstream text;
-  text << in.rdbuf();
-  auto doc = parse_yaml_document(text.str(), file, diags);
+  auto doc = parse_yaml_document(*text, file, diags);
   if (!doc) return std::nullopt;
   check_against_schema(*doc, kSpecSchemaJson, file, diags);
   // NOTE: the semantic checks run even after schema errors (on what could be read), so that one

@@ -1,6 +1,8 @@
 // Semantic checks of a spec (see spec_check.h for the list).
 #include "planner/spec/spec_check.h"
 
+#include "base/input_file.h"
+
 #include <algorithm>
 #include <fstream>
 #include <map>
@@ -435,19 +437,26 @@ CheckOutcome check_spec_file(const std::string& file, Diagnostics& diags, Checke
   if (!spec->model_ok) return CheckOutcome::kInvalid;  // the schema reported it
 
   // The config: unreadable is an I/O error (2); readable but unusable is an invalid spec (1).
-  std::ifstream in(spec->config_path, std::ios::binary);
-  if (!in) {
+  std::string error;
+  const std::optional<std::string> text = read_input_file(spec->config_path, kMaxConfigBytes, "a config", &error);
+  if (!text) {
     diags.error(file, spec->config_pos,
                 "cannot read model.config '" + spec->config_path_as_written + "' (resolved to '" +
-                    spec->config_path + "')");
+                    spec->config_path + "'): " + error);
     return CheckOutcome::kIoError;
   }
-  std::stringstream text;
-  text << in.rdbuf();
-  nlohmann::json config = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-  if (config.is_discarded() || !config.is_object()) {
+  nlohmann::json config;
+  try {
+    config = parse_json_limited(*text);
+  } catch (const std::exception& e) {
     diags.error(file, spec->config_pos,
-                "model.config '" + spec->config_path_as_written + "' is not a JSON object");
+                "model.config '" + spec->config_path_as_written + "' is not valid JSON: " + e.what());
+    return CheckOutcome::kIoError;
+  }
+  if (!config.is_object()) {
+    diags.error(file, spec->config_pos,
+                "model.config '" + spec->config_path_as_written + "' is not a JSON object (it is " +
+                    config.type_name() + ")");
     return CheckOutcome::kIoError;
   }
   ModelGraph graph;

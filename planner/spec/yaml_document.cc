@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
+#include <cctype>
 #include <regex>
 #include <set>
 #include <utility>
@@ -19,6 +20,10 @@ namespace {
 constexpr int kMaxDepth = 256;
 // Aliases can expand a small file into a huge tree ("billion laughs"); no spec needs this many.
 constexpr long kMaxValues = 1000000;
+// The longest key and scalar a spec may hold: a spec's names, paths and axes are short, and the
+// checks after this one (schema patterns) must never see an unbounded string.
+constexpr size_t kMaxKeyChars = 256;
+constexpr size_t kMaxScalarChars = 4096;
 
 const std::string kCoreTag = "tag:yaml.org,2002:";
 
@@ -33,8 +38,9 @@ std::string pos_text(SourcePos pos) {
 }
 
 bool is_identifier(const std::string& s) {
-  static const std::regex kIdentifier("[A-Za-z_][A-Za-z0-9_]*");
-  return std::regex_match(s, kIdentifier);
+  // [A-Za-z_][A-Za-z0-9_]*, by hand: std::regex recurses once per character.
+  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
 }
 
 // "modules" + 1 -> "modules[1]"; "workload" + "batch" -> "workload.batch"; "" + "mesh" -> "mesh".
@@ -54,6 +60,8 @@ nlohmann::json resolve_plain_scalar(const std::string& s) {
   static const std::regex kNan("\\.(nan|NaN|NAN)");
 
   if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
+  // NOTE: no number is this long; std::regex would recurse once per character.
+  if (s.size() > 64) return s;
   if (s == "true" || s == "True" || s == "TRUE") return true;
   if (s == "false" || s == "False" || s == "FALSE") return false;
 
@@ -116,6 +124,14 @@ class Converter {
       case YAML::NodeType::Null:
         return nullptr;
       case YAML::NodeType::Scalar:
+        if (node.Scalar().size() > kMaxScalarChars) {
+          diags_.error(file_, pos,
+                       "a value of " + std::to_string(node.Scalar().size()) + " characters" +
+                           (display.empty() ? "" : " at " + display) + " (at most " +
+                           std::to_string(kMaxScalarChars) + ")");
+          too_large_reported_ = true;
+          return nullptr;
+        }
         return convert_scalar(node, pos);
       case YAML::NodeType::Sequence: {
         nlohmann::json array = nlohmann::json::array();
@@ -147,6 +163,13 @@ class Converter {
             continue;
           }
           const std::string name = key.Scalar();
+          if (name.size() > kMaxKeyChars) {
+            diags_.error(file_, key_pos,
+                         "a key of " + std::to_string(name.size()) + " characters" + where + " (at most " +
+                             std::to_string(kMaxKeyChars) + ")");
+            too_large_reported_ = true;
+            continue;
+          }
           const std::string child = pointer + "/" + escape_pointer_token(name);
           if (object.contains(name)) {
             diags_.error(file_, key_pos,

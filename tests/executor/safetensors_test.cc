@@ -3,6 +3,7 @@
 #include "executor/weights/safetensors.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -80,6 +81,26 @@ TEST(SafetensorsTest, DirectoryInPlaceOfTheFileIsAnIoError) {
   TempDir dir;
   std::filesystem::create_directory(dir / "model.safetensors");
   expect_weights_error([&] { Checkpoint::open(dir.str()); }, Code::kIo, {"model.safetensors", "not a regular file"});
+}
+
+// A FIFO or a device in place of the file is refused at once, never read (a FIFO would block
+// until a writer came, /dev/zero would never end).
+TEST(SafetensorsTest, FifoOrDeviceInPlaceOfTheFileIsRefusedWithoutBlocking) {
+  TempDir dir;
+  ASSERT_EQ(::mkfifo((dir / "model.safetensors").c_str(), 0600), 0);
+  expect_weights_error([&] { Checkpoint::open(dir.str()); }, Code::kIo, {"model.safetensors", "not a regular file"});
+  TempDir dev;
+  std::filesystem::create_symlink("/dev/zero", dev / "model.safetensors");
+  expect_weights_error([&] { Checkpoint::open(dev.str(), /*allow_links_outside=*/true); }, Code::kIo,
+                       {"model.safetensors", "not a regular file"});
+}
+
+// A header nested far deeper than any real one is refused with a message, not a crash.
+TEST(SafetensorsTest, DeeplyNestedHeaderIsInvalid) {
+  TempDir dir;
+  write_safetensors(dir / "model.safetensors", "{\"a\":" + std::string(100000, '[') + std::string(100000, ']') + "}",
+                    "");
+  expect_weights_error([&] { Checkpoint::open(dir.str()); }, Code::kInvalid, {"not valid JSON", "nests deeper"});
 }
 
 TEST(SafetensorsTest, UnreadableFileIsAnIoError) {

@@ -94,6 +94,32 @@ ln -s "$tmp/missing/x.dot" "$tmp/dangling.dot"
 expect "render -o dangling symlink" 2 "$planner" render $spec -o "$tmp/dangling.dot"
 [[ -L "$tmp/dangling.dot" && ! -e "$tmp/missing" ]] || { echo "FAIL dangling link replaced"; failures=$((failures + 1)); }
 
+# Hostile inputs: clear errors, never a hang or a crash (docs/reliability.md).
+mkfifo "$tmp/fifo.yaml"
+expect "a FIFO as spec" 2 timeout 10 "$planner" check "$tmp/fifo.yaml"
+contains "FIFO named" "$tmp/err" "cannot read the spec file: a FIFO, not a regular file"
+printf 'version: 1\nmodel: {config: /dev/zero}\nmesh: {tp: 1}\n' >"$tmp/zero.yaml"
+expect "/dev/zero as config" 2 timeout 10 "$planner" check "$tmp/zero.yaml"
+contains "device named" "$tmp/err" "a character device, not a regular file"
+mkfifo "$tmp/fifo.json"
+printf 'version: 1\nmodel: {config: fifo.json}\nmesh: {tp: 1}\n' >"$tmp/fifocfg.yaml"
+expect "a FIFO as config" 2 timeout 10 "$planner" check "$tmp/fifocfg.yaml"
+python3 -c "print('{\"a\":' + '['*70000 + ']'*70000 + '}')" >"$tmp/deep.json"
+printf 'version: 1\nmodel: {config: deep.json}\nmesh: {tp: 1}\n' >"$tmp/deep.yaml"
+expect "a config nested 70,000 deep" 2 "$planner" check "$tmp/deep.yaml"
+contains "nesting named" "$tmp/err" "nests deeper than 64 levels"
+python3 -c "print('version: 1\n? ' + 'k'*60000 + '\n: 1\nmodel: {config: x.json}\nmesh: {tp: 1}')" >"$tmp/longkey.yaml"
+expect "a key of 60,000 characters" 1 "$planner" check "$tmp/longkey.yaml"
+contains "long key named" "$tmp/err" "a key of 60000 characters (at most 256)"
+python3 -c "print('version: 1\nname: ' + 'a'*60000 + '\nmodel: {config: x.json}\nmesh: {tp: 1}')" >"$tmp/longvalue.yaml"
+expect "a value of 60,000 characters" 1 "$planner" check "$tmp/longvalue.yaml"
+contains "long value named" "$tmp/err" "a value of 60000 characters at name (at most 4096)"
+head -c 2000000 /dev/zero | tr '\0' '#' >"$tmp/huge.yaml"
+expect "a 2 MB spec" 2 "$planner" check "$tmp/huge.yaml"
+contains "size limit named" "$tmp/err" "more than the 1.0 MiB a spec may have"
+expect "--version" 0 "$planner" --version
+contains "version printed" "$tmp/out" "shardplan"
+
 # Memory per rank against the device (the spec's `hardware`, or --hardware): one memory model
 # with the sweep's.
 h=tests/planner/data/hardware

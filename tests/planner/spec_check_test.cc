@@ -68,7 +68,9 @@ TEST(SpecCheck, EverySpecMatchesItsGoldenDiagnostics) {
     EXPECT_EQ(read_file(golden), got) << "for " << spec;
     ++compared;
   }
-  if (!update) EXPECT_GE(compared, 25);
+  if (!update) {
+    EXPECT_GE(compared, 25);
+  }
 }
 
 // Writes `spec` with `from` replaced by `to` next to it (relative config paths still resolve).
