@@ -1,6 +1,8 @@
 // The Llama family's typed config (see llama_config.h).
 #include "models/llama/llama_config.h"
 
+#include <cmath>
+
 #include "models/graph/module_builder.h"
 
 namespace shardplan {
@@ -25,12 +27,29 @@ double number_or(const nlohmann::json& object, const char* key, double fallback)
 // `rope_scaling` (whose type key was once `type`).
 RopeParameters read_rope(const nlohmann::json& config, int64_t max_positions, double default_theta) {
   RopeParameters rope;
+  for (const char* key : {"rope_parameters", "rope_scaling"}) {
+    // NOTE: a value transformers would not read as parameters is refused, not ignored.
+    auto it = config.find(key);
+    if (it != config.end() && !it->is_null() && !it->is_object()) {
+      throw ConfigError(std::string(key) + " must be an object (or null), got " + describe_json(*it));
+    }
+  }
   const nlohmann::json* params = object_at(config, "rope_parameters");
   if (!params) params = object_at(config, "rope_scaling");
   rope.theta = number_or(config, "rope_theta", default_theta);
   rope.original_max_positions = max_positions;
-  if (!params) return rope;
+  const auto positive_theta = [&] {
+    if (!(rope.theta > 0) || !std::isfinite(rope.theta)) {
+      throw ConfigError("rope_theta must be a positive number, got " + describe_json(rope.theta) +
+                        " (the rotation's frequencies would be NaN)");
+    }
+  };
+  if (!params) {
+    positive_theta();
+    return rope;
+  }
   rope.theta = number_or(*params, "rope_theta", rope.theta);
+  positive_theta();
   for (const char* key : {"rope_type", "type"}) {
     auto it = params->find(key);
     if (it != params->end() && it->is_string()) {
@@ -116,6 +135,10 @@ void read_llama_config(ConfigReader& reader, const LlamaVariant& variant, LlamaC
 
   c.hidden_act = reader.text("hidden_act", "silu");
   c.rms_norm_eps = reader.number("rms_norm_eps", variant.rms_norm_eps);
+  if (!(c.rms_norm_eps > 0) || !std::isfinite(c.rms_norm_eps)) {
+    throw ConfigError(reader.field("rms_norm_eps") + " must be a positive number, got " +
+                      describe_json(c.rms_norm_eps) + " (the norm would divide by zero or a negative root)");
+  }
   const bool theta_in_rope_parameters =
       reader.has("rope_parameters") && reader.child("rope_parameters").contains("rope_theta");
   if (!theta_in_rope_parameters) reader.number("rope_theta", variant.rope_theta);

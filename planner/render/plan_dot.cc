@@ -829,7 +829,9 @@ std::string ranks_dot(const Plan& plan, const DotOptions& options) {
                   html_escape(mesh.axes()[a].name) + " " + num(first[a]);
       }
     }
-    t << "<td>" << font(coords, kMutedColor, 10) << "</td>";
+    // NOTE: Graphviz refuses an empty <font> element: a column whose ranks share no coordinate
+    // (all ranks of a data-parallel plan) gets a no-break space.
+    t << "<td>" << font(coords.empty() ? std::string(kNbsp) : coords, kMutedColor, 10) << "</td>";
   }
   t << "</tr>";
 

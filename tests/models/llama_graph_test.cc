@@ -226,6 +226,13 @@ TEST(LlamaGraphTest, ConfigErrors) {
   expect_config_error({{"model_type", "llama"}, {"vocab_size", -3}}, {"vocab_size", "-3"});
   expect_config_error({{"model_type", "llama"}, {"tie_word_embeddings", "yes"}},
                       {"tie_word_embeddings must be true or false"});
+  // Values the forward would turn into NaN logits, or ignore, are refused by name.
+  expect_config_error({{"model_type", "llama"}, {"rms_norm_eps", -1e-5}}, {"rms_norm_eps must be a positive number"});
+  expect_config_error({{"model_type", "llama"}, {"rms_norm_eps", 0}}, {"rms_norm_eps must be a positive number"});
+  expect_config_error({{"model_type", "llama"}, {"rope_theta", 0}}, {"rope_theta must be a positive number"});
+  expect_config_error({{"model_type", "llama"}, {"rope_parameters", {{"rope_theta", -5}}}},
+                      {"rope_theta must be a positive number"});
+  expect_config_error({{"model_type", "llama"}, {"rope_scaling", "x"}}, {"rope_scaling must be an object", "\"x\""});
 }
 
 }  // namespace

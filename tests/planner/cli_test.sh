@@ -120,6 +120,11 @@ contains "size limit named" "$tmp/err" "more than the 1.0 MiB a spec may have"
 expect "--version" 0 "$planner" --version
 contains "version printed" "$tmp/out" "shardplan"
 
+# The ranks view of a plan whose every rank holds the same slices (data-parallel).
+printf 'version: 1\nmodel: {config: %s/models/configs/tiny-llama.json}\nmesh: {dp: 4}\nbatch_axes: [dp]\n' "$PWD" >"$tmp/dp4.yaml"
+expect "render ranks of a data-parallel plan" 0 "$planner" render "$tmp/dp4.yaml" -o "$tmp/dp4.svg" --view ranks
+contains "the table is drawn" "$tmp/dp4.svg" "all ranks"
+
 # Memory per rank against the device (the spec's `hardware`, or --hardware): one memory model
 # with the sweep's.
 h=tests/planner/data/hardware
