@@ -136,6 +136,9 @@ struct WorkloadShape {
   int64_t encoder_tokens_per_item = 0;  // tokens inside the encoder per item (CLIP: 577)
   int64_t encoder_tokens_per_clip = 0;  // whisper: max_source_positions (1500)
   int64_t max_target_positions = 0;     // whisper's decoder limit, llama's max_position_embeddings
+  // The positions are a learned table (whisper's embed_positions): past max_target_positions a
+  // request cannot go at all. Rotary positions (llama) go on, beyond what the model was trained for.
+  bool learned_positions = false;
   // What the synthetic inputs of an image or audio stream look like (0 / -1: no such stream).
   int64_t image_token = -1;              // the prompt id an image's tokens take (llava: image_token_index)
   int64_t image_channels = 0, image_size = 0;

@@ -179,6 +179,7 @@ ModelGraph build_whisper_graph(const nlohmann::json& config) {
   graph.vocab = dims.vocab;
   graph.workload.encoder_tokens_per_clip = dims.max_source_positions;
   graph.workload.max_target_positions = dims.max_target_positions;
+  graph.workload.learned_positions = true;
   graph.workload.mel_bins = dims.mel_bins;
   return graph;
 }

@@ -211,7 +211,11 @@ Spec spec_from_document(const YamlDocument& doc, const std::string& file) {
     get("new_tokens", spec.workload.new_tokens);
     get("images_per_request", spec.workload.images_per_request);
     spec.workload.batch_pos = doc.value_at("/workload/batch");
+    spec.workload.prompt_pos = doc.value_at("/workload/prompt_tokens");
+    spec.workload.new_tokens_pos = doc.value_at("/workload/new_tokens");
+    spec.workload.images_pos = doc.value_at("/workload/images_per_request");
     spec.workload.batch_given = w.contains("batch");
+    spec.workload.images_given = w.contains("images_per_request");
   }
   // NOTE: without workload.batch, one request per rank: the world size divides by every group.
   if (!spec.workload.batch_given) spec.workload.batch = std::max<int64_t>(spec.world_size(), 1);

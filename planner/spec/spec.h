@@ -50,7 +50,8 @@ struct WorkloadSpec {
   int64_t prompt_tokens = 128;
   int64_t new_tokens = 32;
   int64_t images_per_request = 1;
-  SourcePos batch_pos;
+  bool images_given = false;
+  SourcePos batch_pos, prompt_pos, new_tokens_pos, images_pos;
 };
 
 struct Spec {

@@ -69,6 +69,9 @@ class SpecChecker {
     for (const auto& a : assignment) check_module(a);
     check_request_split(assignment);
     check_tied(assignment);
+    check_shadowed(assignment);
+    check_idle_axes();
+    check_workload();
   }
 
  private:
@@ -126,6 +129,70 @@ class SpecChecker {
       ok = false;
     }
     return ok;
+  }
+
+  // A rule that matches modules, every one of which a later rule takes: it has no effect.
+  void check_shadowed(const std::vector<ModuleAssignment>& assignment) {
+    for (const auto& rule : spec_.rules) {
+      if (!rule.well_formed) continue;
+      bool matches = false, wins = false;
+      int later = -1;
+      for (const auto& a : assignment) {
+        if (!rule_matches(rule, *a.module)) continue;
+        matches = true;
+        if (a.rule == rule.index) wins = true;
+        else later = std::max(later, a.rule);
+      }
+      if (matches && !wins && later > rule.index) {
+        warning(rule.pos, "rule " + std::to_string(rule.index) + " has no effect: every module it matches takes a "
+                          "later rule (the last one that matches wins; here rule " + std::to_string(later) + ")");
+      }
+    }
+  }
+
+  // A mesh axis that no rule splits anything over and that does not split the requests: its
+  // replicas all compute the same requests with the same weights.
+  void check_idle_axes() {
+    for (const auto& axis : spec_.mesh) {
+      if (axis.size <= 1 || is_batch_axis(axis.name)) continue;
+      bool used = std::find(spec_.default_axes.begin(), spec_.default_axes.end(), axis.name) != spec_.default_axes.end();
+      for (const auto& rule : spec_.rules) {
+        used = used || std::find(rule.axes.begin(), rule.axes.end(), axis.name) != rule.axes.end();
+        if (rule.shared_expert) {
+          const auto& s = rule.shared_expert->axes;
+          used = used || std::find(s.begin(), s.end(), axis.name) != s.end();
+        }
+      }
+      if (!used) {
+        warning(axis.key_pos, "mesh axis '" + axis.name + "' (size " + std::to_string(axis.size) +
+                                  ") splits nothing: no rule uses it and it is not a batch axis, so its " +
+                                  std::to_string(axis.size) + " replicas compute the same requests (list it in "
+                                  "batch_axes to split the requests over it)");
+      }
+    }
+  }
+
+  // What the workload asks of the model: positions it has, images it takes.
+  void check_workload() {
+    const WorkloadSpec& w = spec_.workload;
+    const WorkloadShape& shape = graph_.workload;
+    if (w.images_given && w.images_per_request > 0 && shape.tokens_per_image == 0) {
+      warning(w.images_pos, "workload.images_per_request applies to models with an image encoder; this " +
+                                graph_.model_type + " model has none, so it is ignored");
+    }
+    const int64_t images = shape.tokens_per_image > 0 ? w.images_per_request * shape.tokens_per_image : 0;
+    const int64_t positions = w.prompt_tokens + images + w.new_tokens;
+    if (shape.max_target_positions <= 0 || positions <= shape.max_target_positions) return;
+    const std::string what = "prompt_tokens " + std::to_string(w.prompt_tokens) +
+                             (images > 0 ? " + image tokens " + std::to_string(images) : std::string()) +
+                             " + new_tokens " + std::to_string(w.new_tokens) + " = " + std::to_string(positions) +
+                             " positions, more than the model's " + std::to_string(shape.max_target_positions);
+    const SourcePos pos = w.new_tokens_pos.line > 0 ? w.new_tokens_pos : w.prompt_pos;
+    if (shape.learned_positions) {
+      error(pos, "workload: " + what + " (its position table has no row past them)");
+    } else {
+      warning(pos, "workload: " + what + " (max_position_embeddings): the model runs past what it was trained for");
+    }
   }
 
   void check_batch_axes() {

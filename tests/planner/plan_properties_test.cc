@@ -55,7 +55,7 @@ using S = AxisState;
 
 // 2^6 * 3^2 * 5: divisible by every batch / data group the meshes below make (7 aside).
 constexpr int64_t kBatch = 2880;
-constexpr int64_t kPromptTokens = 64;
+constexpr int64_t kPromptTokens = 40;  // + kNewTokens within tiny-whisper's 64 positions
 constexpr int64_t kNewTokens = 16;
 constexpr DType kDType = DType::kBFloat16;
 

@@ -133,7 +133,7 @@ struct Mistake {
 TEST(SchemaCheckTest, EachKindOfMistakeGivesExactlyOneDiagnostic) {
   const std::vector<Mistake> cases = {
       {"unknown top-level key, at the key", kBase + "workloads:\n  batch: 1\n",
-       "7:1: unknown key 'workloads' (allowed: version, name, model, mesh, batch_axes, defaults, "
+       "7:1: unknown key 'workloads' (allowed: version, name, model, hardware, mesh, batch_axes, defaults, "
        "modules, workload)"},
       {"unknown key in a rule", kBase + "modules:\n  - kind: mlp\n    mode: tensor\n    axis: [tp]\n",
        "10:5: unknown key 'axis' in modules[0] (allowed: kind, path, mode, axes, shared_expert)"},

@@ -73,7 +73,8 @@ TEST(SweepTest, EveryEmittedSpecPassesPlannerCheck) {
 
 TEST(SweepTest, KnownInvalidLayoutsAreNeverEmitted) {
   // whisper-large-v3's vocabulary (51866) divides by 2, not by 4: no vocabulary split over 4.
-  const SweepResult whisper = sweep("whisper-large-v3.json", 4, SweepWorkload{}, "whisper");
+  // Its decoder holds 448 positions: a short prompt and 128 new tokens.
+  const SweepResult whisper = sweep("whisper-large-v3.json", 4, SweepWorkload{32, 4, 128, 1}, "whisper");
   ASSERT_FALSE(whisper.ranked.empty());
   EXPECT_GT(whisper.invalid, 0);
   for (const SweepCandidate& c : whisper.ranked) {
