@@ -2,9 +2,11 @@
 #include "planner/spec/diagnostic.h"
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 namespace shardplan {
 
@@ -49,6 +51,53 @@ void Diagnostics::sort() {
   };
   std::stable_sort(items_.begin(), items_.end(),
                    [&](const Diagnostic& a, const Diagnostic& b) { return key(a) < key(b); });
+}
+
+namespace {
+
+// Levenshtein distance of the lower-cased words (two rows of the table).
+size_t edit_distance(const std::string& a, const std::string& b) {
+  const auto lower = [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); };
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t substitute = prev[j - 1] + (lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1);
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, substitute});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+}  // namespace
+
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& choices) {
+  // NOTE: long words are not compared (a spec's names are short; the table is len x len).
+  if (word.empty() || word.size() > 64) return "";
+  const size_t limit = std::max<size_t>(1, word.size() / 3);
+  size_t best = limit + 1;
+  std::string pick;
+  bool tie = false;
+  for (const std::string& c : choices) {
+    if (c == word || c.size() > 64 || c.empty()) continue;
+    // A short word one edit from another is often another word (dp and tp): it must at least
+    // begin with the same letter.
+    if (word.size() <= 3 && std::tolower(static_cast<unsigned char>(c[0])) !=
+                                std::tolower(static_cast<unsigned char>(word[0]))) {
+      continue;
+    }
+    const size_t d = edit_distance(word, c);
+    if (d < best) {
+      best = d;
+      pick = c;
+      tie = false;
+    } else if (d == best) {
+      tie = true;
+    }
+  }
+  return best <= limit && !tie ? "; did you mean '" + pick + "'?" : "";
 }
 
 }  // namespace shardplan

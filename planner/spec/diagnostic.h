@@ -24,6 +24,11 @@ struct Diagnostic {
 // "spec.yaml:14:11: error: MESSAGE"
 std::string format_diagnostic(const Diagnostic& d);
 
+// "; did you mean 'tensor'?" when one of `choices` is close to `word` (edit distance, ignoring
+// case, at most a third of its length and at least 1, the closest one alone; a word of up to 3
+// letters only to names with its first letter: dp is not a typo of tp); "" otherwise.
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& choices);
+
 class Diagnostics {
  public:
   void error(const std::string& file, SourcePos pos, std::string message);

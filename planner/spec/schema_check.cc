@@ -587,7 +587,12 @@ class Reporter {
       message = path + " must be " + show_schema_value((*s)["const"]) + ", got " + got;
     } else if (s != nullptr && s->contains("enum") && kinds.count(IssueKind::kType) == 0 &&
                v.is_string()) {
-      message = path + " " + show_value(v) + " is not one of " + SchemaView::enum_list(*s);
+      std::vector<std::string> choices;
+      for (const Schema& e : (*s)["enum"]) {
+        if (e.is_string()) choices.push_back(e.get<std::string>());
+      }
+      message = path + " " + show_value(v) + " is not one of " + SchemaView::enum_list(*s) +
+                did_you_mean(v.get<std::string>(), choices);
     } else {
       message = path + " must be " + schema_.describe(s) + ", got " + got;
     }
@@ -612,7 +617,8 @@ class Reporter {
       if (schema_.member_schema(*s, name) != nullptr) continue;  // a patternProperties match
       const std::string key = pointer + "/" + escape_pointer_token(name);
       add(key, doc_.key_at(key),
-          "unknown key '" + name + "'" + in(pointer) + " (allowed: " + join(allowed, ", ") + ")");
+          "unknown key '" + name + "'" + in(pointer) + " (allowed: " + join(allowed, ", ") + ")" +
+              did_you_mean(name, allowed));
     }
   }
 

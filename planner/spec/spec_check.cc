@@ -95,6 +95,11 @@ class SpecChecker {
     return std::find(spec_.batch_axes.begin(), spec_.batch_axes.end(), name) !=
            spec_.batch_axes.end();
   }
+  std::vector<std::string> axis_names() const {
+    std::vector<std::string> names;
+    for (const auto& a : spec_.mesh) names.push_back(a.name);
+    return names;
+  }
   std::string mesh_names() const {
     std::vector<std::string> names;
     for (const auto& a : spec_.mesh) names.push_back(a.name);
@@ -201,7 +206,8 @@ class SpecChecker {
       const auto& name = spec_.batch_axes[i];
       const SourcePos pos = i < spec_.batch_axis_pos.size() ? spec_.batch_axis_pos[i] : SourcePos{};
       if (!known_axis(name)) {
-        error(pos, "batch axis '" + name + "' is not a mesh axis (mesh axes: " + mesh_names() + ")");
+        error(pos, "batch axis '" + name + "' is not a mesh axis (mesh axes: " + mesh_names() + ")" +
+                       did_you_mean(name, axis_names()));
       } else if (!seen.insert(name).second) {
         error(pos, "batch axis '" + name + "' is listed twice");
       }
@@ -221,7 +227,8 @@ class SpecChecker {
       const auto& name = rule.axes[i];
       const SourcePos pos = i < rule.axis_pos.size() ? rule.axis_pos[i] : rule.axes_pos;
       if (!known_axis(name)) {
-        error(pos, "unknown mesh axis '" + name + "' (mesh axes: " + mesh_names() + ")");
+        error(pos, "unknown mesh axis '" + name + "' (mesh axes: " + mesh_names() + ")" +
+                       did_you_mean(name, axis_names()));
         continue;
       }
       if (!seen.insert(name).second) {
@@ -302,7 +309,8 @@ class SpecChecker {
       const std::string& name = shared.axes[i];
       const SourcePos pos = i < shared.axis_pos.size() ? shared.axis_pos[i] : shared.axes_pos;
       if (!known_axis(name)) {
-        error(pos, "unknown mesh axis '" + name + "' (mesh axes: " + mesh_names() + ")");
+        error(pos, "unknown mesh axis '" + name + "' (mesh axes: " + mesh_names() + ")" +
+                       did_you_mean(name, axis_names()));
       } else if (!seen.insert(name).second) {
         error(pos, "axis '" + name + "' is listed twice in this shared_expert");
       } else if (is_batch_axis(name) && shared.mode == ParallelMode::kTensor) {

@@ -77,6 +77,8 @@ modules:
     axes: [tp]
 workload:
   batch: 2
+  prompt_tokens: 4
+  new_tokens: 8
 )");
   ASSERT_TRUE(plan);
   auto list = ops(*plan);

@@ -134,14 +134,14 @@ TEST(SchemaCheckTest, EachKindOfMistakeGivesExactlyOneDiagnostic) {
   const std::vector<Mistake> cases = {
       {"unknown top-level key, at the key", kBase + "workloads:\n  batch: 1\n",
        "7:1: unknown key 'workloads' (allowed: version, name, model, hardware, mesh, batch_axes, defaults, "
-       "modules, workload)"},
+       "modules, workload); did you mean 'workload'?"},
       {"unknown key in a rule", kBase + "modules:\n  - kind: mlp\n    mode: tensor\n    axis: [tp]\n",
-       "10:5: unknown key 'axis' in modules[0] (allowed: kind, path, mode, axes, shared_expert)"},
+       "10:5: unknown key 'axis' in modules[0] (allowed: kind, path, mode, axes, shared_expert); did you mean 'axes'?"},
       {"unknown key in model", "version: 1\nmodel:\n  config: c.json\n  extra: 1\nmesh: {}\n",
        "4:3: unknown key 'extra' in model (allowed: config, checkpoint, dtype)"},
       {"mode not in the enum, at the value",
        kBase + "modules:\n  - {kind: mlp, mode: tensor}\n  - path: a.*\n    mode: tensr\n",
-       "10:11: modules[1].mode 'tensr' is not one of replicate, tensor, data, expert"},
+       "10:11: modules[1].mode 'tensr' is not one of replicate, tensor, data, expert; did you mean 'tensor'?"},
       {"defaults.mode not in the enum", kBase + "defaults:\n  mode: shard\n",
        "8:9: defaults.mode 'shard' is not one of replicate, tensor, data, expert"},
       {"dtype not in the enum", "version: 1\nmodel:\n  config: c.json\n  dtype: bf16\nmesh: {tp: 2}\n",
@@ -174,10 +174,10 @@ TEST(SchemaCheckTest, EachKindOfMistakeGivesExactlyOneDiagnostic) {
        "7:22: batch_axes lists 'dp' more than once"},
       {"bad kind in a list, at the item", kBase + "modules:\n  - kind: [attention, mlpp]\n    mode: tensor\n",
        "8:23: modules[0].kind[1] 'mlpp' is not one of embedding, attention, cross_attention, mlp, "
-       "moe, encoder, projector, lm_head"},
+       "moe, encoder, projector, lm_head; did you mean 'mlp'?"},
       {"bad single kind", kBase + "modules:\n  - kind: encodr\n    mode: data\n",
        "8:11: modules[0].kind 'encodr' is not one of embedding, attention, cross_attention, mlp, "
-       "moe, encoder, projector, lm_head"},
+       "moe, encoder, projector, lm_head; did you mean 'encoder'?"},
       {"kind of the wrong type", kBase + "modules:\n  - kind: 5\n    mode: data\n",
        "8:11: modules[0].kind must be a module kind (embedding, attention, cross_attention, mlp, "
        "moe, encoder, projector, lm_head) or a non-empty list of module kinds, got 5"},
@@ -252,6 +252,26 @@ TEST(SchemaCheckTest, InvalidSchemaTextIsAnInternalErrorNotACrash) {
   for (const Diagnostic& d : diags.all()) {
     EXPECT_EQ(d.message.rfind("internal error: the spec schema is invalid", 0), 0u) << d.message;
   }
+}
+
+}  // namespace
+}  // namespace shardplan
+
+namespace shardplan {
+namespace {
+
+// Suggestions for misspelt names: close and unique, else nothing.
+TEST(DidYouMean, SuggestsTheOneCloseName) {
+  const std::vector<std::string> modes = {"replicate", "tensor", "data", "expert"};
+  EXPECT_EQ(did_you_mean("tensr", modes), "; did you mean 'tensor'?");
+  EXPECT_EQ(did_you_mean("Tensor", modes), "; did you mean 'tensor'?");
+  EXPECT_EQ(did_you_mean("exprt", modes), "; did you mean 'expert'?");
+  EXPECT_EQ(did_you_mean("pipeline", modes), "");
+  EXPECT_EQ(did_you_mean("tq", {"dp", "tp"}), "; did you mean 'tp'?");
+  EXPECT_EQ(did_you_mean("dp", {"tp"}), "");  // short names: the first letter must match
+  EXPECT_EQ(did_you_mean("tx", {"tp", "ty"}), "");  // one edit from both: no single suggestion
+  EXPECT_EQ(did_you_mean("workloads", {"version", "model", "mesh", "workload"}), "; did you mean 'workload'?");
+  EXPECT_EQ(did_you_mean(std::string(100, 'a'), modes), "");
 }
 
 }  // namespace
