@@ -52,7 +52,18 @@ int64_t ConfigReader::size(const std::string& key, int64_t fallback) {
   if (!value.is_number_integer() || value.get<int64_t>() < 1) {
     throw ConfigError(field(key) + " must be an integer >= 1, got " + describe_json(value));
   }
-  return value.get<int64_t>();
+  // Limits (docs/reliability.md): no real model comes near them, and within them no size
+  // product the planner forms overflows 64 bits; layers and experts are what the module tree
+  // grows with, so theirs are lower.
+  const int64_t v = value.get<int64_t>();
+  const bool layers = key.find("layers") != std::string::npos;
+  const bool experts = key.find("experts") != std::string::npos;
+  const int64_t limit = layers ? kMaxConfigLayers : experts ? kMaxConfigExperts : kMaxConfigSize;
+  if (v > limit) {
+    throw ConfigError(field(key) + " " + std::to_string(v) + " is more than the " + std::to_string(limit) + " " +
+                      (layers ? "layers" : experts ? "experts" : "a size") + " a config may give");
+  }
+  return v;
 }
 
 std::optional<int64_t> ConfigReader::optional_size(const std::string& key) {

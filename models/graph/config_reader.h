@@ -12,6 +12,12 @@
 
 namespace shardplan {
 
+// The largest sizes a config may give (ConfigReader::size): a dimension, a count of layers
+// (keys containing "layers"), a count of experts (keys containing "experts").
+inline constexpr int64_t kMaxConfigSize = int64_t{1} << 24;
+inline constexpr int64_t kMaxConfigLayers = 4096;
+inline constexpr int64_t kMaxConfigExperts = 65536;
+
 class ConfigReader {
  public:
   // `object` must outlive the reader and is modified in place (defaults are written into it).

@@ -80,6 +80,20 @@ ModelGraph build_model_graph(const nlohmann::json& config) {
   }
   ModelGraph graph = family->build_graph(config);
   graph.config_dtype = read_config_dtype(graph.config);
+  // Every tensor's and the model's element count must fit the 64-bit sizes the planner computes
+  // with (counted in double here, so the check itself cannot overflow).
+  double total = 0;
+  for (const Module& m : graph.modules) {
+    for (const Param& p : m.params) {
+      double n = 1;
+      for (int64_t d : p.shape) n *= static_cast<double>(d);
+      total += n;
+      if (n > 0x1p60 || total > 0x1p60) {
+        throw ConfigError("the model's tensors hold more than 2^60 elements (" + p.name +
+                          " and before it): its sizes are beyond what can be planned");
+      }
+    }
+  }
   return graph;
 }
 

@@ -37,6 +37,38 @@ std::string pos_text(SourcePos pos) {
   return std::to_string(pos.line) + ":" + std::to_string(pos.column);
 }
 
+// Where `s` stops being UTF-8 (the offset of the first bad byte), or npos when it is valid
+// (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF).
+size_t invalid_utf8_at(const std::string& s) {
+  const auto* b = reinterpret_cast<const unsigned char*>(s.data());
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = b[i];
+    size_t n = 0;
+    uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      n = 1, cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2, cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3, cp = c & 0x07;
+    } else {
+      return i;
+    }
+    for (size_t k = 1; k <= n; ++k) {
+      if (i + k >= s.size() || (b[i + k] & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (b[i + k] & 0x3F);
+    }
+    const uint32_t min[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < min[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+    i += n + 1;
+  }
+  return std::string::npos;
+}
+
 bool is_identifier(const std::string& s) {
   // [A-Za-z_][A-Za-z0-9_]*, by hand: std::regex recurses once per character.
   if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
@@ -132,6 +164,13 @@ class Converter {
           too_large_reported_ = true;
           return nullptr;
         }
+        if (const size_t bad = invalid_utf8_at(node.Scalar()); bad != std::string::npos) {
+          diags_.error(file_, pos,
+                       "a value that is not valid UTF-8" + (display.empty() ? std::string() : " at " + display) +
+                           " (byte " + std::to_string(bad + 1) + " of it)");
+          too_large_reported_ = true;  // refused: JSON output could not carry it
+          return nullptr;
+        }
         return convert_scalar(node, pos);
       case YAML::NodeType::Sequence: {
         nlohmann::json array = nlohmann::json::array();
@@ -163,6 +202,11 @@ class Converter {
             continue;
           }
           const std::string name = key.Scalar();
+          if (invalid_utf8_at(name) != std::string::npos) {
+            diags_.error(file_, key_pos, "a key that is not valid UTF-8" + where);
+            too_large_reported_ = true;  // refused: JSON output could not carry it
+            continue;
+          }
           if (name.size() > kMaxKeyChars) {
             diags_.error(file_, key_pos,
                          "a key of " + std::to_string(name.size()) + " characters" + where + " (at most " +

@@ -58,8 +58,9 @@ std::vector<std::string> split_pointer(const std::string& pointer);
 //     occurrence; the first one's value is kept);
 //   - only the standard tags (!!str, !!int, !!float, !!bool, !!null, !!map, !!seq) are used;
 //   - aliases expand to at most 1,000,000 values nested at most 256 deep ("billion laughs");
-//   - keys have at most 256 characters and scalar values at most 4,096 (the document is then
-//     refused: later checks never see an unbounded string).
+//   - keys have at most 256 characters and scalar values at most 4,096, and both are UTF-8 (the
+//     document is then refused: later checks never see an unbounded string, and JSON output
+//     never a byte it cannot carry).
 // Syntax errors, several documents, an empty spec and a too large one return nullopt; with the
 // other errors the document is returned so later checks can report more problems.
 //

@@ -117,6 +117,17 @@ contains "long value named" "$tmp/err" "a value of 60000 characters at name (at 
 head -c 2000000 /dev/zero | tr '\0' '#' >"$tmp/huge.yaml"
 expect "a 2 MB spec" 2 "$planner" check "$tmp/huge.yaml"
 contains "size limit named" "$tmp/err" "more than the 1.0 MiB a spec may have"
+printf 'version: 1\nname: caf\xe9\nmodel: {config: x.json}\nmesh: {tp: 1}\n' >"$tmp/latin1.yaml"
+expect "a value that is not UTF-8" 1 "$planner" check "$tmp/latin1.yaml"
+contains "UTF-8 named" "$tmp/err" "latin1.yaml:2:7: error: a value that is not valid UTF-8 at name (byte 4 of it)"
+sed 's/"hidden_size": [0-9]*/"hidden_size": 4611686018427387904/' models/configs/tiny-llama.json >"$tmp/huge-hidden.json"
+printf 'version: 1\nmodel: {config: huge-hidden.json}\nmesh: {tp: 1}\n' >"$tmp/huge-hidden.yaml"
+expect "a size past the limit" 1 "$planner" check "$tmp/huge-hidden.yaml"
+contains "size limit named" "$tmp/err" "hidden_size 4611686018427387904 is more than the 16777216 a size a config may give"
+sed 's/"num_hidden_layers": [0-9]*/"num_hidden_layers": 1000000/' models/configs/tiny-llama.json >"$tmp/many-layers.json"
+printf 'version: 1\nmodel: {config: many-layers.json}\nmesh: {tp: 1}\n' >"$tmp/many-layers.yaml"
+expect "a million layers" 1 "$planner" check "$tmp/many-layers.yaml"
+contains "layer limit named" "$tmp/err" "num_hidden_layers 1000000 is more than the 4096 layers a config may give"
 expect "--version" 0 "$planner" --version
 contains "version printed" "$tmp/out" "shardplan"
 
