@@ -75,6 +75,20 @@ at::Tensor llama_embedding_forward(const LlamaConfig& config, const LlamaEmbeddi
 
 namespace {
 
+// Attention of `q` [b, q heads, T, d] over the cache rows [0, attend_len) with the step's mask:
+// grouped-query SDPA when the rank's q heads map to its KV heads in blocks, else the keys and
+// values of every local q head gathered first. Both forward paths end in it.
+at::Tensor attend_cache(const at::Tensor& q, const KvCache& cache, const StepPositions& step) {
+  if (cache.grouped) {
+    return attend_grouped(q, cache.k.narrow(2, 0, step.attend_len), cache.v.narrow(2, 0, step.attend_len),
+                          step.allowed);
+  }
+  // Keys and values of every local q head: [b, q heads, L, d].
+  const at::Tensor keys = cache.k.narrow(2, 0, step.attend_len).index_select(1, cache.head_map);
+  const at::Tensor values = cache.v.narrow(2, 0, step.attend_len).index_select(1, cache.head_map);
+  return attend(q, keys, values, step.allowed);
+}
+
 // llama_attention_forward on CUDA with the executor's kernels: one kernel for RoPE and the cache
 // writes; in decode one for the attention over the filled rows only, in a whole-prompt prefill
 // scaled_dot_product_attention's causal (flash) kernel without a mask.
@@ -94,13 +108,8 @@ at::Tensor llama_attention_fused(const LlamaConfig& config, const LlamaAttention
     const at::Tensor keys = cache.k.narrow(2, 0, step.attend_len), values = cache.v.narrow(2, 0, step.attend_len);
     attended = at::scaled_dot_product_attention(q, keys, values, std::nullopt, 0.0, /*is_causal=*/true, std::nullopt,
                                                 /*enable_gqa=*/q_heads != kv_heads);
-  } else if (cache.grouped) {
-    attended = attend_grouped(q, cache.k.narrow(2, 0, step.attend_len), cache.v.narrow(2, 0, step.attend_len),
-                              step.allowed);
   } else {
-    const at::Tensor keys = cache.k.narrow(2, 0, step.attend_len).index_select(1, cache.head_map);
-    const at::Tensor values = cache.v.narrow(2, 0, step.attend_len).index_select(1, cache.head_map);
-    attended = attend(q, keys, values, step.allowed);
+    attended = attend_cache(q, cache, step);
   }
   // NOTE: the residual stream `h` is consumed: o's GEMM accumulates into it.
   if (adds_whole_terms && h.is_contiguous()) return w.o.add_into(h, heads_merged(attended));
@@ -136,16 +145,7 @@ at::Tensor llama_attention_forward(const LlamaConfig& config, const LlamaAttenti
   cache.k.index_copy_(2, step.positions, k);
   cache.v.index_copy_(2, step.positions, v);
 
-  at::Tensor attended;
-  if (cache.grouped) {
-    attended = attend_grouped(q, cache.k.narrow(2, 0, step.attend_len), cache.v.narrow(2, 0, step.attend_len),
-                              step.allowed);
-  } else {
-    // Keys and values of every local q head: [b, q heads, L, d].
-    const at::Tensor keys = cache.k.narrow(2, 0, step.attend_len).index_select(1, cache.head_map);
-    const at::Tensor values = cache.v.narrow(2, 0, step.attend_len).index_select(1, cache.head_map);
-    attended = attend(q, keys, values, step.allowed);
-  }
+  const at::Tensor attended = attend_cache(q, cache, step);
   at::Tensor out = w.o.forward(heads_merged(attended), adds_whole_terms);
   if (adds_whole_terms) out = out + h;
   return out;
