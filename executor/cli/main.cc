@@ -141,12 +141,17 @@ void add_calibrate(CLI::App& app, CalibrateOptions& opts) {
 void add_sweep(CLI::App& app, MeasuredSweepOptions& opts) {
   CLI::App* cmd = app.add_subcommand(
       "sweep", "Run the specs planner sweep wrote to DIR and compare each with its prediction (docs/sweep.md)");
-  cmd->add_option("dir", opts.dir, "planner sweep's -o folder (sweep.json, rank-NN.yaml)")->required();
+  cmd->add_option("dirs", opts.dirs,
+                  "planner sweep's -o folders (sweep.json, rank-NN.yaml); several: one per model and workload, "
+                  "accuracy over all")
+      ->required();
   cmd->add_option("--device", opts.device, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   cmd->add_option("--checkpoint", opts.checkpoint,
                   "Weights for specs without model.checkpoint (default: random weights, made once)");
-  cmd->add_option("-o,--output", opts.output, "Results folder (default: DIR/measured)");
+  cmd->add_option("-o,--output", opts.output, "Results folder (default: DIR/measured; required with several DIRs)");
   cmd->add_option("--top", opts.top, "Run only the first N specs (0: all)")->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--resume", opts.resume,
+                "Reuse the results folder's report of a spec run before with the same text instead of running it");
 }
 
 // The executor binary itself, for the child runs of `executor sweep`.

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <sstream>
@@ -121,6 +122,14 @@ std::string escape(const std::string& s) {
   return out;
 }
 
+// The plan as tables and charts name it: "<sweep folder>: <plan>" when several sweeps were run.
+std::string plan_label(const MeasuredPlan& p) { return p.sweep.empty() ? p.plan : p.sweep + ": " + p.plan; }
+
+// A chart point's label: the plan's rank, after its sweep's folder name when several were run.
+std::string point_label(const MeasuredPlan& p) {
+  return p.sweep.empty() ? std::to_string(p.rank) : p.sweep + "/" + std::to_string(p.rank);
+}
+
 // Predicted (x) against measured (y) tokens/s, one point per plan, log axes, the diagonal drawn.
 std::string scatter_svg(const std::vector<MeasuredPlan>& plans, const std::string& title) {
   double lo = 1e300, hi = 0;
@@ -154,9 +163,9 @@ std::string scatter_svg(const std::vector<MeasuredPlan>& plans, const std::strin
   for (const MeasuredPlan& p : plans) {
     if (!p.ran) continue;
     s << "<circle cx=\"" << px(p.predicted_tokens_per_s) << "\" cy=\"" << py(p.tokens_per_s)
-      << "\" r=\"5\" fill=\"#2b6cb0\"><title>" << p.rank << ": " << escape(p.plan) << "</title></circle>\n";
+      << "\" r=\"5\" fill=\"#2b6cb0\"><title>" << p.rank << ": " << escape(plan_label(p)) << "</title></circle>\n";
     s << "<text x=\"" << px(p.predicted_tokens_per_s) + 7 << "\" y=\"" << py(p.tokens_per_s) - 5
-      << "\" font-size=\"10\">" << p.rank << "</text>\n";
+      << "\" font-size=\"10\">" << escape(point_label(p)) << "</text>\n";
   }
   s << "</svg>\n";
   return s.str();
@@ -195,14 +204,14 @@ std::string pareto_svg(const std::vector<MeasuredPlan>& plans, const std::string
   for (const MeasuredPlan& p : plans) {
     const double x0 = 1000 / std::max(p.predicted_decode_ms, 1e-9), y0 = p.predicted_tokens_per_s / p.world;
     s << "<circle cx=\"" << px(x0) << "\" cy=\"" << py(y0) << "\" r=\"5\" fill=\"none\" stroke=\"#dd6b20\"><title>"
-      << p.rank << " predicted: " << escape(p.plan) << "</title></circle>\n";
+      << p.rank << " predicted: " << escape(plan_label(p)) << "</title></circle>\n";
     if (!p.ran) continue;
     const double x1 = 1000 / std::max(p.decode_ms, 1e-9), y1 = p.tokens_per_s / p.world;
     measured.emplace_back(x1, y1);
     s << "<line x1=\"" << px(x0) << "\" y1=\"" << py(y0) << "\" x2=\"" << px(x1) << "\" y2=\"" << py(y1)
       << "\" stroke=\"#ccc\"/>\n<circle cx=\"" << px(x1) << "\" cy=\"" << py(y1)
-      << "\" r=\"5\" fill=\"#2b6cb0\"><title>" << p.rank << " measured: " << escape(p.plan) << "</title></circle>\n"
-      << "<text x=\"" << px(x1) + 7 << "\" y=\"" << py(y1) - 5 << "\" font-size=\"10\">" << p.rank << "</text>\n";
+      << "\" r=\"5\" fill=\"#2b6cb0\"><title>" << p.rank << " measured: " << escape(plan_label(p)) << "</title></circle>\n"
+      << "<text x=\"" << px(x1) + 7 << "\" y=\"" << py(y1) - 5 << "\" font-size=\"10\">" << escape(point_label(p)) << "</text>\n";
   }
   // The frontier: points no other beats on both axes, by tokens/s per request.
   std::sort(measured.begin(), measured.end(), [](auto a, auto b) { return a.first > b.first; });
@@ -227,18 +236,20 @@ std::string table_text(const std::vector<MeasuredPlan>& plans, const SweepAccura
   for (const MeasuredPlan& p : plans) {
     if (!p.ran) {
       std::snprintf(line, sizeof line, "%-4lld failed: %s (%s)\n", static_cast<long long>(p.rank), p.error.c_str(),
-                    p.plan.c_str());
+                    plan_label(p).c_str());
     } else {
       std::snprintf(line, sizeof line, "%-4lld %-10.3f %-10.3f %-10.4f %-10.4f %-10.1f %-10.1f %-10.1f %-10.1f %s\n",
                     static_cast<long long>(p.rank), p.predicted_ttft_ms, p.ttft_ms, p.predicted_decode_ms, p.decode_ms,
                     p.predicted_tokens_per_s, p.tokens_per_s, p.predicted_memory_bytes / 1048576.0,
-                    p.peak_memory_bytes / 1048576.0, p.plan.c_str());
+                    p.peak_memory_bytes / 1048576.0, plan_label(p).c_str());
     }
     s << line;
   }
   s << "(ms; memory in MiB, predicted: the largest rank; measured: its peak)\n";
   s << "points: " << a.points << "; Spearman of tokens/s: " << (a.spearman ? fixed(*a.spearman, 3) : "n/a (< 2 points)")
-    << "; top-1 regret: " << fixed(100 * a.top1_regret, 1) << "%\n";
+    << "; top-1 regret: "
+    << (a.regret_sweeps > 0 ? fixed(100 * a.top1_regret, 1) + "%" : std::string("n/a (no sweep with 2 plans that ran)"))
+    << "\n";
   s << "decode ms error: median " << fixed(100 * a.decode_error_median, 1) << "%, p90 "
     << fixed(100 * a.decode_error_p90, 1) << "%; time to first token error: median "
     << fixed(100 * a.ttft_error_median, 1) << "%, p90 " << fixed(100 * a.ttft_error_p90, 1)
@@ -252,7 +263,7 @@ std::string table_csv(const std::vector<MeasuredPlan>& plans) {
   s << "rank,plan,ran,predicted_ttft_ms,ttft_ms,predicted_decode_ms,decode_ms,predicted_tokens_per_s,tokens_per_s,"
        "predicted_memory_bytes,peak_memory_bytes\n";
   for (const MeasuredPlan& p : plans) {
-    std::string plan = p.plan;
+    std::string plan = plan_label(p);
     std::replace(plan.begin(), plan.end(), '"', '\'');
     s << p.rank << ",\"" << plan << "\"," << (p.ran ? 1 : 0) << "," << p.predicted_ttft_ms << "," << p.ttft_ms << ","
       << p.predicted_decode_ms << "," << p.decode_ms << "," << p.predicted_tokens_per_s << "," << p.tokens_per_s
@@ -266,6 +277,7 @@ nlohmann::json to_json(const std::vector<MeasuredPlan>& plans, const SweepAccura
   j["device"] = device;
   for (const MeasuredPlan& p : plans) {
     nlohmann::json e = {{"rank", p.rank},
+                        {"sweep", p.sweep},
                         {"plan", p.plan},
                         {"world", p.world},
                         {"predicted",
@@ -286,7 +298,8 @@ nlohmann::json to_json(const std::vector<MeasuredPlan>& plans, const SweepAccura
   }
   j["accuracy"] = {{"points", a.points},
                    {"spearman_tokens_per_s", a.spearman ? nlohmann::json(*a.spearman) : nlohmann::json()},
-                   {"top1_regret", a.top1_regret},
+                   {"top1_regret", a.regret_sweeps > 0 ? nlohmann::json(a.top1_regret) : nlohmann::json()},
+                   {"regret_sweeps", a.regret_sweeps},
                    {"decode_ms_error", {{"median", a.decode_error_median}, {"p90", a.decode_error_p90}}},
                    {"ttft_error", {{"median", a.ttft_error_median}, {"p90", a.ttft_error_p90}}},
                    {"memory_error", {{"median", a.memory_error_median}, {"max", a.memory_error_max}}}};
@@ -322,15 +335,18 @@ double quantile(std::vector<double> values, double q) {
 SweepAccuracy sweep_accuracy(const std::vector<MeasuredPlan>& plans) {
   SweepAccuracy a;
   std::vector<double> predicted, measured, decode, ttft, memory;
-  const MeasuredPlan* predicted_best = nullptr;
-  double best = 0;
+  // Per sweep: the plan predicted best and the best measured tokens/s.
+  std::map<std::string, std::pair<const MeasuredPlan*, double>> best_of;
+  std::map<std::string, int64_t> ran_in;
   for (const MeasuredPlan& p : plans) {
     if (!p.ran) continue;
     ++a.points;
     predicted.push_back(p.predicted_tokens_per_s);
     measured.push_back(p.tokens_per_s);
+    auto& [predicted_best, best] = best_of[p.sweep];
     if (!predicted_best || p.predicted_tokens_per_s > predicted_best->predicted_tokens_per_s) predicted_best = &p;
     best = std::max(best, p.tokens_per_s);
+    ++ran_in[p.sweep];
     if (p.decode_ms > 0) decode.push_back(std::abs(p.predicted_decode_ms - p.decode_ms) / p.decode_ms);
     if (p.ttft_ms > 0) ttft.push_back(std::abs(p.predicted_ttft_ms - p.ttft_ms) / p.ttft_ms);
     if (p.peak_memory_bytes > 0) {
@@ -339,7 +355,12 @@ SweepAccuracy sweep_accuracy(const std::vector<MeasuredPlan>& plans) {
     }
   }
   a.spearman = spearman(predicted, measured);
-  if (predicted_best && best > 0) a.top1_regret = (best - predicted_best->tokens_per_s) / best;
+  for (const auto& [sweep, pb] : best_of) {
+    const auto& [predicted_best, best] = pb;
+    if (ran_in[sweep] < 2 || best <= 0) continue;
+    ++a.regret_sweeps;
+    a.top1_regret = std::max(a.top1_regret, (best - predicted_best->tokens_per_s) / best);
+  }
   a.decode_error_median = quantile(decode, 0.5);
   a.decode_error_p90 = quantile(decode, 0.9);
   a.ttft_error_median = quantile(ttft, 0.5);
@@ -349,123 +370,181 @@ SweepAccuracy sweep_accuracy(const std::vector<MeasuredPlan>& plans) {
   return a;
 }
 
-int measured_sweep_command(const MeasuredSweepOptions& o) {
+namespace {
+
+// Runs the specs of one planner sweep folder; their results go to `out`. `checkpoints` maps a
+// config and dtype to the random weights made for them (shared by the folders of one model).
+// Returns false (after printing why) when the folder cannot be run at all.
+bool measure_folder(const MeasuredSweepOptions& o, const fs::path& dir, const fs::path& out, const fs::path& weights,
+                    std::map<std::string, std::string>& checkpoints, std::vector<MeasuredPlan>& plans,
+                    nlohmann::json& sweep) {
+  const fs::path index = dir / "sweep.json";
+  if (!fs::is_regular_file(index)) {
+    std::cerr << "executor: error: " << dir.string() << " has no sweep.json (write one with `planner sweep ... -o "
+              << dir.string() << "`)\n";
+    return false;
+  }
   try {
-    const fs::path dir(o.dir);
-    const fs::path index = dir / "sweep.json";
-    if (!fs::is_regular_file(index)) {
-      std::cerr << "executor: error: " << o.dir << " has no sweep.json (write one with `planner sweep ... -o "
-                << o.dir << "`)\n";
-      return 2;
-    }
-    nlohmann::json sweep;
-    try {
-      sweep = nlohmann::json::parse(slurp(index));
-    } catch (const nlohmann::json::exception& e) {
-      std::cerr << "executor: error: " << index.string() << ": not planner sweep's JSON: " << e.what() << "\n";
-      return 2;
-    }
-    if (!sweep.contains("ranked") || !sweep["ranked"].is_array()) {
-      std::cerr << "executor: error: " << index.string() << ": no 'ranked' list\n";
-      return 2;
-    }
-    const fs::path out = o.output.empty() ? dir / "measured" : fs::path(o.output);
-    std::error_code ec;
-    fs::create_directories(out, ec);
-    if (ec || !fs::is_directory(out)) {
-      std::cerr << "executor: error: cannot make the results folder " << out.string() << ": " << ec.message() << "\n";
-      return 2;
-    }
-    std::string checkpoint = o.checkpoint;
-    std::vector<MeasuredPlan> plans;
-    const int64_t world = sweep.value("world", 1);
-    const int64_t total = o.top > 0 ? std::min<int64_t>(o.top, static_cast<int64_t>(sweep["ranked"].size()))
-                                    : static_cast<int64_t>(sweep["ranked"].size());
-    for (int64_t i = 0; i < total; ++i) {
-      const nlohmann::json& e = sweep["ranked"][i];
-      MeasuredPlan p;
-      p.rank = e.value("rank", i + 1);
-      p.plan = e.value("plan", std::string());
-      p.world = world;
-      p.predicted_ttft_ms = e.value("ttft_ms", 0.0);
-      p.predicted_decode_ms = e.value("decode_ms", 0.0);
-      p.predicted_tokens_per_s = e.value("tokens_per_s", 0.0);
-      p.predicted_memory_bytes = e.value("memory_bytes", int64_t{0});
-      char name[32];
-      std::snprintf(name, sizeof name, "rank-%02lld", static_cast<long long>(p.rank));
-      const fs::path spec = dir / (std::string(name) + ".yaml");
-      std::string config, dtype;
-      std::string text = runnable_spec(spec, checkpoint, &config, &dtype);
-      if (text.empty()) {
-        // No checkpoint named anywhere: random weights of the model, made once for every plan.
-        checkpoint = (out / "checkpoint").string();
+    sweep = nlohmann::json::parse(slurp(index));
+  } catch (const nlohmann::json::exception& e) {
+    std::cerr << "executor: error: " << index.string() << ": not planner sweep's JSON: " << e.what() << "\n";
+    return false;
+  }
+  if (!sweep.contains("ranked") || !sweep["ranked"].is_array()) {
+    std::cerr << "executor: error: " << index.string() << ": no 'ranked' list\n";
+    return false;
+  }
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec || !fs::is_directory(out)) {
+    std::cerr << "executor: error: cannot make the results folder " << out.string() << ": " << ec.message() << "\n";
+    return false;
+  }
+  const std::string label = o.dirs.size() > 1 ? dir.filename().string() : std::string();
+  const int64_t world = sweep.value("world", 1);
+  const int64_t total = o.top > 0 ? std::min<int64_t>(o.top, static_cast<int64_t>(sweep["ranked"].size()))
+                                  : static_cast<int64_t>(sweep["ranked"].size());
+  for (int64_t i = 0; i < total; ++i) {
+    const nlohmann::json& e = sweep["ranked"][i];
+    MeasuredPlan p;
+    p.rank = e.value("rank", i + 1);
+    p.sweep = label;
+    p.plan = e.value("plan", std::string());
+    p.world = world;
+    p.predicted_ttft_ms = e.value("ttft_ms", 0.0);
+    p.predicted_decode_ms = e.value("decode_ms", 0.0);
+    p.predicted_tokens_per_s = e.value("tokens_per_s", 0.0);
+    p.predicted_memory_bytes = e.value("memory_bytes", int64_t{0});
+    char name[32];
+    std::snprintf(name, sizeof name, "rank-%02lld", static_cast<long long>(p.rank));
+    const fs::path spec = dir / (std::string(name) + ".yaml");
+    std::string config, dtype;
+    std::string text = runnable_spec(spec, o.checkpoint, &config, &dtype);
+    if (text.empty()) {
+      // No checkpoint named anywhere: random weights of the model, made once per config and dtype.
+      std::string& checkpoint = checkpoints[config + "\n" + dtype];
+      if (checkpoint.empty()) {
+        checkpoint = (o.dirs.size() > 1 ? weights / (fs::path(config).stem().string() + "-" + dtype) : weights).string();
         if (!fs::exists(fs::path(checkpoint) / "model.safetensors") &&
             !fs::exists(fs::path(checkpoint) / "model.safetensors.index.json")) {
-          std::cerr << "executor sweep: random weights of " << fs::path(config).filename().string() << " ("
-                    << dtype << ") into " << checkpoint << "\n";
+          std::cerr << "executor sweep: random weights of " << fs::path(config).filename().string() << " (" << dtype
+                    << ") into " << checkpoint << "\n";
           const int rc = spawn({o.executor, "make-checkpoint", "--config", config, "--out", checkpoint, "--seed", "1",
                                 "--dtype", dtype},
                                out / "checkpoint.log", out / "checkpoint.err");
           if (rc != 0) {
             std::cerr << "executor: error: make-checkpoint failed: " << last_lines(slurp(out / "checkpoint.err"), 3)
                       << "\n";
-            return 2;
+            return false;
           }
         }
-        text = runnable_spec(spec, checkpoint, &config, &dtype);
       }
-      const fs::path run_spec = out / (std::string(name) + ".yaml");
+      text = runnable_spec(spec, checkpoint, &config, &dtype);
+    }
+    const fs::path run_spec = out / (std::string(name) + ".yaml");
+    const fs::path json = out / (std::string(name) + ".json"), err = out / (std::string(name) + ".err");
+    // --resume: a report of this very spec (same text) from an earlier sweep is taken as measured.
+    const bool reuse = o.resume && fs::is_regular_file(run_spec) && slurp(run_spec) == text &&
+                       fs::is_regular_file(json) && nlohmann::json::accept(slurp(json));
+    int rc = 0;
+    if (!reuse) {
       if (const std::string failure = write_output_file(run_spec.string(), text); !failure.empty()) {
         std::cerr << "executor: error: cannot write '" << run_spec.string() << "': " << failure << "\n";
-        return 2;
+        return false;
       }
-      const fs::path json = out / (std::string(name) + ".json"), err = out / (std::string(name) + ".err");
-      const int rc =
-          spawn({o.executor, "run", "--spec", run_spec.string(), "--device", o.device, "--format", "json"}, json, err);
-      if (rc == 0) {
-        try {
-          const nlohmann::json r = nlohmann::json::parse(slurp(json));
-          p.ttft_ms = r.at("ttft_ms").at("median").get<double>();
-          p.decode_ms = r.at("tpot_ms").at("median").get<double>();
-          p.tokens_per_s = r.at("output_tokens_per_s").get<double>();
-          for (const auto& b : r.value("peak_memory_bytes", nlohmann::json::array())) {
-            p.peak_memory_bytes = std::max(p.peak_memory_bytes, b.get<int64_t>());
-          }
-          p.ran = true;
-        } catch (const nlohmann::json::exception& ex) {
-          p.error = std::string("unreadable report: ") + ex.what();
+      rc = spawn({o.executor, "run", "--spec", run_spec.string(), "--device", o.device, "--format", "json"}, json, err);
+    }
+    if (rc == 0) {
+      try {
+        const nlohmann::json r = nlohmann::json::parse(slurp(json));
+        p.ttft_ms = r.at("ttft_ms").at("median").get<double>();
+        p.decode_ms = r.at("tpot_ms").at("median").get<double>();
+        p.tokens_per_s = r.at("output_tokens_per_s").get<double>();
+        for (const auto& b : r.value("peak_memory_bytes", nlohmann::json::array())) {
+          p.peak_memory_bytes = std::max(p.peak_memory_bytes, b.get<int64_t>());
         }
-      } else {
-        p.error = "exit " + std::to_string(rc) + ": " + last_lines(slurp(err), 2);
+        p.ran = true;
+      } catch (const nlohmann::json::exception& ex) {
+        p.error = std::string("unreadable report: ") + ex.what();
       }
-      std::cerr << "executor sweep: " << i + 1 << "/" << total << " " << name << ": "
-                << (p.ran ? fixed(p.decode_ms, 3) + " ms/step (predicted " + fixed(p.predicted_decode_ms, 3) + "), " +
-                                fixed(p.tokens_per_s, 1) + " tokens/s (predicted " +
-                                fixed(p.predicted_tokens_per_s, 1) + ")"
-                          : "failed: " + p.error)
-                << "\n";
-      plans.push_back(p);
+    } else {
+      p.error = "exit " + std::to_string(rc) + ": " + last_lines(slurp(err), 2);
     }
-    const SweepAccuracy accuracy = sweep_accuracy(plans);
-    const std::string text = table_text(plans, accuracy);
-    std::cout << text;
-    const std::string title = fs::path(sweep.value("config", std::string("model"))).stem().string() + " on " +
-                              std::to_string(world) + " x " + o.device + ": predicted against measured";
-    for (const auto& [file, bytes] :
-         std::vector<std::pair<std::string, std::string>>{{"measured.txt", text},
-                                                          {"measured.csv", table_csv(plans)},
-                                                          {"measured.json", to_json(plans, accuracy, o.device).dump(1) + "\n"},
-                                                          {"predicted-vs-measured.svg", scatter_svg(plans, title)},
-                                                          {"pareto-measured.svg", pareto_svg(plans, title)}}) {
-      if (const std::string failure = write_output_file((out / file).string(), bytes); !failure.empty()) {
-        std::cerr << "executor: error: cannot write '" << (out / file).string() << "': " << failure << "\n";
+    std::cerr << "executor sweep: " << (label.empty() ? "" : label + " ") << i + 1 << "/" << total << " " << name
+              << (reuse ? " (earlier run)" : "") << ": "
+              << (p.ran ? fixed(p.decode_ms, 3) + " ms/step (predicted " + fixed(p.predicted_decode_ms, 3) + "), " +
+                              fixed(p.tokens_per_s, 1) + " tokens/s (predicted " + fixed(p.predicted_tokens_per_s, 1) +
+                              ")"
+                        : "failed: " + p.error)
+              << "\n";
+    plans.push_back(p);
+  }
+  return true;
+}
+
+// measured.{txt,csv,json} and the two charts of `plans` into `out`; false after printing why.
+bool write_results(const std::vector<MeasuredPlan>& plans, const fs::path& out, const std::string& title,
+                   const std::string& device, bool print) {
+  const SweepAccuracy accuracy = sweep_accuracy(plans);
+  const std::string text = table_text(plans, accuracy);
+  if (print) std::cout << text;
+  for (const auto& [file, bytes] :
+       std::vector<std::pair<std::string, std::string>>{{"measured.txt", text},
+                                                        {"measured.csv", table_csv(plans)},
+                                                        {"measured.json", to_json(plans, accuracy, device).dump(1) + "\n"},
+                                                        {"predicted-vs-measured.svg", scatter_svg(plans, title)},
+                                                        {"pareto-measured.svg", pareto_svg(plans, title)}}) {
+    if (const std::string failure = write_output_file((out / file).string(), bytes); !failure.empty()) {
+      std::cerr << "executor: error: cannot write '" << (out / file).string() << "': " << failure << "\n";
+      return false;
+    }
+  }
+  std::cerr << "executor sweep: wrote measured.txt, measured.csv, measured.json, predicted-vs-measured.svg and "
+               "pareto-measured.svg to "
+            << out.string() << "\n";
+  return true;
+}
+
+}  // namespace
+
+int measured_sweep_command(const MeasuredSweepOptions& o) {
+  try {
+    if (o.dirs.empty()) {
+      std::cerr << "executor: error: sweep: no folder given\n";
+      return 2;
+    }
+    if (o.dirs.size() > 1 && o.output.empty()) {
+      std::cerr << "executor: error: sweep: " << o.dirs.size()
+                << " folders need -o OUT (each folder's results go to OUT/<folder>, all points to OUT)\n";
+      return 2;
+    }
+    const bool several = o.dirs.size() > 1;
+    const fs::path all = several ? fs::path(o.output) : fs::path();
+    std::map<std::string, std::string> checkpoints;
+    std::vector<MeasuredPlan> everything;
+    for (const std::string& d : o.dirs) {
+      const fs::path dir(d);
+      const fs::path out = several ? all / dir.filename() : o.output.empty() ? dir / "measured" : fs::path(o.output);
+      const fs::path weights = several ? all / "checkpoints" : out / "checkpoint";
+      std::vector<MeasuredPlan> plans;
+      nlohmann::json sweep;
+      if (!measure_folder(o, dir, out, weights, checkpoints, plans, sweep)) return 2;
+      const std::string title = fs::path(sweep.value("config", std::string("model"))).stem().string() + " on " +
+                                std::to_string(sweep.value("world", 1)) + " x " + o.device +
+                                ": predicted against measured";
+      if (!write_results(plans, out, title, o.device, !several)) return 2;
+      everything.insert(everything.end(), plans.begin(), plans.end());
+    }
+    if (several) {
+      std::error_code ec;
+      fs::create_directories(all, ec);
+      if (!write_results(everything, all, std::to_string(o.dirs.size()) + " sweeps on " + o.device +
+                                              ": predicted against measured",
+                         o.device, true)) {
         return 2;
       }
     }
-    std::cerr << "executor sweep: wrote measured.txt, measured.csv, measured.json, predicted-vs-measured.svg and "
-                 "pareto-measured.svg to "
-              << out.string() << "\n";
-    if (accuracy.points == 0) {
+    if (sweep_accuracy(everything).points == 0) {
       std::cerr << "executor: error: no plan ran\n";
       return 2;
     }
