@@ -11,6 +11,7 @@
 
 #include "models/graph/model_graph.h"
 #include "models/graph/registry.h"
+#include "models/layers/linear.h"
 #include "models/layers/norm.h"
 #include "models/layers/rope.h"
 #include "models/llama/llama_forward.h"
@@ -183,6 +184,23 @@ TEST(LlamaForwardTest, QwenSlidingWindowIsRefusedNotIgnored) {
   config["use_sliding_window"] = false;
   config["hidden_act"] = "gelu";
   EXPECT_THROW(require_executor_support(typed(config)), ConfigError);
+}
+
+// Fusing q/k/v (or gate/up) leaves the rank holding each weight once: the loaded tensors (here a
+// map as the loaded shards are) become views of the fused one, their own copies freed at once.
+TEST(LlamaForwardTest, FusedProjectionsTakeOverTheLoadedTensors) {
+  TensorShards loaded;
+  loaded["q"] = {at::arange(12, at::kFloat).view({3, 4}), {0, 0}};
+  loaded["k"] = {at::arange(8, at::kFloat).view({2, 4}) + 100, {0, 0}};
+  ColumnParallelLinear q{loaded["q"].tensor, {}, 0}, k{loaded["k"].tensor, {}, 0};
+  const ColumnParallelLinear fused = fuse_columns({&q, &k});
+  ASSERT_EQ(fused.weight.size(0), 5);
+  const void* base = fused.weight.storage().data();
+  EXPECT_EQ(loaded["q"].tensor.storage().data(), base);
+  EXPECT_EQ(loaded["k"].tensor.storage().data(), base);
+  EXPECT_TRUE(at::equal(loaded["k"].tensor, at::arange(8, at::kFloat).view({2, 4}) + 100));
+  EXPECT_TRUE(at::equal(q.weight, fused.weight.narrow(0, 0, 3)));
+  EXPECT_EQ(k.weight.data_ptr(), fused.weight.narrow(0, 3, 2).data_ptr());
 }
 
 }  // namespace
