@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -238,8 +239,15 @@ struct Engine::DecodeGraph {
 Engine::~Engine() = default;
 
 bool Engine::graphs_enabled() const {
-  return SHARDPLAN_CUDA_EVENTS && options_.cuda_graphs && options_.device.is_cuda() && model_->decode_capturable() &&
-         (plan_.world_size() == 1 || comm_->capturable());
+  // The fewest rows a module computes on in a decode step (one token per request), and whether a
+  // module exchanges rows whose counts go through the host (expert all_to_all).
+  int64_t rows = std::numeric_limits<int64_t>::max();
+  for (const ModuleBinding& m : binding_.modules) {
+    if (m.exchange) return false;
+    if (m.stream == Stream::kText) rows = std::min(rows, m.request_range.count);
+  }
+  return SHARDPLAN_CUDA_EVENTS && options_.cuda_graphs && options_.device.is_cuda() &&
+         model_->decode_capturable(rows) && (plan_.world_size() == 1 || comm_->capturable());
 }
 
 double Engine::capture_decode(const at::Tensor& ids, int64_t position) {

@@ -105,9 +105,10 @@ class FamilyModel {
   virtual at::Tensor forward(size_t i, const ModuleInputs& in, const StepPositions& step, bool adds_whole_terms,
                              ModuleComm* comm) = 0;
 
-  // Whether a decode step runs without waiting for the host (no .item(), no host-sized shapes), so
-  // that the runtime may capture it in a CUDA graph. MoE routing sizes its rows on the host.
-  virtual bool decode_capturable() const { return true; }
+  // Whether a decode step of `tokens` rows per module (the fewest any module computes on) runs
+  // without waiting for the host (no .item(), no host-sized shapes), so that the runtime may
+  // capture it in a CUDA graph. Sparse MoE routing sizes its rows on the host (moe_runs_dense).
+  virtual bool decode_capturable(int64_t tokens) const { return true; }
 };
 
 // Whether a family (ModelGraph::family) has a forward in the forward table.

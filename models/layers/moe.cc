@@ -37,11 +37,42 @@ at::Tensor moe_experts_forward(const MoeWeights& w, const at::Tensor& rows, cons
   return out;
 }
 
+bool moe_runs_dense(const MoeWeights& w, int64_t tokens, int64_t top_k) {
+  // NOTE: an expert's GEMMs stay bound by reading its weights up to ~100-200 rows on current GPUs
+  // (a weight element is 2 FLOPs per row for its 2 bytes; an H200 does ~170 FLOPs per byte read),
+  // so running every held expert on up to 128 rows costs about its weight reads; past that (a
+  // prefill) the extra FLOPs would show and the rows go to their experts only.
+  constexpr int64_t kMaxDenseRows = 128;
+  int64_t held = 0;
+  for (const at::Tensor& t : w.w1) held += t.defined() ? 1 : 0;
+  return held > 0 && tokens <= kMaxDenseRows && tokens * top_k >= held;
+}
+
+namespace {
+
+// Every held expert on every token; out = sum over held experts e of weight(token, e) * expert_e(x),
+// weight(token, e) the routing weight when e is among the token's choices, else 0.
+at::Tensor moe_dense_forward(const MoeWeights& w, const at::Tensor& x, const MoeRouting& route) {
+  at::Tensor out = at::zeros_like(x);
+  for (size_t e = 0; e < w.w1.size(); ++e) {
+    if (!w.w1[e].defined()) continue;
+    // [tokens, 1]: the weight of expert e for each token (a token chooses an expert at most once).
+    const at::Tensor weight =
+        (route.weights * route.experts.eq(static_cast<int64_t>(e)).to(route.weights.scalar_type())).sum(-1, true);
+    const at::Tensor y = at::linear(at::silu(at::linear(x, w.w1[e])) * at::linear(x, w.w3[e]), w.w2[e]);
+    out.addcmul_(y, weight);
+  }
+  return out;
+}
+
+}  // namespace
+
 at::Tensor moe_routed_forward(const MoeWeights& w, const at::Tensor& x, int64_t top_k, bool renormalize,
                               ModuleComm* comm) {
   const int64_t hidden = x.size(-1);
   const int64_t tokens = x.size(0);
   const MoeRouting route = moe_route(x, w.gate, top_k, renormalize);
+  if (comm == nullptr && moe_runs_dense(w, tokens, top_k)) return moe_dense_forward(w, x, route);
   // Every (token, choice) pair, token-major: pair p is token p / k, choice p % k.
   const at::Tensor pair_token = at::arange(tokens, route.experts.options()).repeat_interleave(top_k);
   const at::Tensor pair_expert = route.experts.reshape({-1});

@@ -49,9 +49,16 @@ MoeWeights moe_weights(const ModuleWeights& weights);
 // `tensor`). Every expert named must be held.
 at::Tensor moe_experts_forward(const MoeWeights& w, const at::Tensor& rows, const at::Tensor& experts);
 
+// Whether the routed experts of `w` run dense on `tokens` tokens: every held expert on every
+// token, its output weighted by the token's routing weight for it (0 when not chosen). Chosen when
+// tokens x top_k >= the held experts (most experts are hit anyway, so reading each once costs no
+// more bytes); needs no count on the host, so a decode step with it can be a CUDA graph. Sparse
+// otherwise (rows gathered per expert; the counts go through the host).
+bool moe_runs_dense(const MoeWeights& w, int64_t tokens, int64_t top_k);
+
 // The routed experts' output [tokens, hidden] for x [tokens, hidden] (already normed; no
-// residual). `comm` null: the rank computes the experts it holds on every token routed to them;
-// else the exchange above.
+// residual). `comm` null: the rank computes the experts it holds on every token routed to them
+// (dense or sparse, moe_runs_dense); else the exchange above (sparse).
 at::Tensor moe_routed_forward(const MoeWeights& w, const at::Tensor& x, int64_t top_k, bool renormalize,
                               ModuleComm* comm);
 

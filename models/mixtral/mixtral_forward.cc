@@ -34,6 +34,13 @@ MixtralModel::MixtralModel(const ModelGraph& graph, const TensorShards& shards)
   }
 }
 
+bool MixtralModel::decode_capturable(int64_t tokens) const {
+  for (const MixtralMoeWeights& w : moe_) {
+    if (!w.w1.empty() && !moe_runs_dense(w, tokens, top_k_)) return false;
+  }
+  return true;
+}
+
 void MixtralModel::allocate(const std::vector<int64_t>& requests, int64_t capacity) { llama_.allocate(requests, capacity); }
 
 StepPositions MixtralModel::step_positions(int64_t first, int64_t tokens, int64_t attend_len,

@@ -33,7 +33,8 @@ class MixtralModel : public FamilyModel {
   StepPositions step_positions(int64_t first, int64_t tokens, int64_t attend_len, at::Device device) const override;
   at::Tensor forward(size_t i, const ModuleInputs& in, const StepPositions& step, bool adds_whole_terms,
                      ModuleComm* comm) override;
-  bool decode_capturable() const override { return false; }  // routing counts rows on the host
+  // When every MoE block runs dense on `tokens` rows (moe_runs_dense).
+  bool decode_capturable(int64_t tokens) const override;
 
  private:
   LlamaPart llama_;                     // embedding, attention, lm_head

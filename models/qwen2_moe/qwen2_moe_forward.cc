@@ -39,6 +39,13 @@ Qwen2MoeModel::Qwen2MoeModel(const ModelGraph& graph, const TensorShards& shards
   }
 }
 
+bool Qwen2MoeModel::decode_capturable(int64_t tokens) const {
+  for (const Qwen2MoeBlockWeights& w : moe_) {
+    if (!w.routed.w1.empty() && !moe_runs_dense(w.routed, tokens, config_.experts_per_token)) return false;
+  }
+  return true;
+}
+
 void Qwen2MoeModel::allocate(const std::vector<int64_t>& requests, int64_t capacity) {
   llama_.allocate(requests, capacity);
 }

@@ -92,6 +92,34 @@ TEST(MixtralRouterTest, MoeIsTheWeightedSumOfTheChosenExperts) {
   EXPECT_TRUE(at::allclose(sum, out, 1e-5, 1e-5));
 }
 
+// The dense path (every held expert on every token, weighted; what a CUDA-graph decode runs) and
+// the sparse one (rows gathered per expert) give the same tokens.
+TEST(MixtralRouterTest, DenseAndSparseExpertsAgree) {
+  at::manual_seed(4);
+  const auto f32 = at::TensorOptions().dtype(at::kFloat);
+  MixtralMoeWeights w;
+  w.norm = at::ones({8}, f32);
+  w.gate = at::randn({4, 8}, f32);
+  for (int e = 0; e < 4; ++e) {
+    w.w1.push_back(at::randn({6, 8}, f32));
+    w.w2.push_back(at::randn({8, 6}, f32));
+    w.w3.push_back(at::randn({6, 8}, f32));
+  }
+  const at::Tensor x = at::randn({6, 8}, f32);
+  ASSERT_TRUE(moe_runs_dense(w, 6, 2));   // 6 x 2 >= 4 experts
+  ASSERT_FALSE(moe_runs_dense(w, 1, 2));  // 1 x 2 < 4
+  ASSERT_FALSE(moe_runs_dense(w, 200, 2));  // past 128 rows: a prefill goes sparse
+  const at::Tensor dense = moe_routed_forward(w, x, 2, true, nullptr);
+  for (int64_t t = 0; t < 6; ++t) {
+    const at::Tensor sparse = moe_routed_forward(w, x.narrow(0, t, 1), 2, true, nullptr);
+    EXPECT_TRUE(at::allclose(dense.narrow(0, t, 1), sparse, 1e-5, 1e-5)) << t;
+  }
+  // A rank holding 2 of the 4 experts runs dense from 1 token (1 x 2 >= 2).
+  MixtralMoeWeights half = w;
+  half.w1[0] = half.w2[0] = half.w3[0] = half.w1[3] = half.w2[3] = half.w3[3] = at::Tensor();
+  EXPECT_TRUE(moe_runs_dense(half, 1, 2));
+}
+
 class MixtralRunTest : public ::testing::Test {
  protected:
   void SetUp() override { at::set_num_threads(1); }
