@@ -21,6 +21,10 @@ packages=(
 # NOTE: pip's torch ships no gloo headers; Debian's (libgloo-dev) compile with torch 2.11's
 # ProcessGroupGloo.hpp and are used for their headers only (torch's own gloo is linked).
 [[ $planner_only == 1 ]] || packages+=(libgloo-dev)
+# Requests (executor/text, executor/media): PCRE2 and utf8proc for tokenizers; libjpeg, libpng for
+# images; libsndfile, soxr and FFTW for audio; espeak-ng makes the speech the audio tests compare on.
+[[ $planner_only == 1 ]] || packages+=(libpcre2-dev libutf8proc-dev libjpeg-dev libpng-dev libsndfile1-dev
+  libsoxr-dev libfftw3-dev espeak-ng)
 
 missing=()
 for p in "${packages[@]}"; do

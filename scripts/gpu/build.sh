@@ -13,7 +13,7 @@ echo "== build ($(nproc) cores)"
 start=$SECONDS
 scripts/offline-bundle.sh unpack .bundle "$work/deps" >/dev/null
 cmake -S . -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSHARDPLAN_DEPS_PREFIX="$work/deps" \
-  -DSHARDPLAN_PNG=OFF -DSHARDPLAN_BUILD_TESTS=OFF -DSHARDPLAN_BUILD_BENCH=OFF "$@" >"$logs/cmake.log" 2>&1 \
+  -DSHARDPLAN_PNG=OFF -DSHARDPLAN_WITH_REQUESTS=OFF -DSHARDPLAN_BUILD_TESTS=OFF -DSHARDPLAN_BUILD_BENCH=OFF "$@" >"$logs/cmake.log" 2>&1 \
   || { tail -30 "$logs/cmake.log"; exit 2; }
 cmake --build "$work/build" -j "$(nproc)" --target executor planner >"$logs/build.log" 2>&1 \
   || { grep -E "error" -A3 "$logs/build.log" | head -40; exit 2; }
