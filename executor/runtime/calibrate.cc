@@ -12,6 +12,7 @@
 #include <sstream>
 #include <vector>
 
+#include "models/layers/fused.h"
 #include "planner/io/output_file.h"
 #include "planner/sweep/hardware.h"
 
@@ -59,6 +60,8 @@ struct Measured {
   int64_t matmul_n = 0;
   std::vector<GemmClass> gemm;
   double kernel_overhead_us = 0;  // 0: not measured (CPU)
+  double eager_kernel_us = 0;     // a small kernel launched one at a time (no graph)
+  double attention_GBps = 0;      // KV-cache bytes a decode attention reads per second (0: not measured)
   int64_t memory_bytes = 0;       // 0: not known (CPU)
   std::string device_name;
 };
@@ -94,7 +97,8 @@ Measured measure(const CalibrateOptions& o) {
     const int64_t in = cuda ? 4096 : 512, out = cuda ? 14336 : 1792;
     const at::Tensor w[2] = {at::randn({out, in}, opts), at::randn({out, in}, opts)};
     for (GemmClass g : {GemmClass{"decode", 1}, GemmClass{"decode", 8}, GemmClass{"decode", 32},
-                        GemmClass{"medium", 256}, GemmClass{"medium", 1024}, GemmClass{"prefill", 8192}}) {
+                        GemmClass{"decode", 64}, GemmClass{"decode", 128}, GemmClass{"medium", 256},
+                        GemmClass{"medium", 1024}, GemmClass{"prefill", 8192}}) {
       if (!cuda) g.rows = std::min<int64_t>(g.rows, 1024);
       const at::Tensor x = at::randn({g.rows, in}, opts);
       at::Tensor y = at::empty({g.rows, out}, opts);
@@ -104,7 +108,34 @@ Measured measure(const CalibrateOptions& o) {
       m.gemm.push_back(g);
     }
   }
+  std::cerr << "calibrate: kernel launched eagerly\n";
+  {
+    // Small kernels one after the other, as an eager step (a prefill, a MoE decode that counts
+    // rows on the host) launches them: the time per kernel is the launch, not the work.
+    const int kernels = 200;
+    at::Tensor x = at::zeros({1}, opts.dtype(at::kFloat));
+    const double s = median_seconds(repeats, x, [&](int) {
+      for (int i = 0; i < kernels; ++i) x.add_(1);
+    });
+    m.eager_kernel_us = s / kernels * 1e6;
+  }
 #if SHARDPLAN_CALIBRATE_CUDA
+  if (cuda && o.quick == false) {
+    // The executor's decode attention on a Llama-3-8B layer's shape (32 q heads over 8 KV heads of
+    // 128), 8 requests with 4,096 of 4,160 cache rows filled: the rate it reads the KV cache.
+    std::cerr << "calibrate: decode attention\n";
+    const int64_t batch = 8, q_heads = 32, kv_heads = 8, d = 128, filled = 4096, capacity = 4160;
+    if (fused_decode_attention_supports(d, q_heads, kv_heads, true)) {
+      const at::Tensor k = at::randn({batch, kv_heads, capacity, d}, opts), v = at::randn({batch, kv_heads, capacity, d}, opts);
+      const at::Tensor q = at::randn({batch, q_heads, 1, d}, opts);
+      const at::Tensor last = at::full({batch}, filled - 1, opts.dtype(at::kLong));
+      at::Tensor out = at::empty_like(q);
+      const double s = median_seconds(repeats, out, [&](int) {
+        out = fused_decode_attention(q, k, v, last, 0, at::Tensor(), 1.0 / std::sqrt(static_cast<double>(d)));
+      }, 10);
+      m.attention_GBps = 2.0 * batch * kv_heads * filled * d * k.element_size() / s / 1e9;
+    }
+  }
   if (cuda) {
     std::cerr << "calibrate: kernel replayed from a CUDA graph\n";
     const cudaDeviceProp* props = at::cuda::getDeviceProperties(0);
@@ -139,7 +170,8 @@ std::string render(const Measured& m, const Hardware& base, const CalibrateOptio
   if (o.format == "json") {
     out << "{\"device\": \"" << o.device << "\", \"name\": \"" << (m.device_name.empty() ? o.device : m.device_name)
         << "\", \"memory_GBps\": " << m.memory_GBps << ", \"matmul_tflops\": " << m.matmul_tflops
-        << ", \"matmul_n\": " << m.matmul_n << ", \"kernel_overhead_us\": " << m.kernel_overhead_us << ", \"gemm\": [";
+        << ", \"matmul_n\": " << m.matmul_n << ", \"kernel_overhead_us\": " << m.kernel_overhead_us
+        << ", \"eager_kernel_us\": " << m.eager_kernel_us << ", \"attention_GBps\": " << m.attention_GBps << ", \"gemm\": [";
     for (size_t i = 0; i < m.gemm.size(); ++i) {
       out << (i ? ", " : "") << "{\"class\": \"" << m.gemm[i].name << "\", \"rows\": " << m.gemm[i].rows
           << ", \"tflops\": " << m.gemm[i].tflops << ", \"weight_GBps\": " << m.gemm[i].weight_GBps << "}";
@@ -162,7 +194,12 @@ std::string render(const Measured& m, const Hardware& base, const CalibrateOptio
   field("collective_latency_us", base.collective_latency_us, "base");
   field("kernel_overhead_us", m.kernel_overhead_us > 0 ? m.kernel_overhead_us : base.kernel_overhead_us,
         m.kernel_overhead_us > 0 ? "measured: a kernel replayed from a CUDA graph" : "base");
-  field("kernels_per_module", base.kernels_per_module, "base");
+  field("eager_kernel_us", m.eager_kernel_us, "measured: a small kernel launched eagerly");
+  if (m.attention_GBps > 0) {
+    field("attention_GBps", m.attention_GBps, "measured: decode attention's KV-cache reads (8 x 4096 rows, 32 q / 8 KV heads)");
+    field("attention_group", 4, "query heads per KV head where attention_GBps was measured");
+  }
+  field("kernels_per_module", 5, "the executor's kernels per module besides GEMMs (norm, RoPE + cache, attention, SiLU)");
   out << "# GEMM throughput by shape class: rows of activations times a 4096 x 14336 weight\n";
   out << "gemm:\n";
   for (const GemmClass& g : m.gemm) {

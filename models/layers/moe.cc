@@ -8,6 +8,8 @@
 #include <tuple>
 #include <vector>
 
+#include "models/graph/moe_dense_rule.h"
+
 namespace shardplan {
 
 MoeRouting moe_route(const at::Tensor& x, const at::Tensor& gate, int64_t top_k, bool renormalize) {
@@ -38,14 +40,9 @@ at::Tensor moe_experts_forward(const MoeWeights& w, const at::Tensor& rows, cons
 }
 
 bool moe_runs_dense(const MoeWeights& w, int64_t tokens, int64_t top_k) {
-  // NOTE: an expert's GEMMs stay bound by reading its weights up to ~100-200 rows on current GPUs
-  // (a weight element is 2 FLOPs per row for its 2 bytes; an H200 does ~170 FLOPs per byte read),
-  // so running every held expert on up to 128 rows costs about its weight reads; past that (a
-  // prefill) the extra FLOPs would show and the rows go to their experts only.
-  constexpr int64_t kMaxDenseRows = 128;
   int64_t held = 0;
   for (const at::Tensor& t : w.w1) held += t.defined() ? 1 : 0;
-  return held > 0 && tokens <= kMaxDenseRows && tokens * top_k >= held;
+  return moe_dense_rule(tokens, top_k, held);
 }
 
 namespace {

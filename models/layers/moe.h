@@ -50,9 +50,9 @@ MoeWeights moe_weights(const ModuleWeights& weights);
 at::Tensor moe_experts_forward(const MoeWeights& w, const at::Tensor& rows, const at::Tensor& experts);
 
 // Whether the routed experts of `w` run dense on `tokens` tokens: every held expert on every
-// token, its output weighted by the token's routing weight for it (0 when not chosen). Chosen when
-// tokens x top_k >= the held experts (most experts are hit anyway, so reading each once costs no
-// more bytes); needs no count on the host, so a decode step with it can be a CUDA graph. Sparse
+// token, its output weighted by the token's routing weight for it (0 when not chosen). Chosen by
+// moe_dense_rule (models/graph/moe_dense_rule.h: most held experts hit, at most 128 rows; the cost
+// model shares it); needs no count on the host, so a decode step with it can be a CUDA graph. Sparse
 // otherwise (rows gathered per expert; the counts go through the host).
 bool moe_runs_dense(const MoeWeights& w, int64_t tokens, int64_t top_k);
 

@@ -3,6 +3,9 @@
 
 #include "planner/plan/request_blocks.h"
 
+#include <cmath>
+#include "models/graph/moe_dense_rule.h"
+
 #include <algorithm>
 #include <map>
 #include <string>
@@ -51,15 +54,52 @@ void compute_costs(Plan& plan) {
     return group_rank_tables.emplace(axes, std::move(table)).first->second;
   };
 
+  // The share of each module's weights a decode step reads (see RankCost::decode_weight_bytes),
+  // per module: 0 for embeddings and the encoders' streams; for routed experts the expected share
+  // hit, 1 when the block runs dense. A sparse block or an expert exchange decodes eagerly.
+  std::vector<double> expert_share(plan.modules.size(), 1.0);
+  std::vector<bool> reads_in_decode(plan.modules.size(), true);
+  bool eager = false;
+  for (size_t i = 0; i < plan.modules.size(); ++i) {
+    const ModulePlan& mp = plan.modules[i];
+    const Module& m = *mp.module;
+    if (m.stream != Stream::kText || m.kind == ModuleKind::kEmbedding) reads_in_decode[i] = false;
+    if (m.kind != ModuleKind::kMoe || m.dims.experts <= 0) continue;
+    const int64_t rows = requests_on_rank(plan, mp.input_layout);
+    const int64_t experts = m.dims.experts, k = m.dims.experts_per_token;
+    const bool expert_mode = mp.mode == ParallelMode::kExpert;
+    bool exchange = false;  // batch-split tokens over the expert axes: the all_to_all pair
+    for (size_t x = 0; expert_mode && x < mp.input_layout.axes.size(); ++x) {
+      if (mp.input_layout.axes[x] == AxisState::kBatchSplit &&
+          std::find(mp.axes.begin(), mp.axes.end(), mesh.axes()[x].name) != mp.axes.end()) {
+        exchange = true;
+      }
+    }
+    const int64_t held = expert_mode ? experts / std::max<int64_t>(mesh.group_size(mp.axes), 1) : experts;
+    if (!exchange && moe_dense_rule(rows, k, held)) continue;
+    eager = true;
+    // Each of `rows` tokens picks k of the experts: an expert is hit with 1 - (1 - k/E)^rows.
+    expert_share[i] = 1.0 - std::pow(1.0 - static_cast<double>(k) / static_cast<double>(experts),
+                                     static_cast<double>(std::max<int64_t>(rows, 1)));
+  }
+  auto decode_share = [&](const ParamPlan& p) {
+    if (!reads_in_decode[p.module]) return 0.0;
+    return p.param->expert >= 0 ? expert_share[p.module] : 1.0;
+  };
+  std::vector<double> decode_bytes(world, 0.0);
+  double decode_common = 0;
+
   // Weights: exact, from each rank's slices. Whole tensors are counted once for all ranks.
   int64_t common = 0;
   std::vector<std::vector<int64_t>> module_bytes(plan.modules.size(), std::vector<int64_t>());
   std::vector<int64_t> module_common(plan.modules.size(), 0);
   for (const ParamPlan& p : plan.params) {
     const int64_t full = p.param->numel() * bytes;
+    const double share = decode_share(p);
     if (p.split_dim < 0 && p.expert_axes.empty()) {
       common += full;
       module_common[p.module] += full;
+      decode_common += share * static_cast<double>(full);
       continue;
     }
     auto& per_rank = module_bytes[p.module];
@@ -71,6 +111,7 @@ void compute_costs(Plan& plan) {
         if (owner[r] != p.owner_group_rank) continue;
         plan.ranks[r].weight_bytes += full;
         per_rank[r] += full;
+        decode_bytes[r] += share * static_cast<double>(full);
       }
       continue;
     }
@@ -78,9 +119,14 @@ void compute_costs(Plan& plan) {
       const int64_t b = shard_for_rank(p, mesh, r).numel() * bytes;
       plan.ranks[r].weight_bytes += b;
       per_rank[r] += b;
+      decode_bytes[r] += share * static_cast<double>(b);
     }
   }
   for (auto& rc : plan.ranks) rc.weight_bytes += common;
+  for (int64_t r = 0; r < world; ++r) {
+    plan.ranks[r].decode_weight_bytes = static_cast<int64_t>(decode_bytes[r] + decode_common);
+    plan.ranks[r].decode_eager = eager;
+  }
   for (size_t i = 0; i < plan.modules.size(); ++i) {
     int64_t mx = 0;
     for (int64_t b : module_bytes[i]) mx = std::max(mx, b);
@@ -92,8 +138,9 @@ void compute_costs(Plan& plan) {
   const int64_t image_tokens = w.images_per_request * graph.workload.tokens_per_image;
   const int64_t prompt = w.prompt_tokens + image_tokens;
   const int64_t context = prompt + w.new_tokens;
-  int64_t kv_bytes = 0;
+  int64_t kv_bytes = 0, kv_query_bytes = 0;
   double flops_prefill = 0, flops_decode = 0;
+  double widest = 0;  // the most weight elements per token of one text module: its outputs' width
   for (const ModulePlan& mp : plan.modules) {
     const Module& m = *mp.module;
     const ModuleDims& d = m.dims;
@@ -159,6 +206,9 @@ void compute_costs(Plan& plan) {
       }
       matrix_elems = matrix_elems * a2a / std::max<int64_t>(g, 1);
     }
+    if (m.kind != ModuleKind::kLmHead && m.kind != ModuleKind::kEmbedding) {
+      widest = std::max(widest, matrix_elems / static_cast<double>(std::max<int64_t>(graph.hidden, 1)));
+    }
     const int64_t prefill_tokens = m.kind == ModuleKind::kLmHead ? 1 : prompt;
     flops_prefill += 2.0 * matrix_elems * reqs * prefill_tokens;
     flops_decode += 2.0 * matrix_elems * reqs;
@@ -166,6 +216,7 @@ void compute_costs(Plan& plan) {
       int64_t qh, kvh;
       heads_on_rank(mp, mesh, qh, kvh);
       kv_bytes += 2 * kvh * d.head_dim * reqs * context * bytes;
+      kv_query_bytes += 2 * std::max(qh, kvh) * d.head_dim * reqs * context * bytes;
       // Scores and weighted values: causal, so on average half the prompt in prefill.
       flops_prefill += 4.0 * qh * d.head_dim * reqs * prompt * (prompt / 2.0);
       flops_decode += 4.0 * qh * d.head_dim * reqs * context;
@@ -174,19 +225,25 @@ void compute_costs(Plan& plan) {
       heads_on_rank(mp, mesh, qh, kvh);
       const int64_t enc = graph.workload.encoder_tokens_per_clip;
       kv_bytes += 2 * kvh * d.head_dim * reqs * enc * bytes;
+      kv_query_bytes += 2 * std::max(qh, kvh) * d.head_dim * reqs * enc * bytes;
       flops_prefill += 2.0 * kv_elems * reqs * enc;
       flops_prefill += 4.0 * qh * d.head_dim * reqs * w.prompt_tokens * enc;
       flops_decode += 4.0 * qh * d.head_dim * reqs * enc;
     }
   }
-  // Activations of the prefill: 8 buffers of [tokens, hidden] for the requests the rank takes
-  // in, and their float32 logits (the largest of a step's temporaries, measured on the executor).
+  // Activations of the prefill, for the requests the rank takes in: the residual stream, the
+  // normed input and the module's output ([tokens, hidden] each) next to the widest module's
+  // intermediates (its weight elements per token over hidden: q/k/v, gate/up and their product),
+  // and the last token's logits (bf16 and their float32 copy).
   const int64_t input_requests = std::max<int64_t>(1, requests_on_rank(plan, plan.input_layout));
   const int64_t activations =
-      8 * input_requests * prompt * graph.hidden * bytes + input_requests * graph.vocab * 4;
+      static_cast<int64_t>(static_cast<double>(input_requests * prompt) * (3.0 * graph.hidden + widest)) * bytes +
+      input_requests * graph.vocab * (4 + bytes);
   for (auto& rc : plan.ranks) {
     rc.kv_cache_bytes = kv_bytes;
     rc.activation_bytes = activations;
+    rc.decode_rows = input_requests;
+    rc.kv_query_bytes = kv_query_bytes;
     rc.flops_prefill = flops_prefill;
     rc.flops_decode = flops_decode;
   }

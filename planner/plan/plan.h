@@ -89,6 +89,15 @@ struct RankCost {
   int64_t activation_bytes = 0;
   double flops_prefill = 0;
   double flops_decode = 0;
+  // What a decode step reads of the weights: the text stream's modules without the embedding
+  // tables (a step reads a row per request) and, of a MoE's experts, those the step's tokens are
+  // expected to hit (all held ones when it runs dense: models/graph/moe_dense_rule.h).
+  int64_t decode_weight_bytes = 0;
+  int64_t decode_rows = 0;     // tokens of the rank's decode step (one per request it takes in)
+  // The KV cache counted once per query head that reads it (kv_cache_bytes x q heads / KV heads of
+  // each attention): decode attention's work, which grouped-query heads share the reads of.
+  int64_t kv_query_bytes = 0;
+  bool decode_eager = false;   // the executor decodes it without a CUDA graph (sparse MoE, expert exchange)
   // What the rank needs on its device: one memory model for check, plan and sweep.
   int64_t memory_bytes() const { return weight_bytes + kv_cache_bytes + activation_bytes; }
 };

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <filesystem>
 
 namespace shardplan {
@@ -59,7 +60,49 @@ Hardware load_hardware(const std::string& name_or_file) {
   h.collective_latency_us = positive(root, file, "collective_latency_us");
   h.kernel_overhead_us = positive(root, file, "kernel_overhead_us");
   h.kernels_per_module = positive(root, file, "kernels_per_module");
+  if (root["eager_kernel_us"]) h.eager_kernel_us = positive(root, file, "eager_kernel_us");
+  if (root["attention_GBps"]) h.attention_GBps = positive(root, file, "attention_GBps");
+  if (root["attention_group"]) h.attention_group = positive(root, file, "attention_group");
+  if (const YAML::Node gemm = root["gemm"]) {
+    if (!gemm.IsSequence()) throw HardwareError(file + ": 'gemm' must be a list of {rows, tflops, weight_GBps}");
+    for (const YAML::Node& g : gemm) {
+      if (!g.IsMap()) throw HardwareError(file + ": every 'gemm' entry is a mapping {rows, tflops, weight_GBps}");
+      Hardware::GemmRate r;
+      r.rows = static_cast<int64_t>(positive(g, file, "rows"));
+      r.tflops = positive(g, file, "tflops");
+      r.weight_GBps = positive(g, file, "weight_GBps");
+      h.gemm.push_back(r);
+    }
+    std::sort(h.gemm.begin(), h.gemm.end(), [](const auto& a, const auto& b) { return a.rows < b.rows; });
+  }
   return h;
+}
+
+namespace {
+
+// `field` of the GEMM classes at `rows`, linear in log(rows) between neighbours, clamped.
+double interpolate(const std::vector<Hardware::GemmRate>& gemm, int64_t rows, double Hardware::GemmRate::*field) {
+  if (rows <= gemm.front().rows) return gemm.front().*field;
+  if (rows >= gemm.back().rows) return gemm.back().*field;
+  for (size_t i = 1; i < gemm.size(); ++i) {
+    if (rows > gemm[i].rows) continue;
+    const double a = std::log(static_cast<double>(gemm[i - 1].rows)), b = std::log(static_cast<double>(gemm[i].rows));
+    const double t = (std::log(static_cast<double>(rows)) - a) / std::max(b - a, 1e-12);
+    return gemm[i - 1].*field + t * (gemm[i].*field - gemm[i - 1].*field);
+  }
+  return gemm.back().*field;
+}
+
+}  // namespace
+
+double weight_read_rate(const Hardware& hardware, int64_t rows) {
+  if (hardware.gemm.empty()) return hardware.memory_GBps * 1e9 * hardware.memory_efficiency;
+  return interpolate(hardware.gemm, rows, &Hardware::GemmRate::weight_GBps) * 1e9;
+}
+
+double matmul_rate(const Hardware& hardware, int64_t rows) {
+  if (hardware.gemm.empty()) return hardware.bf16_tflops * 1e12 * hardware.matmul_efficiency;
+  return interpolate(hardware.gemm, rows, &Hardware::GemmRate::tflops) * 1e12;
 }
 
 }  // namespace shardplan

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 
@@ -19,9 +20,28 @@ struct Hardware {
   double matmul_efficiency = 0.7;
   double link_GBps = 0;
   double collective_latency_us = 10;
-  double kernel_overhead_us = 2;
+  double kernel_overhead_us = 2;    // per kernel replayed from a CUDA graph (a decode step)
   double kernels_per_module = 12;
+  // Optional figures (`executor calibrate` writes them; absent: derived as noted).
+  double eager_kernel_us = 0;       // per kernel launched eagerly (a prefill); 0: 3 x kernel_overhead_us
+  // Decode attention: KV-cache bytes read per second with `attention_group` query heads per KV
+  // head (the measured shape); 0: the memory bandwidth, whatever the grouping.
+  double attention_GBps = 0;
+  double attention_group = 1;
+  struct GemmRate {
+    int64_t rows = 0;
+    double tflops = 0, weight_GBps = 0;
+  };
+  std::vector<GemmRate> gemm;       // by rows, ascending; empty: memory_GBps x efficiency, peak x efficiency
 };
+
+// The rate a GEMM of `rows` activation rows reads its weight (bytes/s): interpolated in log(rows)
+// between the calibrated shape classes, clamped at their ends; without them, the memory
+// bandwidth times its efficiency.
+double weight_read_rate(const Hardware& hardware, int64_t rows);
+// The FLOP/s a GEMM of `rows` rows reaches: as weight_read_rate, from the classes' tflops;
+// without them, the peak times the matmul efficiency.
+double matmul_rate(const Hardware& hardware, int64_t rows);
 
 class HardwareError : public Error {
  public:

@@ -124,20 +124,32 @@ std::string fixed(double v, int digits) {
 Prediction predict(const Plan& plan, const Hardware& hw) {
   const WorkloadSpec& w = plan.spec().workload;
   const double bandwidth = hw.memory_GBps * 1e9 * hw.memory_efficiency;
-  const double flops = hw.bf16_tflops * 1e12 * hw.matmul_efficiency;
+  // Decode attention reads the KV cache at the memory's rate at best; its work grows with the
+  // query heads that read each KV row: the measured rate at `attention_group` query heads per KV
+  // head, as query-head bytes per second.
+  const double query_rate = hw.attention_GBps > 0 ? hw.attention_GBps * 1e9 * hw.attention_group : 0;
   const double link = hw.link_GBps * 1e9;
+  const double eager_kernel_s = (hw.eager_kernel_us > 0 ? hw.eager_kernel_us : 3 * hw.kernel_overhead_us) * 1e-6;
 
   Prediction p;
   double compute_prefill = 0, compute_decode = 0;
+  bool eager_decode = false;
   for (const RankCost& r : plan.ranks) {
-    // Decode reads every weight and the whole KV cache once per step; prefill reads the weights.
-    const double decode_memory = static_cast<double>(r.weight_bytes + r.kv_cache_bytes) / bandwidth;
-    const double decode_math = r.flops_decode / flops;
+    // Decode reads the weights its GEMMs multiply (at the rate a GEMM of that many rows reads
+    // them) and the KV cache (at decode attention's rate); prefill reads every weight once and
+    // does its FLOPs at the rate of a GEMM of the prompt's rows.
+    const int64_t rows = std::max<int64_t>(r.decode_rows, 1);
+    const double attention_s = std::max(static_cast<double>(r.kv_cache_bytes) / bandwidth,
+                                        query_rate > 0 ? static_cast<double>(r.kv_query_bytes) / query_rate : 0.0);
+    const double decode_memory = static_cast<double>(r.decode_weight_bytes) / weight_read_rate(hw, rows) + attention_s;
+    const double decode_math = r.flops_decode / matmul_rate(hw, rows);
+    const int64_t prefill_rows = rows * std::max<int64_t>(w.prompt_tokens, 1);
     const double prefill_memory = static_cast<double>(r.weight_bytes) / bandwidth;
-    const double prefill_math = r.flops_prefill / flops;
+    const double prefill_math = r.flops_prefill / matmul_rate(hw, prefill_rows);
     compute_decode = std::max(compute_decode, std::max(decode_memory, decode_math));
     compute_prefill = std::max(compute_prefill, std::max(prefill_memory, prefill_math));
     p.memory_bytes = std::max(p.memory_bytes, r.memory_bytes());  // the model of planner/plan/cost.h
+    eager_decode = eager_decode || r.decode_eager;
   }
   double comm_prefill = 0, comm_decode = 0;
   for (const Collective& c : plan.comms) {
@@ -146,9 +158,13 @@ Prediction predict(const Plan& plan, const Hardware& hw) {
     comm_decode += latency + static_cast<double>(c.bytes_decode) / link;
     p.comm_bytes_decode += c.bytes_decode;
   }
-  const double overhead = static_cast<double>(plan.modules.size()) * hw.kernels_per_module * hw.kernel_overhead_us * 1e-6;
-  p.ttft_ms = (compute_prefill + comm_prefill + overhead) * 1e3;
-  p.decode_ms = (compute_decode + comm_decode + overhead) * 1e3;
+  // Kernels besides the GEMMs: replayed from a CUDA graph in decode, launched one by one in the
+  // prefill and in a decode the executor cannot capture (sparse MoE routing, expert exchange).
+  const double kernels = static_cast<double>(plan.modules.size()) * hw.kernels_per_module;
+  const double decode_overhead = kernels * (eager_decode ? eager_kernel_s : hw.kernel_overhead_us * 1e-6);
+  const double prefill_overhead = kernels * eager_kernel_s;
+  p.ttft_ms = (compute_prefill + comm_prefill + prefill_overhead) * 1e3;
+  p.decode_ms = (compute_decode + comm_decode + decode_overhead) * 1e3;
   const double total_s = p.ttft_ms / 1e3 + static_cast<double>(std::max<int64_t>(w.new_tokens - 1, 0)) * p.decode_ms / 1e3;
   p.tokens_per_s = total_s > 0 ? static_cast<double>(w.batch * w.new_tokens) / total_s : 0;
   p.tokens_per_s_per_gpu = p.tokens_per_s / static_cast<double>(plan.world_size());
