@@ -14,6 +14,9 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#if SHARDPLAN_WITH_REQUESTS
+#include "executor/cli/tokenize_command.h"
+#endif
 #include "executor/runtime/bandwidth.h"
 #include "executor/runtime/calibrate.h"
 #include "executor/sweep/measured_sweep.h"
@@ -176,6 +179,10 @@ int run_main(int argc, char** argv) {
   add_calibrate(app, calibrate);
   MeasuredSweepOptions sweep;
   add_sweep(app, sweep);
+#if SHARDPLAN_WITH_REQUESTS
+  TokenizeOptions tokenize;
+  add_tokenize_command(app, tokenize);
+#endif
 
   // NOTE: CLI11 reports an unknown first word as "A subcommand is required"; name it instead.
   if (argc >= 2 && argv[1][0] != '-') {
@@ -206,6 +213,9 @@ int run_main(int argc, char** argv) {
     return run_command(run);  // prints its own errors and returns the exit code
   }
   if (app.got_subcommand("bandwidth")) return bandwidth_command(bandwidth);
+#if SHARDPLAN_WITH_REQUESTS
+  if (app.got_subcommand("tokenize")) return tokenize_command(tokenize);
+#endif
   if (app.got_subcommand("calibrate")) return calibrate_command(calibrate);
   if (app.got_subcommand("sweep")) {
     sweep.executor = self_path(argv[0]);
