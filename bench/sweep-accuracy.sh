@@ -54,9 +54,11 @@ EOF
 # name config dtype batch prompt new images
 if [[ $device == cuda ]]; then
   : "${doc:=docs/sweep-accuracy.md}"
-  gpus=$(nvidia-smi -L 2>/dev/null | wc -l)
-  ((gpus >= 1)) || { echo "sweep-accuracy.sh: no GPU (nvidia-smi -L lists none)" >&2; exit 2; }
-  [[ -n $worlds ]] || worlds=$(seq 1 $((gpus < 2 ? gpus : 2)) | xargs)
+  if [[ -z $worlds ]]; then
+    gpus=$(nvidia-smi -L 2>/dev/null | wc -l)
+    ((gpus >= 1)) || { echo "sweep-accuracy.sh: no GPU (nvidia-smi -L lists none)" >&2; exit 2; }
+    worlds=$(seq 1 $((gpus < 2 ? gpus : 2)) | xargs)
+  fi
   workloads=(
     "llama-b1 models/configs/llama-3-8b.json bfloat16 1 128 64 0"
     "llama-b8 models/configs/llama-3-8b.json bfloat16 8 512 64 0"
@@ -128,10 +130,10 @@ cp "$out/measured/pareto-measured.svg" "$(dirname "$doc")/$stem-pareto.svg"
   echo
   echo "Written by \`bench/sweep-accuracy.sh --device $device\` on $(date -u +%Y-%m-%d)," \
     "commit ${SHARDPLAN_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}," \
-    "$( [[ $device == cuda ]] && nvidia-smi --query-gpu=name --format=csv,noheader | head -1 || uname -m)," \
+    "$(sed -n 's/^name: //p' "$hardware" | head -1)," \
     "worlds: $worlds. The hardware file is \`executor calibrate\`'s from the same run; every plan is" \
     "one \`executor run\` of random weights (the workload in the sweep's name: batch, prompt, new tokens," \
-    "images per request are in bench/sweep-accuracy.sh)."
+    "images per request are in bench/sweep-accuracy.sh).${SHARDPLAN_RESCORED:+ $SHARDPLAN_RESCORED}"
   echo
   echo '```'
   cat "$out/measured/measured.txt"
@@ -143,6 +145,11 @@ cp "$out/measured/pareto-measured.svg" "$(dirname "$doc")/$stem-pareto.svg"
   cat "$hardware"
   echo '```'
   echo
+  if [[ $worlds == 1 ]]; then
+    echo "Only one-device plans were measured (one GPU here): each workload has one plan, so the top-1"
+    echo "regret (which needs two plans of one workload) and plans over several GPUs are not in this run."
+    echo
+  fi
   echo "![predicted against measured tokens/s]($stem-predicted-vs-measured.svg)"
   echo "![Pareto: tokens/s per GPU against tokens/s per request]($stem-pareto.svg)"
 } >"$doc"

@@ -420,26 +420,14 @@ bool measure_folder(const MeasuredSweepOptions& o, const fs::path& dir, const fs
     const fs::path spec = dir / (std::string(name) + ".yaml");
     std::string config, dtype;
     std::string text = runnable_spec(spec, o.checkpoint, &config, &dtype);
+    std::string* made = nullptr;  // random weights this spec runs on, made below if it runs
     if (text.empty()) {
       // No checkpoint named anywhere: random weights of the model, made once per config and dtype.
-      std::string& checkpoint = checkpoints[config + "\n" + dtype];
-      if (checkpoint.empty()) {
-        checkpoint = (o.dirs.size() > 1 ? weights / (fs::path(config).stem().string() + "-" + dtype) : weights).string();
-        if (!fs::exists(fs::path(checkpoint) / "model.safetensors") &&
-            !fs::exists(fs::path(checkpoint) / "model.safetensors.index.json")) {
-          std::cerr << "executor sweep: random weights of " << fs::path(config).filename().string() << " (" << dtype
-                    << ") into " << checkpoint << "\n";
-          const int rc = spawn({o.executor, "make-checkpoint", "--config", config, "--out", checkpoint, "--seed", "1",
-                                "--dtype", dtype},
-                               out / "checkpoint.log", out / "checkpoint.err");
-          if (rc != 0) {
-            std::cerr << "executor: error: make-checkpoint failed: " << last_lines(slurp(out / "checkpoint.err"), 3)
-                      << "\n";
-            return false;
-          }
-        }
+      made = &checkpoints[config + "\n" + dtype];
+      if (made->empty()) {
+        *made = (o.dirs.size() > 1 ? weights / (fs::path(config).stem().string() + "-" + dtype) : weights).string();
       }
-      text = runnable_spec(spec, checkpoint, &config, &dtype);
+      text = runnable_spec(spec, *made, &config, &dtype);
     }
     const fs::path run_spec = out / (std::string(name) + ".yaml");
     const fs::path json = out / (std::string(name) + ".json"), err = out / (std::string(name) + ".err");
@@ -448,6 +436,19 @@ bool measure_folder(const MeasuredSweepOptions& o, const fs::path& dir, const fs
                        fs::is_regular_file(json) && nlohmann::json::accept(slurp(json));
     int rc = 0;
     if (!reuse) {
+      if (made && !fs::exists(fs::path(*made) / "model.safetensors") &&
+          !fs::exists(fs::path(*made) / "model.safetensors.index.json")) {
+        std::cerr << "executor sweep: random weights of " << fs::path(config).filename().string() << " (" << dtype
+                  << ") into " << *made << "\n";
+        const int made_rc = spawn({o.executor, "make-checkpoint", "--config", config, "--out", *made, "--seed", "1",
+                                   "--dtype", dtype},
+                                  out / "checkpoint.log", out / "checkpoint.err");
+        if (made_rc != 0) {
+          std::cerr << "executor: error: make-checkpoint failed: " << last_lines(slurp(out / "checkpoint.err"), 3)
+                    << "\n";
+          return false;
+        }
+      }
       if (const std::string failure = write_output_file(run_spec.string(), text); !failure.empty()) {
         std::cerr << "executor: error: cannot write '" << run_spec.string() << "': " << failure << "\n";
         return false;

@@ -206,7 +206,13 @@ void compute_costs(Plan& plan) {
       }
       matrix_elems = matrix_elems * a2a / std::max<int64_t>(g, 1);
     }
-    if (m.kind != ModuleKind::kLmHead && m.kind != ModuleKind::kEmbedding) {
+    if (m.kind == ModuleKind::kMoe && d.experts > 0) {
+      // A prefill's rows go to their experts (sparse): each token's k copies of its row, their
+      // results and weighted sums ([tokens x k, hidden] each) next to one expert's intermediates
+      // at a time (its share, k / experts, of the routed experts' elements per token).
+      const double h = static_cast<double>(std::max<int64_t>(graph.hidden, 1));
+      widest = std::max(widest, 3.0 * d.experts_per_token * h + matrix_elems / h / d.experts);
+    } else if (m.kind != ModuleKind::kLmHead && m.kind != ModuleKind::kEmbedding) {
       widest = std::max(widest, matrix_elems / static_cast<double>(std::max<int64_t>(graph.hidden, 1)));
     }
     const int64_t prefill_tokens = m.kind == ModuleKind::kLmHead ? 1 : prompt;

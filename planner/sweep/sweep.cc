@@ -143,7 +143,9 @@ Prediction predict(const Plan& plan, const Hardware& hw) {
                                         query_rate > 0 ? static_cast<double>(r.kv_query_bytes) / query_rate : 0.0);
     const double decode_memory = static_cast<double>(r.decode_weight_bytes) / weight_read_rate(hw, rows) + attention_s;
     const double decode_math = r.flops_decode / matmul_rate(hw, rows);
-    const int64_t prefill_rows = rows * std::max<int64_t>(w.prompt_tokens, 1);
+    // The prompt's rows: its text and its images' tokens.
+    const int64_t prefill_rows =
+        rows * std::max<int64_t>(w.prompt_tokens + w.images_per_request * plan.graph().workload.tokens_per_image, 1);
     const double prefill_memory = static_cast<double>(r.weight_bytes) / bandwidth;
     const double prefill_math = r.flops_prefill / matmul_rate(hw, prefill_rows);
     compute_decode = std::max(compute_decode, std::max(decode_memory, decode_math));

@@ -172,7 +172,11 @@ TEST(CalibrateCliTest, WritesAHardwareFileTheSweepReads) {
   ASSERT_EQ(json.code, 0) << json.err;
   const nlohmann::json j = nlohmann::json::parse(json.out);
   EXPECT_GT(j["matmul_tflops"].get<double>(), 0);
-  EXPECT_EQ(j["gemm"].size(), 6u);
+  EXPECT_EQ(j["gemm"].size(), 8u);
+  EXPECT_GT(j["eager_kernel_us"].get<double>(), 0);
+  // The file the sweep reads has the measured eager launch cost and the GEMM classes.
+  EXPECT_GT(measured.eager_kernel_us, 0);
+  EXPECT_EQ(measured.gemm.size(), 8u);
   EXPECT_EQ(run_executor("calibrate --device cpu --quick --base nowhere").code, 2);
 }
 

@@ -140,14 +140,14 @@ contains "the table is drawn" "$tmp/dp4.svg" "all ranks"
 # with the sweep's.
 h=tests/planner/data/hardware
 expect "hardware: does not fit" 1 "$planner" check $h/llama-70b-one-h100.yaml
-contains "memory error at the hardware key" "$tmp/err" "$h/llama-70b-one-h100.yaml:7:11: error: rank 0 needs 135.2 GiB (weights 131.4 GiB, KV cache 2.8 GiB, prefill activations 1.0 GiB) but the device (H100) gives a rank 67.1 GiB"
+contains "memory error at the hardware key" "$tmp/err" "$h/llama-70b-one-h100.yaml:7:11: error: rank 0 needs 135.9 GiB (weights 131.4 GiB, KV cache 2.8 GiB, prefill activations 1.7 GiB) but the device (H100) gives a rank 67.1 GiB"
 expect "hardware: unknown preset in the spec" 1 "$planner" check $h/unknown-hardware.yaml
 contains "unknown hardware at its key" "$tmp/err" "$h/unknown-hardware.yaml:4:11: error: hardware 'tpu-v9' is neither a file nor a preset"
 expect "--hardware fits" 0 "$planner" check specs/llama-3-70b-tp8.yaml --hardware h200
-contains "memory summary" "$tmp/out" "memory per rank: 21.9 GiB of 118.2 GiB usable on H200"
+contains "memory summary" "$tmp/out" "memory per rank: 20.0 GiB of 118.2 GiB usable on H200"
 expect "--hardware: unknown" 2 "$planner" check specs/llama-3-70b-tp8.yaml --hardware tpu-v9
 expect "plan --hardware" 0 "$planner" plan specs/llama-3-70b-tp8.yaml --hardware h100
-contains "plan says how full" "$tmp/out" "memory per rank: 21.9 GiB of 67.1 GiB usable on H100"
+contains "plan says how full" "$tmp/out" "memory per rank: 20.0 GiB of 67.1 GiB usable on H100"
 expect "plan json --hardware" 0 "$planner" plan specs/llama-3-70b-tp8.yaml --hardware h100 --format json
 contains "plan json device" "$tmp/out" '"usable_bytes"'
 { sed 's/hardware: h100/hardware: h200/; s/one: 1/tp: 2/' $h/llama-70b-one-h100.yaml | sed "s|config: ../../../../models|config: $PWD/models|"
