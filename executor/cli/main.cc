@@ -107,8 +107,12 @@ void add_run(CLI::App& app, RunOptions& opts) {
                 "Read checkpoint files that are symlinks to files outside the checkpoint directory "
                 "(e.g. a Hub cache snapshot); refused otherwise");
   cmd->add_option("--requests", opts.requests,
-                  "JSON Lines of {\"prompt_token_ids\": [...], \"max_tokens\": N} replacing the workload's random "
-                  "prompts (same length and max_tokens on every line)");
+                  "JSON Lines of requests ({\"prompt\": TEXT | \"prompt_token_ids\": [...], \"max_tokens\": N, "
+                  "\"temperature\", \"top_p\", \"top_k\", \"seed\", \"stop\", \"ignore_eos\"}) replacing the "
+                  "workload's random prompts (docs/executor-run.md)");
+  cmd->add_option("--output", opts.output, "With --requests: one JSON line a request (text, tokens, finish reason)");
+  cmd->add_option("--tokenizer", opts.tokenizer,
+                  "With --requests: the folder of tokenizer.json (default: the checkpoint's)");
   cmd->add_option("--format", opts.format, "text | json")->check(CLI::IsMember({"text", "json"}))->capture_default_str();
   cmd->add_option("--seed", opts.seed, "Seed of the random prompts")
       ->check(CLI::Validator(

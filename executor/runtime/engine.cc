@@ -250,18 +250,33 @@ bool Engine::graphs_enabled() const {
          model_->decode_capturable(rows) && (plan_.world_size() == 1 || comm_->capturable());
 }
 
+StepPositions Engine::step_at(int64_t first, int64_t tokens, int64_t attend_len) const {
+  StepPositions s = model_->step_positions(first, tokens, attend_len, options_.device);
+  if (!first_row_.defined()) return s;
+  // A ragged batch: the model's mask without each request's left padding, [batch, 1, tokens,
+  // attend_len]. A padding row still reads itself, so its keys and values stay finite (a row no
+  // query reads meets probability 0 in probs @ v, and 0 * NaN would be NaN).
+  const at::Tensor col = at::arange(attend_len, at::TensorOptions().dtype(at::kLong).device(options_.device));
+  const at::Tensor own = col.unsqueeze(0) == s.positions.unsqueeze(1);           // [tokens, L]
+  const at::Tensor past_padding = col.unsqueeze(0) >= first_row_.unsqueeze(1);   // [batch, L]
+  s.allowed = (s.allowed.unsqueeze(0) & (past_padding.unsqueeze(1) | own.unsqueeze(0))).unsqueeze(1);
+  s.first = first_row_;
+  s.causal = false;
+  return s;
+}
+
 double Engine::capture_decode(const at::Tensor& ids, int64_t position) {
 #if SHARDPLAN_CUDA_EVENTS
   const auto t0 = std::chrono::steady_clock::now();
   auto g = std::make_unique<DecodeGraph>();
-  const StepPositions step = model_->step_positions(position, 1, capacity_, options_.device);
+  const StepPositions step = step_at(position, 1, capacity_);
   g->ids = ids.clone();
   g->positions = step.positions.clone();
   g->allowed = step.allowed.clone();
   g->attend_len = step.attend_len;
   StepPositions captured = step;
   captured.positions = g->positions;
-  captured.allowed = g->allowed;
+  captured.allowed = g->allowed;  // (a ragged batch's first rows are the engine's, fixed per run)
   at::cuda::device_synchronize();
   {
     // NOTE: a graph is captured on a side stream; the capture records the kernels (and the plan's
@@ -285,7 +300,7 @@ double Engine::capture_decode(const at::Tensor& ids, int64_t position) {
 at::Tensor Engine::replay_decode(const at::Tensor& ids, int64_t position) {
 #if SHARDPLAN_CUDA_EVENTS
   DecodeGraph& g = *decode_graph_;
-  const StepPositions step = model_->step_positions(position, 1, capacity_, options_.device);
+  const StepPositions step = step_at(position, 1, capacity_);
   g.ids.copy_(ids);
   g.positions.copy_(step.positions);
   g.allowed.copy_(step.allowed);
@@ -376,18 +391,41 @@ at::Tensor Engine::forward(at::Tensor x, const EngineInputs* prefill, const Step
         in.ids = prefill->prompts.narrow(0, m.request_range.begin, m.request_range.count).to(options_.device);
       }
     }
-    x = run_module(i, in, step);
+    if (step.first.defined()) {
+      // A ragged batch: the masks and first rows of the requests this module computes on.
+      StepPositions own = step;
+      own.first = step.first.narrow(0, m.request_range.begin, m.request_range.count);
+      own.allowed = step.allowed.narrow(0, m.request_range.begin, m.request_range.count);
+      x = run_module(i, in, own);
+    } else {
+      x = run_module(i, in, step);
+    }
   }
   for (const BoundCollective& c : binding_.output) x = run(c, x);
   return x;
 }
 
-Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced, int64_t max_steps) {
+Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced, int64_t max_steps,
+                            TokenChooser* chooser) {
   const WorkloadSpec& w = plan_.spec().workload;
   const int64_t prompt = prefill_tokens(plan_);
   if (inputs.prompts.size(1) != prompt) {
     throw std::logic_error("prompts of " + std::to_string(inputs.prompts.size(1)) + " tokens for a prefill of " +
                            std::to_string(prompt));
+  }
+  if (inputs.first.defined() && !model_->takes_ragged_prompts()) {
+    throw unsupported("prompts of different lengths in one batch for " + plan_.graph().model_type +
+                      " (absolute positions; give every request the same prompt length)");
+  }
+  // A ragged batch's first rows live in one device buffer for the engine's life: a captured decode
+  // graph reads them from there. A change of raggedness or batch drops the graph.
+  const at::Tensor first_rows = inputs.first.defined() ? inputs.first.to(at::kLong) : at::Tensor();
+  if (first_rows.defined() != first_row_.defined() ||
+      (first_rows.defined() && first_rows.sizes() != first_row_.sizes())) {
+    decode_graph_.reset();
+    first_row_ = first_rows.defined() ? first_rows.to(options_.device) : at::Tensor();
+  } else if (first_rows.defined()) {
+    first_row_.copy_(first_rows);
   }
   const int64_t steps = max_steps >= 0 ? std::min(max_steps, w.new_tokens) : w.new_tokens;
   const auto t0 = std::chrono::steady_clock::now();
@@ -401,7 +439,7 @@ Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced
       inputs.prompts.narrow(0, binding_.input_requests.begin, binding_.input_requests.count).to(options_.device);
   if (steps == 0) {
     // new_tokens: 0 runs prefill alone (timed as the duration); no tokens, no logits.
-    forward(ids, &inputs, model_->step_positions(0, prompt, prompt, options_.device)).to(at::kCPU);
+    forward(ids, &inputs, step_at(0, prompt, prompt)).to(at::kCPU);
     g.last_token_s = seconds_since(t0);
     if (profiler_) profiler_->flush();
     g.seconds_by_kind = profiled();
@@ -413,11 +451,11 @@ Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced
     const bool prefill = s == 0;
     at::Tensor out;
     if (prefill) {
-      out = forward(ids, &inputs, model_->step_positions(0, prompt, prompt, options_.device));
+      out = forward(ids, &inputs, step_at(0, prompt, prompt));
     } else if (decode_graph_ && !profiler_) {
       out = replay_decode(ids, prompt + s - 1);
     } else {
-      out = forward(ids, nullptr, model_->step_positions(prompt + s - 1, 1, capacity_, options_.device));
+      out = forward(ids, nullptr, step_at(prompt + s - 1, 1, capacity_));
       // The first decode step ran eagerly (its warm-up); every later one replays its graph.
       if (!decode_graph_ && !profiler_ && graphs_enabled()) {
         out = out.clone();  // NOTE: the capture reuses memory the eager step's output may sit in
@@ -425,7 +463,7 @@ Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced
       }
     }
     const at::Tensor whole = out.to(at::kFloat);
-    const at::Tensor next = whole.argmax(-1);
+    const at::Tensor next = chooser ? chooser->choose(whole, s) : whole.argmax(-1);
     // NOTE: the tokens stay on the device until the end; only the first step waits for them (the
     // time to the first token). Nothing else waits for the device between steps.
     tokens.push_back(prefill ? next.to(at::kCPU) : next);

@@ -55,6 +55,16 @@ struct Generation {
   std::vector<double> seconds_by_kind;
 };
 
+// How a step's tokens are chosen from its logits when not greedy (sampling: executor/runtime/
+// sampling.h). Every rank holding a request must choose the same token for it from the same logits.
+class TokenChooser {
+ public:
+  virtual ~TokenChooser() = default;
+  // logits [requests the rank holds at the end, vocab] float32 on the device; returns their next
+  // tokens [requests] int64 on the same device. `step` 0 is the prefill's token.
+  virtual at::Tensor choose(const at::Tensor& logits, int64_t step) = 0;
+};
+
 // The names of Generation::seconds_by_kind, in order: every ModuleKind's name, then "collectives".
 std::vector<std::string> engine_time_categories();
 
@@ -77,8 +87,11 @@ class Engine {
   // encoders and projectors run here), then new_tokens - 1 decode steps, so that every request
   // gets new_tokens tokens. With `forced` ([batch, new_tokens]) each step feeds forced tokens instead of its own
   // argmax (teacher forcing: the reference run of --verify follows the sharded run's tokens).
-  // `max_steps` >= 0 stops earlier (a warm-up: prefill and one decode step).
-  Generation generate(const EngineInputs& inputs, const at::Tensor* forced = nullptr, int64_t max_steps = -1);
+  // `max_steps` >= 0 stops earlier (a warm-up: prefill and one decode step). `chooser` picks the
+  // tokens (null: greedy, the argmax). With inputs.first (a ragged batch, left-padded) every
+  // request attends past its padding only (families with rotary positions; others refuse it).
+  Generation generate(const EngineInputs& inputs, const at::Tensor* forced = nullptr, int64_t max_steps = -1,
+                      TokenChooser* chooser = nullptr);
 
   const PlanBinding& binding() const { return binding_; }
   // Whether decode steps replay a captured CUDA graph (after the first decode step ran).
@@ -92,6 +105,8 @@ class Engine {
   at::Tensor run_module(size_t i, const ModuleInputs& in, const StepPositions& step);  // timed by kind
   // One forward pass of the text stream; `prefill` also runs the other streams from `inputs`.
   at::Tensor forward(at::Tensor ids, const EngineInputs* prefill, const StepPositions& step);
+  // The model's step positions, with a ragged batch's padding masked out (first_row_).
+  StepPositions step_at(int64_t first, int64_t tokens, int64_t attend_len) const;
 
   const Plan& plan_;
   Communicator* comm_;
@@ -100,6 +115,7 @@ class Engine {
   std::unique_ptr<FamilyModel> model_;
   int64_t capacity_ = 0;
   std::unique_ptr<Profiler> profiler_;  // with options_.profile only
+  at::Tensor first_row_;  // a ragged batch's first row per request [batch] on the device; undefined: none
 
   struct DecodeGraph;  // engine.cc
   // Whether decode steps run as a CUDA graph (options, device and family allow it).

@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "executor/runtime/engine.h"
+#include "executor/runtime/sampling.h"
 #include "executor/runtime/rank_weights.h"
 #include "executor/runtime/run_error.h"
 #include "executor/runtime/verify.h"
@@ -130,10 +131,21 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
 
   EngineInputs inputs = make_engine_inputs(plan, options.seed);
   if (!options.prompt_ids.empty()) {
-    std::vector<int64_t> flat;
-    for (const auto& p : options.prompt_ids) flat.insert(flat.end(), p.begin(), p.end());
+    // Prompts of different lengths are left-padded to the longest (with the first prompt's first
+    // token: any id serves, the padding is masked out); first[r] is where request r's prompt starts.
+    size_t longest = 0;
+    for (const auto& p : options.prompt_ids) longest = std::max(longest, p.size());
+    std::vector<int64_t> flat, first;
+    bool ragged = false;
+    for (const auto& p : options.prompt_ids) {
+      first.push_back(static_cast<int64_t>(longest - p.size()));
+      ragged = ragged || p.size() != longest;
+      flat.insert(flat.end(), longest - p.size(), options.prompt_ids.front().front());
+      flat.insert(flat.end(), p.begin(), p.end());
+    }
     inputs.prompts = at::tensor(flat, at::TensorOptions().dtype(at::kLong))
                          .view({static_cast<int64_t>(options.prompt_ids.size()), -1});
+    if (ragged) inputs.first = at::tensor(first, at::TensorOptions().dtype(at::kLong));
   }
   uint64_t bytes_read = 0;
   Generation g;
@@ -155,7 +167,11 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
     if (options.warm_up) capture_s = engine.generate(inputs, nullptr, 2).graph_capture_s;
 
     if (comm) comm->barrier("start of the workload");
-    g = engine.generate(inputs);
+    std::unique_ptr<RequestSampler> sampler;
+    if (any_sampling(options.sampling)) {
+      sampler = std::make_unique<RequestSampler>(options.sampling, engine.binding().output_requests);
+    }
+    g = engine.generate(inputs, nullptr, -1, sampler.get());
     capture_s += g.graph_capture_s;
     decode_graph = engine.uses_cuda_graphs();
   }
@@ -206,6 +222,8 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
     ttft.push_back(first);
     tpot.push_back(w.new_tokens > 1 ? (last - first) / static_cast<double>(w.new_tokens - 1) : 0.0);
   }
+  report.request_ttft_s = ttft;
+  report.request_tpot_s = tpot;
   report.ttft = summarize(ttft);
   report.tpot = summarize(tpot);
   report.duration_s = times.select(1, 1).max().item<double>();

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "executor/comm/communicator.h"
+#include "executor/runtime/request_file.h"
 #include "executor/runtime/run_report.h"
 #include "planner/plan/plan.h"
 
@@ -26,7 +27,10 @@ struct RankRunOptions {
   bool cuda_graphs = true;       // EngineOptions::cuda_graphs
   std::string logits_out;        // rank 0 writes the run's logits here (.npy)
   bool allow_links_outside_checkpoint = false;  // Checkpoint::open's allow_links_outside
-  std::vector<std::vector<int64_t>> prompt_ids;  // --requests: the prompts (else the seeded ones)
+  // --requests: the prompts (else the seeded ones), of any lengths (a ragged batch, left-padded),
+  // and how each request's tokens are chosen (empty or all greedy: the argmax).
+  std::vector<std::vector<int64_t>> prompt_ids;
+  std::vector<SamplingParams> sampling;
 };
 
 // The dtype of a spec's model.dtype. float16 on the CPU is a RunError (kUsage): libtorch's CPU

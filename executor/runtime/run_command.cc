@@ -12,14 +12,18 @@
 #include <optional>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "executor/comm/communicator.h"
 #include "executor/comm/launcher.h"
 #include "executor/runtime/engine.h"
 #include "executor/runtime/rank_run.h"
 #include "executor/runtime/request_file.h"
+#include "executor/runtime/request_text.h"
 #include "executor/runtime/run_error.h"
 #include "executor/weights/weights_error.h"
 #include "models/graph/model_graph.h"
+#include "planner/io/output_file.h"
 #include "planner/plan/plan.h"
 #include "planner/spec/spec_check.h"
 
@@ -37,6 +41,65 @@ int local_ranks(int world_size) {
     if (n >= 1) return n;
   }
   return world_size;
+}
+
+// One request's result: the tokens kept (to the end-of-sequence token or max_tokens, then to the
+// first stop string) and their text (special tokens skipped, as vLLM and transformers' decode do).
+nlohmann::json request_result(int64_t index, const Request& q, const std::vector<int64_t>& generated,
+                              const RequestText* text, const std::vector<int64_t>& eos_ids, double ttft_s,
+                              double tpot_s) {
+  std::string reason;
+  std::vector<int64_t> kept = finish_tokens(generated, q, eos_ids, reason);
+  nlohmann::json j = {{"index", index}};
+  if (text) {
+    std::string decoded = text->decode(kept);
+    const std::string cut = finish_text(decoded, q, reason);
+    if (cut.size() != decoded.size()) {
+      // The tokens up to the one that completes the stop string.
+      size_t n = 1;
+      while (n < kept.size() && finish_text(text->decode({kept.begin(), kept.begin() + n}), q, reason).size() ==
+                                    text->decode({kept.begin(), kept.begin() + n}).size()) {
+        ++n;
+      }
+      kept.resize(n);
+      reason = "stop";
+    }
+    j["text"] = cut;
+  }
+  j["token_ids"] = kept;
+  j["finish_reason"] = reason;
+  j["prompt_tokens"] = q.prompt_ids.size();
+  j["output_tokens"] = kept.size();
+  j["ttft_ms"] = ttft_s * 1e3;
+  j["tpot_ms"] = tpot_s * 1e3;
+  return j;
+}
+
+// --requests' results: one JSON line a request, in input order, to --output (if given); the
+// first few texts on stdout.
+void write_request_results(const std::vector<Request>& requests, const RunReport& report, const RequestText* text,
+                           const std::vector<int64_t>& eos_ids, const RunOptions& o) {
+  std::string lines;
+  constexpr size_t kShown = 5;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const nlohmann::json r = request_result(static_cast<int64_t>(i), requests[i], report.generated.at(i), text, eos_ids,
+                                            report.request_ttft_s.at(i), report.request_tpot_s.at(i));
+    lines += r.dump() + "\n";
+    if (i < kShown && o.format != "json") {
+      std::cout << "request " << i << " (" << r["finish_reason"].get<std::string>() << ", "
+                << r["output_tokens"].get<int64_t>() << " tokens): "
+                << (r.contains("text") ? nlohmann::json(r["text"]).dump() : r["token_ids"].dump()) << "\n";
+    }
+  }
+  if (requests.size() > kShown && o.format != "json") {
+    std::cout << "(" << requests.size() - kShown << " more" << (o.output.empty() ? "; --output FILE.jsonl has them all" : "")
+              << ")\n";
+  }
+  if (!o.output.empty()) {
+    if (const std::string failure = write_output_file(o.output, lines); !failure.empty()) {
+      throw RunError(RunError::Code::kUsage, "cannot write --output '" + o.output + "': " + failure);
+    }
+  }
 }
 
 // The part of a run that can fail with any of the layers' exceptions; `rank_prefix` is set as
@@ -58,17 +121,29 @@ int run_checked(const RunOptions& o, std::string& rank_prefix) {
 
   // --requests replaces the workload's batch, prompt length and new tokens; the spec is checked
   // again with them (a batch that no longer divides over the batch axes is the spec's error).
-  std::optional<TokenRequests> requests;
+  std::optional<std::vector<Request>> requests;
+  std::unique_ptr<RequestText> text;  // the tokenizer, where there is one
+  std::vector<int64_t> eos_ids;
   if (!o.requests.empty()) {
-    requests = read_request_file(o.requests, checked.graph.vocab);
+    const std::string model_dir = !o.tokenizer.empty()          ? o.tokenizer
+                                  : checked.spec.checkpoint_path ? *checked.spec.checkpoint_path
+                                                                 : std::string();
+    text = load_request_text(model_dir, !o.tokenizer.empty());
+    requests = read_request_file(o.requests, checked.graph.vocab,
+                                 text ? TokenizeFn([&](const std::string& s) { return text->encode(s); }) : TokenizeFn());
     for (const Module& m : checked.graph.modules) {
       if (m.kind == ModuleKind::kEncoder) throw unsupported("--requests for a model with an encoder (" + checked.graph.model_type + ")");
     }
+    eos_ids = text ? text->eos_token_ids() : model_dir.empty() ? std::vector<int64_t>() : read_eos_token_ids(model_dir);
     WorkloadSpec& w = checked.spec.workload;
-    w.batch = static_cast<int64_t>(requests->prompts.size());
+    w.batch = static_cast<int64_t>(requests->size());
     w.batch_given = true;
-    w.prompt_tokens = static_cast<int64_t>(requests->prompts.front().size());
-    w.new_tokens = requests->max_tokens;
+    w.prompt_tokens = 0;
+    w.new_tokens = 0;
+    for (const Request& q : *requests) {
+      w.prompt_tokens = std::max<int64_t>(w.prompt_tokens, static_cast<int64_t>(q.prompt_ids.size()));
+      w.new_tokens = std::max(w.new_tokens, q.max_tokens);
+    }
     Diagnostics again;
     check_spec(checked.spec, checked.graph, again);
     again.sort();
@@ -147,7 +222,12 @@ int run_checked(const RunOptions& o, std::string& rank_prefix) {
   r.cuda_graphs = !o.no_cuda_graphs;
   r.logits_out = o.logits_out;
   r.allow_links_outside_checkpoint = o.allow_links_outside_checkpoint;
-  if (requests) r.prompt_ids = requests->prompts;
+  if (requests) {
+    for (const Request& q : *requests) {
+      r.prompt_ids.push_back(q.prompt_ids);
+      r.sampling.push_back(q.sampling);
+    }
+  }
   r.seed = o.seed;
   const std::optional<RunReport> report = run_rank(*plan, env->rank, comm.get(), r);
   if (!report) return 0;
@@ -156,6 +236,7 @@ int run_checked(const RunOptions& o, std::string& rank_prefix) {
   } else {
     std::cout << report_text(*report);
   }
+  if (requests) write_request_results(*requests, *report, text.get(), eos_ids, o);
   std::cout.flush();
   if (report->verify && !report->verify->passed) {
     std::cerr << "executor: error: --verify: the logits differ from the unsharded run's by a relative error of "

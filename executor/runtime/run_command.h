@@ -21,7 +21,9 @@ struct RunOptions {
   uint64_t seed = 0;             // of the random prompts
   std::string logits_out;        // write the run's logits (.npy), [new_tokens, requests, vocab]
   bool allow_links_outside_checkpoint = false;  // read checkpoint files that link outside its folder
-  std::string requests;          // --requests FILE.jsonl (request_file.h); empty: the spec's workload  // read checkpoint files that link outside its folder
+  std::string requests;          // --requests FILE.jsonl (request_file.h); empty: the spec's workload
+  std::string output;            // --output OUT.jsonl: one result a request (with --requests)
+  std::string tokenizer;         // --tokenizer DIR: tokenizer.json's folder (default: the checkpoint's)
   std::vector<std::string> argv; // the whole command line, to start the local ranks with
 };
 

@@ -70,6 +70,7 @@ struct RunReport {
   // collectives, those inside a module such as MoE's all_to_all included), mean over the ranks.
   std::vector<std::pair<std::string, double>> time_by_kind_s;
   std::vector<std::vector<int64_t>> generated;  // per request
+  std::vector<double> request_ttft_s, request_tpot_s;  // per request
   std::optional<VerifySummary> verify;
 
   int64_t input_tokens() const { return requests * (prompt_tokens + image_tokens); }

@@ -33,6 +33,9 @@ struct EngineInputs {
   at::Tensor prompts;  // [batch, prefill tokens] int64: the text (llava: the images' tokens first)
   at::Tensor pixels;   // llava: [batch * images_per_request, channels, image_size, image_size]
   at::Tensor audio;    // whisper: log-mel features [batch, num_mel_bins, 2 * max_source_positions]
+  // Prompts of different lengths: each left-padded to the longest; first[r] is request r's first
+  // real token (its padding before it) [batch] int64. Undefined: every prompt is whole.
+  at::Tensor first;
 };
 
 // The tokens of a request's prefill: prompt_tokens, plus images_per_request * tokens_per_image.

@@ -31,6 +31,10 @@ struct StepPositions {
   // only the `window` keys up to itself (a sliding window).
   bool causal = false;
   int64_t window = 0;
+  // A ragged batch (prompts of different lengths, left-padded to the longest): each request's first
+  // cache row [requests] int64, on the device; `allowed` is then [requests, 1, tokens, attend_len]
+  // (the padding masked out) and `causal` false. Undefined otherwise.
+  at::Tensor first;
 };
 
 // What one module computes on. `main` is the module's own stream: token ids [requests, tokens]
@@ -109,6 +113,12 @@ class FamilyModel {
   // without waiting for the host (no .item(), no host-sized shapes), so that the runtime may
   // capture it in a CUDA graph. Sparse MoE routing sizes its rows on the host (moe_runs_dense).
   virtual bool decode_capturable(int64_t tokens) const { return true; }
+
+  // Whether prompts of different lengths may run as one batch, left-padded to the longest
+  // (StepPositions::first): true where positions enter only as rotations (RoPE), whose attention
+  // scores depend on position differences alone, so a request shifted right by its padding attends
+  // exactly as it would alone. Absolute position embeddings (Whisper's decoder) would shift.
+  virtual bool takes_ragged_prompts() const { return false; }
 };
 
 // Whether a family (ModelGraph::family) has a forward in the forward table.

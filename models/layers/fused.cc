@@ -87,7 +87,7 @@ bool fused_decode_attention_supports(int64_t head_dim, int64_t q_heads, int64_t 
 
 at::Tensor fused_decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
                                   const at::Tensor& last_position, int64_t window, const at::Tensor& head_map,
-                                  double scale, int64_t splits) {
+                                  double scale, int64_t splits, const at::Tensor& first_row) {
   const int64_t batch = q.size(0), q_heads = q.size(1), d = q.size(3);
   const int64_t kv_heads = k_cache.size(1), capacity = k_cache.size(2);
   require(q.dim() == 4 && q.size(2) == 1 && q.is_contiguous(), "q must be contiguous [batch, q_heads, 1, head_dim]");
@@ -97,6 +97,9 @@ at::Tensor fused_decode_attention(const at::Tensor& q, const at::Tensor& k_cache
   require(last_position.scalar_type() == at::kLong && last_position.is_contiguous() &&
               (last_position.numel() == 1 || last_position.numel() == batch),
           "last_position: one int64, or one a request");
+  require(!first_row.defined() || (first_row.scalar_type() == at::kLong && first_row.is_contiguous() &&
+                                    first_row.numel() == batch && first_row.device() == q.device()),
+          "first_row: one int64 a request, on q's device");
   const bool grouped = !head_map.defined();
   require(fused_decode_attention_supports(d, q_heads, kv_heads, grouped), "unsupported head_dim or grouping");
   require(grouped || (head_map.scalar_type() == at::kLong && head_map.numel() == q_heads && head_map.is_cuda()),
@@ -120,6 +123,7 @@ at::Tensor fused_decode_attention(const at::Tensor& q, const at::Tensor& k_cache
   a.last_position = last_position.data_ptr<int64_t>();
   a.last_position_stride = last_position.numel() == 1 ? 0 : 1;
   a.window = window;
+  a.first_row = first_row.defined() ? first_row.data_ptr<int64_t>() : nullptr;
   a.head_map = grouped ? nullptr : head_map.data_ptr<int64_t>();
   a.group = grouped ? q_heads / kv_heads : 1;
   a.scale = static_cast<float>(scale);
@@ -160,7 +164,7 @@ at::Tensor fused_rope_and_cache(const at::Tensor&, int64_t, int64_t, const at::T
 }
 bool fused_decode_attention_supports(int64_t, int64_t, int64_t, bool) { return false; }
 at::Tensor fused_decode_attention(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t,
-                                  const at::Tensor&, double, int64_t) {
+                                  const at::Tensor&, double, int64_t, const at::Tensor&) {
   unavailable();
 }
 at::Tensor fused_silu_mul(const at::Tensor&) { unavailable(); }

@@ -32,10 +32,11 @@ bool fused_decode_attention_supports(int64_t head_dim, int64_t q_heads, int64_t 
 // head's KV head, undefined when q heads [g * group, (g + 1) * group) read KV head g. Only the
 // filled rows are read, whatever the capacity. Returns [batch, q_heads, 1, head_dim].
 // `splits` > 0 sets the key chunks per (request, KV head) (at least capacity / 256; benchmarks),
-// 0 lets the kernel pick.
+// 0 lets the kernel pick. `first_row` [batch] int64 (device): each request reads from that row on
+// (a ragged batch's left padding); undefined: from row 0.
 at::Tensor fused_decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
                                   const at::Tensor& last_position, int64_t window, const at::Tensor& head_map,
-                                  double scale, int64_t splits = 0);
+                                  double scale, int64_t splits = 0, const at::Tensor& first_row = at::Tensor());
 
 // silu(x[..., :n]) * x[..., n:] of a fused gate/up output x [..., 2n] (last dim contiguous).
 at::Tensor fused_silu_mul(const at::Tensor& x);

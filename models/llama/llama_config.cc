@@ -152,7 +152,8 @@ void read_llama_config(ConfigReader& reader, const LlamaVariant& variant, LlamaC
       break;
     }
     case LlamaVariant::Window::kQwenUseSlidingWindow:
-      if (reader.object().value("use_sliding_window", false)) {
+      // NOTE: read only when given (absent or null: off), and as a flag: true, false or an error.
+      if (reader.has("use_sliding_window") && reader.flag("use_sliding_window", false)) {
         c.executor_unsupported.push_back("use_sliding_window (per-layer windows) is not supported by the executor yet");
       }
       break;

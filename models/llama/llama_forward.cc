@@ -103,7 +103,8 @@ at::Tensor llama_attention_fused(const LlamaConfig& config, const LlamaAttention
   const int64_t tokens = step.positions.size(0);
   if (tokens == 1 && fused_decode_attention_supports(d, q_heads, kv_heads, cache.grouped)) {
     attended = fused_decode_attention(q, cache.k, cache.v, step.positions, step.window,
-                                      cache.grouped ? at::Tensor() : cache.head_map, 1.0 / std::sqrt(double(d)));
+                                      cache.grouped ? at::Tensor() : cache.head_map, 1.0 / std::sqrt(double(d)), 0,
+                                      step.first);
   } else if (step.causal && cache.grouped) {
     const at::Tensor keys = cache.k.narrow(2, 0, step.attend_len), values = cache.v.narrow(2, 0, step.attend_len);
     attended = at::scaled_dot_product_attention(q, keys, values, std::nullopt, 0.0, /*is_causal=*/true, std::nullopt,

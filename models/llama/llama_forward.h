@@ -144,6 +144,8 @@ class LlamaModel : public FamilyModel {
   at::Tensor forward(size_t i, const ModuleInputs& in, const StepPositions& step, bool adds_whole_terms,
                      ModuleComm* comm) override;
 
+  bool takes_ragged_prompts() const override { return true; }  // RoPE
+
  private:
   struct ModuleState {
     ModuleKind kind = ModuleKind::kEmbedding;

@@ -136,6 +136,8 @@ class LlavaModel : public FamilyModel {
   at::Tensor forward(size_t i, const ModuleInputs& in, const StepPositions& step, bool adds_whole_terms,
                      ModuleComm* comm) override;
 
+  bool takes_ragged_prompts() const override { return true; }  // RoPE
+
  private:
   LlavaVision vision_;
   LlamaPart text_;                     // the language model's modules

@@ -36,6 +36,8 @@ class MixtralModel : public FamilyModel {
   // When every MoE block runs dense on `tokens` rows (moe_runs_dense).
   bool decode_capturable(int64_t tokens) const override;
 
+  bool takes_ragged_prompts() const override { return true; }  // RoPE
+
  private:
   LlamaPart llama_;                     // embedding, attention, lm_head
   std::vector<MixtralMoeWeights> moe_;  // per graph module (empty for the others)

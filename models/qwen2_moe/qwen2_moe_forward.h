@@ -53,6 +53,8 @@ class Qwen2MoeModel : public FamilyModel {
   // When every MoE block runs dense on `tokens` rows (moe_runs_dense).
   bool decode_capturable(int64_t tokens) const override;
 
+  bool takes_ragged_prompts() const override { return true; }  // RoPE
+
  private:
   const Qwen2MoeConfig& config_;
   LlamaPart llama_;                           // embedding, attention, dense mlp, lm_head

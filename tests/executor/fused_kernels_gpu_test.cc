@@ -74,13 +74,15 @@ TEST_P(FusedKernelsTest, SiluMulGivesTheAtenBits) {
 
 // softmax(q k^T * scale) v over keys [start, end) of each request, in float64 on the CPU.
 at::Tensor reference_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                               const std::vector<int64_t>& ends, int64_t window, const std::vector<int64_t>& head_map) {
+                               const std::vector<int64_t>& ends, int64_t window, const std::vector<int64_t>& head_map,
+                               const std::vector<int64_t>& firsts = {}) {
   const int64_t b = q.size(0), qh = q.size(1), d = q.size(3);
   at::Tensor out = at::zeros({b, qh, 1, d}, at::kDouble);
   const at::Tensor q64 = q.to(at::kCPU, at::kDouble), k64 = k.to(at::kCPU, at::kDouble), v64 = v.to(at::kCPU, at::kDouble);
   for (int64_t r = 0; r < b; ++r) {
     const int64_t end = ends.size() == 1 ? ends[0] : ends[r];
-    const int64_t start = window > 0 ? std::max<int64_t>(0, end - window) : 0;
+    int64_t start = window > 0 ? std::max<int64_t>(0, end - window) : 0;
+    if (!firsts.empty()) start = std::max(start, firsts[r]);
     for (int64_t h = 0; h < qh; ++h) {
       const at::Tensor keys = k64[r][head_map[h]].narrow(0, start, end - start);
       const at::Tensor values = v64[r][head_map[h]].narrow(0, start, end - start);
@@ -128,6 +130,29 @@ TEST_P(FusedKernelsTest, DecodeAttentionReadsOnlyTheFilledRows) {
       }
     }
   }
+}
+
+// A ragged batch: each request reads from its first row on (its left padding, NaN here, skipped).
+TEST_P(FusedKernelsTest, DecodeAttentionSkipsEachRequestsPadding) {
+  const int64_t b = 3, d = 128, cap = 700, qh = 32, kvh = 8;
+  const std::vector<int64_t> ends{650, 650, 650}, firsts{0, 17, 600};
+  const at::Tensor q = at::randn({b, qh, 1, d}, options());
+  at::Tensor k = at::randn({b, kvh, cap, d}, options()), v = at::randn({b, kvh, cap, d}, options());
+  for (int64_t r = 0; r < b; ++r) {
+    k[r].narrow(1, ends[r], cap - ends[r]).fill_(NAN);
+    v[r].narrow(1, ends[r], cap - ends[r]).fill_(NAN);
+    if (firsts[r] > 0) {
+      k[r].narrow(1, 0, firsts[r]).fill_(NAN);
+      v[r].narrow(1, 0, firsts[r]).fill_(NAN);
+    }
+  }
+  std::vector<int64_t> map(qh);
+  for (int64_t h = 0; h < qh; ++h) map[h] = h / (qh / kvh);
+  const at::Tensor last_position = at::full({b}, ends[0] - 1, at::TensorOptions().dtype(at::kLong).device(kCuda));
+  const at::Tensor first_row = at::tensor(firsts, at::kLong).to(kCuda);
+  const at::Tensor got = fused_decode_attention(q, k, v, last_position, 0, at::Tensor(), 1 / std::sqrt(double(d)), 0,
+                                                first_row);
+  expect_close(got, reference_attention(q, k, v, ends, 0, map, firsts), GetParam(), "first rows 0, 17, 600");
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, FusedKernelsTest, ::testing::Values(at::kFloat, at::kHalf, at::kBFloat16));

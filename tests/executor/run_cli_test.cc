@@ -156,6 +156,65 @@ TEST(RunCliTest, ExitCodesAndMessages) {
   EXPECT_TRUE(has(world.err, "WORLD_SIZE 3 from the launcher, but the spec's mesh has world size 2")) << world.err;
 }
 
+// A ragged batch through --requests: prompts of 3 to 300 tokens and max_tokens of 1 to 64 in one
+// batch (left-padded, the padding masked out) give each request exactly the tokens it gets alone;
+// on one rank, tensor-parallel over 2 and with the requests split over a dp axis of 2.
+TEST(RunCliTest, RaggedBatchGivesEachRequestItsOwnTokens) {
+  const std::vector<int> lengths{3, 17, 300, 64, 150, 9}, max_tokens{1, 64, 7, 33, 12, 50};
+  std::vector<std::string> lines;
+  uint64_t state = 12345;
+  for (size_t i = 0; i < lengths.size(); ++i) {
+    nlohmann::json ids = nlohmann::json::array();
+    for (int t = 0; t < lengths[i]; ++t) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      ids.push_back((state >> 33) % 1024);  // tiny-llama's vocabulary
+    }
+    lines.push_back(nlohmann::json{{"prompt_token_ids", ids}, {"max_tokens", max_tokens[i]}}.dump());
+  }
+  const auto tokens_of = [&](const std::string& spec, const std::vector<size_t>& which, const std::string& name) {
+    std::string text;
+    for (size_t i : which) text += lines[i] + "\n";
+    const std::string requests = (suite_dir() / (name + ".jsonl")).string(), out = (suite_dir() / (name + ".out")).string();
+    std::ofstream(requests) << text;
+    const Result r = run_executor("run --spec " + spec + " --requests " + requests + " --output " + out);
+    EXPECT_EQ(r.code, 0) << r.err;
+    std::vector<std::vector<int64_t>> tokens;
+    std::ifstream in(out);
+    for (std::string line; std::getline(in, line);) {
+      const nlohmann::json j = nlohmann::json::parse(line);
+      EXPECT_EQ(j["finish_reason"], "length");  // no tokenizer, no end-of-sequence id: max_tokens
+      tokens.push_back(j["token_ids"].get<std::vector<int64_t>>());
+    }
+    return tokens;
+  };
+  SpecText one;
+  one.mesh = "one: 1";
+  one.modules.clear();
+  const std::string one_spec = write_spec("cli_ragged_one", one);
+  std::vector<std::vector<int64_t>> alone;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const auto t = tokens_of(one_spec, {i}, "ragged_alone_" + std::to_string(i));
+    ASSERT_EQ(t.size(), 1u);
+    ASSERT_EQ(t[0].size(), static_cast<size_t>(max_tokens[i]));
+    alone.push_back(t[0]);
+  }
+  std::vector<std::pair<std::string, std::string>> specs{{"one rank", one_spec}};
+  if (SHARDPLAN_HAVE_GLOO) {
+    SpecText tp;  // tensor over tp: 2
+    SpecText dp;
+    dp.mesh = "dp: 2";
+    dp.batch_axes = "[dp]";
+    dp.modules.clear();
+    specs.emplace_back("tp 2", write_spec("cli_ragged_tp2", tp));
+    specs.emplace_back("dp 2", write_spec("cli_ragged_dp2", dp));
+  }
+  for (size_t k = 0; k < specs.size(); ++k) {
+    const auto batch = tokens_of(specs[k].second, {0, 1, 2, 3, 4, 5}, "ragged_batch_" + std::to_string(k));
+    ASSERT_EQ(batch.size(), lines.size()) << specs[k].first;
+    for (size_t i = 0; i < lines.size(); ++i) EXPECT_EQ(batch[i], alone[i]) << specs[k].first << ": request " << i;
+  }
+}
+
 // `executor calibrate` writes a hardware file that planner sweep's loader reads, with the measured
 // figures in it and the unmeasured ones from --base.
 TEST(CalibrateCliTest, WritesAHardwareFileTheSweepReads) {

@@ -166,7 +166,8 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(DecodeAttent
   const int64_t kv = grouped ? grp : a.head_map[grp];
   const int64_t head0 = grouped ? grp * G : grp;
   const int64_t end = a.last_position[b * a.last_position_stride] + 1;
-  const int64_t start = a.window > 0 ? max(int64_t{0}, end - a.window) : int64_t{0};
+  int64_t start = a.window > 0 ? max(int64_t{0}, end - a.window) : int64_t{0};
+  if (a.first_row != nullptr) start = max(start, a.first_row[b]);
   const int64_t lo = max(start, split * chunk);
   const int64_t n = min(end, (split + 1) * chunk) - lo;  // keys of this block (<= 0: none)
   const int tid = threadIdx.x, team = tid / kTeam, lane = tid % kTeam;

@@ -43,6 +43,8 @@ struct DecodeAttention {
   const int64_t* last_position = nullptr;
   int64_t last_position_stride = 0;
   int64_t window = 0;
+  // Each request's first row (a ragged batch's left padding is skipped); null: row 0.
+  const int64_t* first_row = nullptr;
   // q head h reads KV head head_map[h] (grouped: q heads [g * group, (g + 1) * group) read KV head g).
   const int64_t* head_map = nullptr;  // device, [q_heads]; null when grouped
   int64_t group = 1;                  // q heads per KV head when grouped (1..8)

@@ -1,0 +1,69 @@
+// Token choice per request (see sampling.h).
+#include "executor/runtime/sampling.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace shardplan {
+
+int64_t choose_token(const float* logits, int64_t vocab, const SamplingParams& params, double uniform) {
+  if (params.temperature <= 0) return std::max_element(logits, logits + vocab) - logits;
+  // Ids by logit, descending; equal logits: the lower id first (the same order everywhere).
+  std::vector<int64_t> order(vocab);
+  std::iota(order.begin(), order.end(), 0);
+  const int64_t keep = params.top_k > 0 ? std::min(params.top_k, vocab) : vocab;
+  const auto before = [&](int64_t a, int64_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  std::partial_sort(order.begin(), order.begin() + keep, order.end(), before);
+  order.resize(keep);
+  // softmax(logits / temperature) over the kept ids, from the largest (numerically stable).
+  std::vector<double> p(keep);
+  const double top = logits[order[0]] / params.temperature;
+  double total = 0;
+  for (int64_t i = 0; i < keep; ++i) total += p[i] = std::exp(logits[order[i]] / params.temperature - top);
+  // The smallest prefix whose probability reaches top_p (of the kept ones' total).
+  int64_t n = keep;
+  if (params.top_p < 1) {
+    double sum = 0;
+    for (n = 0; n < keep;) {
+      sum += p[n++];
+      if (sum >= params.top_p * total) break;
+    }
+  }
+  double mass = 0;
+  for (int64_t i = 0; i < n; ++i) mass += p[i];
+  double target = uniform * mass;
+  for (int64_t i = 0; i < n; ++i) {
+    target -= p[i];
+    if (target < 0) return order[i];
+  }
+  return order[n - 1];
+}
+
+RequestSampler::RequestSampler(const std::vector<SamplingParams>& params, RequestRange held) {
+  for (int64_t r = held.begin; r < held.begin + held.count; ++r) {
+    params_.push_back(params.at(r));
+    generators_.emplace_back(params.at(r).seed);
+  }
+}
+
+at::Tensor RequestSampler::choose(const at::Tensor& logits, int64_t) {
+  const at::Tensor host = logits.to(at::kCPU).contiguous();
+  const int64_t vocab = host.size(1);
+  std::vector<int64_t> next(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i) {
+    // One draw a step for every request, greedy or not, so a request's stream never depends on
+    // how it was chosen before. 53 random bits: a double in [0, 1).
+    const double uniform = static_cast<double>(generators_[i]() >> 11) * 0x1.0p-53;
+    next[i] = choose_token(host[i].data_ptr<float>(), vocab, params_[i], uniform);
+  }
+  return at::tensor(next, at::TensorOptions().dtype(at::kLong)).to(logits.device());
+}
+
+bool any_sampling(const std::vector<SamplingParams>& params) {
+  return std::any_of(params.begin(), params.end(), [](const SamplingParams& p) { return p.temperature > 0; });
+}
+
+}  // namespace shardplan

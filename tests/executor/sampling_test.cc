@@ -1,0 +1,73 @@
+// Token choice: greedy is the first of the maxima; top-k and top-p keep what they say; a draw maps
+// to the token whose probability interval holds it; a request's tokens depend on its seed alone.
+#include "executor/runtime/sampling.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace shardplan {
+namespace {
+
+TEST(SamplingTest, GreedyIsTheFirstMaximum) {
+  const std::vector<float> logits{0.5f, 2.0f, -1.0f, 2.0f};
+  EXPECT_EQ(choose_token(logits.data(), 4, SamplingParams{}, 0.99), 1);
+}
+
+TEST(SamplingTest, DrawsFollowTheProbabilities) {
+  // log(1), log(2), log(3), log(4) at temperature 1: probabilities 0.1, 0.2, 0.3, 0.4, taken from
+  // the most likely: token 3 for u < 0.4, token 2 for u < 0.7, token 1 for u < 0.9, else token 0.
+  const std::vector<float> logits{0.f, std::log(2.f), std::log(3.f), std::log(4.f)};
+  SamplingParams p;
+  p.temperature = 1;
+  EXPECT_EQ(choose_token(logits.data(), 4, p, 0.0), 3);
+  EXPECT_EQ(choose_token(logits.data(), 4, p, 0.39), 3);
+  EXPECT_EQ(choose_token(logits.data(), 4, p, 0.41), 2);
+  EXPECT_EQ(choose_token(logits.data(), 4, p, 0.69), 2);
+  EXPECT_EQ(choose_token(logits.data(), 4, p, 0.71), 1);
+  EXPECT_EQ(choose_token(logits.data(), 4, p, 0.95), 0);
+  // top_k 2: tokens 3 and 2 only, 4:3.
+  p.top_k = 2;
+  EXPECT_EQ(choose_token(logits.data(), 4, p, 0.56), 3);
+  EXPECT_EQ(choose_token(logits.data(), 4, p, 0.58), 2);
+  EXPECT_EQ(choose_token(logits.data(), 4, p, 0.999), 2);
+  // top_p 0.65: 0.4 + 0.3 reaches it: tokens 3 and 2 again.
+  p.top_k = 0;
+  p.top_p = 0.65;
+  EXPECT_EQ(choose_token(logits.data(), 4, p, 0.999), 2);
+  p.top_p = 0.39;  // token 3 alone (0.4) reaches it
+  EXPECT_EQ(choose_token(logits.data(), 4, p, 0.999), 3);
+  // A low temperature sharpens toward the argmax.
+  p.top_p = 1;
+  p.temperature = 0.01;
+  EXPECT_EQ(choose_token(logits.data(), 4, p, 0.999), 3);
+}
+
+TEST(SamplingTest, ARequestsTokensDependOnItsSeedAlone) {
+  at::manual_seed(0);
+  const at::Tensor logits = at::randn({3, 50});
+  std::vector<SamplingParams> params(3);
+  for (auto& p : params) p.temperature = 1.0;
+  params[0].seed = 5;
+  params[1].seed = 6;
+  params[2].seed = 5;
+  // The batch of all three, and request 2 held alone by another rank, over several steps.
+  RequestSampler all(params, RequestRange{0, 3});
+  RequestSampler third(params, RequestRange{2, 1});
+  bool differ = false;
+  for (int step = 0; step < 20; ++step) {
+    const at::Tensor a = all.choose(logits, step);
+    const at::Tensor b = third.choose(logits.narrow(0, 2, 1), step);
+    EXPECT_EQ(a[2].item<int64_t>(), b[0].item<int64_t>()) << step;
+    differ = differ || a[0].item<int64_t>() != a[1].item<int64_t>();
+  }
+  EXPECT_TRUE(differ) << "seeds 5 and 6 drew the same 20 tokens";
+  EXPECT_TRUE(any_sampling(params));
+  EXPECT_FALSE(any_sampling(std::vector<SamplingParams>(2)));
+}
+
+}  // namespace
+}  // namespace shardplan

@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Real requests on a real model: SmolLM2-135M-Instruct through `executor run --requests` with text
+prompts, all in one batch of different prompt lengths, on 1 and 3 CPU ranks.
+
+Checks:
+  - greedy: each request's token ids and text (special tokens skipped) are exactly what
+    transformers' generate gives for that prompt alone (float32, eager attention, the model's
+    generation_config: it stops at the end-of-sequence token), with finish_reason "eos" where
+    transformers stopped before max_tokens and "length" otherwise;
+  - seeded sampling (temperature, top_k, top_p): the same text on 1 and 3 ranks (every rank draws
+    the same token from the same logits), and another seed gives another text;
+  - a stop string cuts the text before it (finish_reason "stop").
+
+Usage: smollm2_requests_test.py --executor EXE --model DIR --spec SPEC --work DIR
+       (SPEC's mesh: examples/smollm2-135m-tp3.yaml, 3 ranks; a one-rank copy is made)
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+CHAT = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
+QUESTIONS = [
+    "What is the capital of France? Answer in one word.",
+    "Say hello.",
+    "Write a haiku about the sea. Use exactly three lines and nothing else, please.",
+]
+MAX_TOKENS = [48, 40, 24]
+
+
+def one_rank_copy(spec, work):
+    """The spec with mesh {tp: 1} and no rules: the whole model on one rank."""
+    text = Path(spec).read_text()
+    base = Path(spec).resolve().parent
+    text = re.sub(r"(config|checkpoint): *(\S+)", lambda m: f"{m.group(1)}: {(base / m.group(2)).resolve()}", text)
+    text = re.sub(r"mesh:.*?\n(?=\S)", "mesh: {tp: 1}\n", text, flags=re.S)
+    text = re.sub(r"modules:.*?\n(?=\S)", "", text, flags=re.S)
+    out = Path(work) / "smollm2-requests-one-rank.yaml"
+    out.write_text(text)
+    return out
+
+
+def run(executor, spec, requests, output):
+    proc = subprocess.run([executor, "run", "--spec", str(spec), "--device", "cpu", "--requests", str(requests),
+                           "--output", str(output)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"FAIL: executor exit {proc.returncode} on {spec}:\n{proc.stderr}")
+    print(proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "")
+    return [json.loads(line) for line in Path(output).read_text().splitlines()]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--executor", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--spec", required=True)
+    parser.add_argument("--work", required=True)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if not (Path(args.model) / "model.safetensors").is_file():
+        print(f"smollm2_requests_test: {args.model} has no model.safetensors: run scripts/setup.sh", file=sys.stderr)
+        return 2
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    specs = {1: one_rank_copy(args.spec, work), 3: Path(args.spec)}
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32, attn_implementation="eager").eval()
+    prompts = [CHAT.format(q) for q in QUESTIONS]
+    want = []
+    for prompt, max_tokens in zip(prompts, MAX_TOKENS):
+        ids = tokenizer(prompt).input_ids
+        with torch.no_grad():
+            out = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                                 max_new_tokens=max_tokens, do_sample=False)
+        new = out[0, len(ids):].tolist()
+        reason = "eos" if new and new[-1] in (model.generation_config.eos_token_id
+                                              if isinstance(model.generation_config.eos_token_id, list)
+                                              else [model.generation_config.eos_token_id]) else "length"
+        want.append({"ids": new, "text": tokenizer.decode(new, skip_special_tokens=True), "reason": reason,
+                     "prompt_tokens": len(ids)})
+    lengths = sorted({w["prompt_tokens"] for w in want})
+    assert len(lengths) > 1, "the prompts must differ in length (a ragged batch)"
+
+    failures = 0
+    greedy = work / "smollm2-greedy.jsonl"
+    greedy.write_text("".join(json.dumps({"prompt": p, "max_tokens": m}) + "\n" for p, m in zip(prompts, MAX_TOKENS)))
+    for ranks, spec in specs.items():
+        got = run(args.executor, spec, greedy, work / f"smollm2-greedy-{ranks}.out.jsonl")
+        for i, (g, w) in enumerate(zip(got, want)):
+            ok = (g["token_ids"] == w["ids"] and g["text"] == w["text"] and g["finish_reason"] == w["reason"]
+                  and g["prompt_tokens"] == w["prompt_tokens"])
+            print(f"{ranks} rank(s), request {i} ({w['prompt_tokens']} prompt tokens): {g['finish_reason']}, "
+                  f"{g['text']!r}" + ("" if ok else f"  MISMATCH: transformers {w['reason']}, {w['text']!r}"))
+            failures += 0 if ok else 1
+
+    sampled = work / "smollm2-sampled.jsonl"
+    sample = {"temperature": 0.9, "top_k": 40, "top_p": 0.95, "max_tokens": 24, "ignore_eos": True}
+    sampled.write_text(json.dumps({"prompt": prompts[1], "seed": 7, **sample}) + "\n" +
+                       json.dumps({"prompt": prompts[1], "seed": 8, **sample}) + "\n" +
+                       json.dumps({"prompt": prompts[0], "seed": 7, **sample}) + "\n")
+    texts = {r: [g["text"] for g in run(args.executor, spec, sampled, work / f"smollm2-sampled-{r}.out.jsonl")]
+             for r, spec in specs.items()}
+    print(f"sampled (seeds 7, 8, 7): {texts[1]!r}")
+    if texts[1] != texts[3]:
+        print(f"FAIL: seeded sampling differs between 1 and 3 ranks: {texts[1]!r} vs {texts[3]!r}", file=sys.stderr)
+        failures += 1
+    if texts[1][0] == texts[1][1]:
+        print("FAIL: seeds 7 and 8 sampled the same text", file=sys.stderr)
+        failures += 1
+
+    stop = work / "smollm2-stop.jsonl"
+    cut = want[0]["text"][1:3] if len(want[0]["text"]) >= 3 else want[0]["text"]
+    stop.write_text(json.dumps({"prompt": prompts[0], "max_tokens": MAX_TOKENS[0], "stop": [cut]}) + "\n")
+    g = run(args.executor, specs[1], stop, work / "smollm2-stop.out.jsonl")[0]
+    expected = want[0]["text"][:want[0]["text"].find(cut)]
+    if g["finish_reason"] != "stop" or g["text"] != expected:
+        print(f"FAIL: stop {cut!r}: {g['finish_reason']}, {g['text']!r}, expected 'stop', {expected!r}", file=sys.stderr)
+        failures += 1
+
+    print(f"SmolLM2 requests: {failures} failure(s)" if failures else
+          "SmolLM2 requests: greedy text identical to transformers' on 1 and 3 ranks, seeded sampling rank-independent")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
