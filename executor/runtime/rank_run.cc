@@ -131,8 +131,10 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
 
   EngineInputs inputs = make_engine_inputs(plan, options.seed);
   if (!options.prompt_ids.empty()) {
-    // Prompts of different lengths are left-padded to the longest (with the first prompt's first
-    // token: any id serves, the padding is masked out); first[r] is where request r's prompt starts.
+    // Prompts of different lengths are left-padded to the longest (id 0, or 1 where 0 is llava's
+    // image token: the padding is masked out, but an image token there would take an image's
+    // features); first[r] is where request r's prompt starts.
+    const int64_t pad = plan.graph().workload.image_token == 0 ? 1 : 0;
     size_t longest = 0;
     for (const auto& p : options.prompt_ids) longest = std::max(longest, p.size());
     std::vector<int64_t> flat, first;
@@ -140,13 +142,15 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
     for (const auto& p : options.prompt_ids) {
       first.push_back(static_cast<int64_t>(longest - p.size()));
       ragged = ragged || p.size() != longest;
-      flat.insert(flat.end(), longest - p.size(), options.prompt_ids.front().front());
+      flat.insert(flat.end(), longest - p.size(), pad);
       flat.insert(flat.end(), p.begin(), p.end());
     }
     inputs.prompts = at::tensor(flat, at::TensorOptions().dtype(at::kLong))
                          .view({static_cast<int64_t>(options.prompt_ids.size()), -1});
     if (ragged) inputs.first = at::tensor(first, at::TensorOptions().dtype(at::kLong));
   }
+  if (options.pixels.defined()) inputs.pixels = options.pixels;
+  if (options.audio.defined()) inputs.audio = options.audio;
   uint64_t bytes_read = 0;
   Generation g;
   double capture_s = 0;       // the decode step's CUDA graph capture (warm-up or first step)

@@ -31,6 +31,9 @@ struct RankRunOptions {
   // and how each request's tokens are chosen (empty or all greedy: the argmax).
   std::vector<std::vector<int64_t>> prompt_ids;
   std::vector<SamplingParams> sampling;
+  // --requests' images (llava: [images, channels, size, size]) and audio features (whisper:
+  // [requests, mel bins, frames]) in place of the synthetic ones; undefined: synthetic.
+  at::Tensor pixels, audio;
 };
 
 // The dtype of a spec's model.dtype. float16 on the CPU is a RunError (kUsage): libtorch's CPU

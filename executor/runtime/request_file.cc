@@ -21,7 +21,9 @@ std::vector<Request> read_request_file(const std::string& path, int64_t vocab, c
     return RunError(RunError::Code::kUsage, path + ":" + std::to_string(line) + ": " + what);
   };
   static const std::set<std::string> known{"prompt", "prompt_token_ids", "max_tokens", "temperature", "top_p",
-                                           "top_k", "seed", "stop", "ignore_eos"};
+                                           "top_k", "seed", "stop", "ignore_eos", "images", "audio"};
+  const std::filesystem::path base = std::filesystem::path(path).parent_path();
+  const auto media_path = [&](const std::string& p) { return p.empty() || p[0] == '/' ? p : (base / p).string(); };
   std::vector<Request> out;
   std::string text;
   int64_t line = 0;
@@ -37,12 +39,9 @@ std::vector<Request> read_request_file(const std::string& path, int64_t vocab, c
     if (!r.is_object()) throw fail(line, "expected a JSON object, got " + std::string(r.type_name()));
     for (const auto& [key, value] : r.items()) {
       if (known.count(key)) continue;
-      if (key == "images" || key == "audio") {
-        throw fail(line, "'" + key + "' is not supported by the executor yet (requests take text or token ids)");
-      }
       throw fail(line, "unknown field '" + key +
                            "' (known: prompt, prompt_token_ids, max_tokens, temperature, top_p, top_k, seed, stop, "
-                           "ignore_eos)");
+                           "ignore_eos, images, audio)");
     }
     Request q;
     const bool has_text = r.contains("prompt"), has_ids = r.contains("prompt_token_ids");
@@ -128,6 +127,20 @@ std::vector<Request> read_request_file(const std::string& path, int64_t vocab, c
     if (r.contains("ignore_eos")) {
       if (!r["ignore_eos"].is_boolean()) throw fail(line, "'ignore_eos' must be true or false");
       q.ignore_eos = r["ignore_eos"].get<bool>();
+    }
+    if (r.contains("images")) {
+      const nlohmann::json& v = r["images"];
+      if (!v.is_array()) throw fail(line, "'images' must be a list of image file paths");
+      for (const nlohmann::json& p : v) {
+        if (!p.is_string() || p.get<std::string>().empty()) throw fail(line, "'images' must be a list of image file paths");
+        q.images.push_back(media_path(p.get<std::string>()));
+      }
+    }
+    if (r.contains("audio")) {
+      if (!r["audio"].is_string() || r["audio"].get<std::string>().empty()) {
+        throw fail(line, "'audio' must be the path of an audio file");
+      }
+      q.audio = media_path(r["audio"].get<std::string>());
     }
     out.push_back(std::move(q));
   }

@@ -1,9 +1,11 @@
 // `executor run --requests FILE.jsonl`: one request a JSON object a line (docs/executor-run.md):
 //   {"prompt": "text as the model sees it" | "prompt_token_ids": [ids],
 //    "max_tokens": 16, "temperature": 0, "top_p": 1, "top_k": 0, "seed": 0,
-//    "stop": "text" | ["text", ...], "ignore_eos": false}
-// Prompts may differ in length (a ragged batch) and so may max_tokens. Images and audio are
-// refused by name until the executor reads them. No libtorch here.
+//    "stop": "text" | ["text", ...], "ignore_eos": false,
+//    "images": ["photo.jpg", ...] (llava: one image token in the prompt for each),
+//    "audio": "speech.wav" (whisper)}
+// Prompts may differ in length (a ragged batch) and so may max_tokens. Media paths are relative to
+// the requests file's folder. No libtorch here.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +29,8 @@ struct Request {
   SamplingParams sampling;
   std::vector<std::string> stop;    // generation ends before the first of these in the text
   bool ignore_eos = false;          // go on past the end-of-sequence tokens
+  std::vector<std::string> images;  // image files (paths made relative to the requests file's folder)
+  std::string audio;                // an audio file (likewise); empty: none
 };
 
 // text -> token ids (the model's tokenizer, with its special tokens); empty: text prompts are
@@ -37,8 +41,8 @@ using TokenizeFn = std::function<std::vector<int64_t>(const std::string&)>;
 // (a string; needs `tokenize`) and `prompt_token_ids` (a non-empty array of ids in [0, vocab));
 // the prompt has at least one token; `max_tokens` an integer >= 1; `temperature` a number >= 0;
 // `top_p` in (0, 1]; `top_k` an integer >= -1; `seed` an integer >= 0; `stop` a non-empty string
-// or a list of them; `ignore_eos` a boolean; no other key (`images`, `audio`: not yet). At least
-// one request. Throws RunError (kUsage, exit 2) naming the file, the line and the field.
+// or a list of them; `ignore_eos` a boolean; `images` a list of strings; `audio` a string; no
+// other key. At least one request. (Whether the model takes images or audio is run_command's check.) Throws RunError (kUsage, exit 2) naming the file, the line and the field.
 std::vector<Request> read_request_file(const std::string& path, int64_t vocab, const TokenizeFn& tokenize);
 
 // The end-of-sequence ids of a model folder: generation_config.json's eos_token_id (an id or a

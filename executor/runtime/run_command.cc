@@ -1,6 +1,7 @@
 // `executor run`: spec check, launch, one rank's run, the report (see run_command.h).
 #include "executor/runtime/run_command.h"
 
+#include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
@@ -19,6 +20,7 @@
 #include "executor/runtime/engine.h"
 #include "executor/runtime/rank_run.h"
 #include "executor/runtime/request_file.h"
+#include "executor/runtime/request_media.h"
 #include "executor/runtime/request_text.h"
 #include "executor/runtime/run_error.h"
 #include "executor/weights/weights_error.h"
@@ -102,6 +104,79 @@ void write_request_results(const std::vector<Request>& requests, const RunReport
   }
 }
 
+// The requests' images and audio as the engine takes them.
+struct RequestMedia {
+  int64_t images_per_request = 0;
+  at::Tensor pixels;  // [requests * images_per_request, channels, size, size]
+  at::Tensor audio;   // [requests, mel bins, frames]
+};
+
+// Checks what the model takes and loads it; expands each image token of a llava prompt into the
+// image's tokens_per_image copies (as transformers' processor expands "<image>"). Checks: images
+// only for a model with an image stream, audio only with an audio stream; llava: every request has
+// the same number of images (at least one), one image token in its prompt for each; whisper: an
+// audio clip in every request. RunError (exit 2) naming the request.
+RequestMedia request_media(std::vector<Request>& requests, const ModelGraph& graph, const std::string& model_dir,
+                           const std::string& file) {
+  const WorkloadShape& shape = graph.workload;
+  const bool images = shape.tokens_per_image > 0, audio = shape.encoder_tokens_per_clip > 0;
+  RequestMedia out;
+  out.images_per_request = images ? static_cast<int64_t>(requests.front().images.size()) : 0;
+  std::vector<std::string> image_files;
+  std::vector<float> features;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    Request& q = requests[i];
+    const std::string which = file + ": request " + std::to_string(i + 1) + " ";
+    if (!q.images.empty() && !images) {
+      throw RunError(RunError::Code::kUsage, which + "has images, but " + graph.model_type + " takes none");
+    }
+    if (!q.audio.empty() && !audio) {
+      throw RunError(RunError::Code::kUsage, which + "has audio, but " + graph.model_type + " takes none");
+    }
+    if (audio) {
+      if (q.audio.empty()) throw RunError(RunError::Code::kUsage, which + "has no 'audio' (" + graph.model_type + " transcribes a clip a request)");
+      const std::vector<float> f = load_request_audio(q.audio, shape.mel_bins, shape.encoder_tokens_per_clip);
+      features.insert(features.end(), f.begin(), f.end());
+    }
+    if (!images) continue;
+    if (static_cast<int64_t>(q.images.size()) != out.images_per_request || q.images.empty()) {
+      throw RunError(RunError::Code::kUsage, which + "has " + std::to_string(q.images.size()) + " images: " +
+                                                 graph.model_type + " requests need at least one, the same number in "
+                                                 "every request (request 1 has " +
+                                                 std::to_string(out.images_per_request) + ")");
+    }
+    std::vector<int64_t> expanded;
+    int64_t marks = 0;
+    for (int64_t id : q.prompt_ids) {
+      if (id != shape.image_token) {
+        expanded.push_back(id);
+        continue;
+      }
+      ++marks;
+      expanded.insert(expanded.end(), shape.tokens_per_image, id);
+    }
+    if (marks != static_cast<int64_t>(q.images.size())) {
+      throw RunError(RunError::Code::kUsage, which + "has " + std::to_string(q.images.size()) + " images but " +
+                                                 std::to_string(marks) + " image tokens (id " +
+                                                 std::to_string(shape.image_token) +
+                                                 ", \"<image>\") in its prompt: one marks where each image goes");
+    }
+    q.prompt_ids = std::move(expanded);
+    image_files.insert(image_files.end(), q.images.begin(), q.images.end());
+  }
+  const auto f32 = at::TensorOptions().dtype(at::kFloat);
+  if (!image_files.empty()) {
+    std::vector<float> pixels = load_request_images(image_files, model_dir, shape.image_size);
+    out.pixels = at::tensor(pixels, f32).view({static_cast<int64_t>(image_files.size()), shape.image_channels,
+                                               shape.image_size, shape.image_size});
+  }
+  if (audio) {
+    out.audio = at::tensor(features, f32).view({static_cast<int64_t>(requests.size()), shape.mel_bins,
+                                                2 * shape.encoder_tokens_per_clip});
+  }
+  return out;
+}
+
 // The part of a run that can fail with any of the layers' exceptions; `rank_prefix` is set as
 // soon as this process knows it is one of several ranks.
 int run_checked(const RunOptions& o, std::string& rank_prefix) {
@@ -124,6 +199,7 @@ int run_checked(const RunOptions& o, std::string& rank_prefix) {
   std::optional<std::vector<Request>> requests;
   std::unique_ptr<RequestText> text;  // the tokenizer, where there is one
   std::vector<int64_t> eos_ids;
+  RequestMedia media;
   if (!o.requests.empty()) {
     const std::string model_dir = !o.tokenizer.empty()          ? o.tokenizer
                                   : checked.spec.checkpoint_path ? *checked.spec.checkpoint_path
@@ -131,9 +207,7 @@ int run_checked(const RunOptions& o, std::string& rank_prefix) {
     text = load_request_text(model_dir, !o.tokenizer.empty());
     requests = read_request_file(o.requests, checked.graph.vocab,
                                  text ? TokenizeFn([&](const std::string& s) { return text->encode(s); }) : TokenizeFn());
-    for (const Module& m : checked.graph.modules) {
-      if (m.kind == ModuleKind::kEncoder) throw unsupported("--requests for a model with an encoder (" + checked.graph.model_type + ")");
-    }
+    media = request_media(*requests, checked.graph, model_dir, o.requests);
     eos_ids = text ? text->eos_token_ids() : model_dir.empty() ? std::vector<int64_t>() : read_eos_token_ids(model_dir);
     WorkloadSpec& w = checked.spec.workload;
     w.batch = static_cast<int64_t>(requests->size());
@@ -144,6 +218,9 @@ int run_checked(const RunOptions& o, std::string& rank_prefix) {
       w.prompt_tokens = std::max<int64_t>(w.prompt_tokens, static_cast<int64_t>(q.prompt_ids.size()));
       w.new_tokens = std::max(w.new_tokens, q.max_tokens);
     }
+    // The prompts' image tokens (each image's, expanded) count apart from the text.
+    w.images_per_request = media.images_per_request;
+    w.prompt_tokens -= media.images_per_request * checked.graph.workload.tokens_per_image;
     Diagnostics again;
     check_spec(checked.spec, checked.graph, again);
     again.sort();
@@ -227,6 +304,8 @@ int run_checked(const RunOptions& o, std::string& rank_prefix) {
       r.prompt_ids.push_back(q.prompt_ids);
       r.sampling.push_back(q.sampling);
     }
+    r.pixels = media.pixels;
+    r.audio = media.audio;
   }
   r.seed = o.seed;
   const std::optional<RunReport> report = run_rank(*plan, env->rank, comm.get(), r);

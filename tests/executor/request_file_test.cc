@@ -66,6 +66,16 @@ TEST_F(RequestFileTest, ReadsEveryFieldAndPromptsOfAnyLength) {
   EXPECT_EQ(r[2].sampling.top_k, 0);  // -1: every token, as vLLM
 }
 
+TEST_F(RequestFileTest, MediaPathsAreRelativeToTheRequestsFile) {
+  const std::vector<Request> r =
+      read_request_file(write("{\"prompt_token_ids\": [1], \"images\": [\"a.png\", \"/abs/b.jpg\"], "
+                              "\"audio\": \"s/x.wav\"}\n"),
+                        1000, TokenizeFn());
+  const std::string dir = std::filesystem::path(path_).parent_path().string();
+  EXPECT_EQ(r[0].images, (std::vector<std::string>{dir + "/a.png", "/abs/b.jpg"}));
+  EXPECT_EQ(r[0].audio, dir + "/s/x.wav");
+}
+
 TEST_F(RequestFileTest, EveryMistakeNamesTheLineAndTheField) {
   const std::string ok = "{\"prompt_token_ids\": [1, 2], \"max_tokens\": 3}\n";
   const auto expect_has = [&](const std::string& text, const std::vector<std::string>& parts, bool tokenizer = true) {
@@ -93,7 +103,8 @@ TEST_F(RequestFileTest, EveryMistakeNamesTheLineAndTheField) {
   expect_has(ok + "{\"prompt\": \"hi\", \"stop\": \"\"}\n", {":2:", "'stop' must be a non-empty string"});
   expect_has(ok + "{\"prompt\": \"hi\", \"stop\": [\"a\", 3]}\n", {":2:", "'stop' must be"});
   expect_has(ok + "{\"prompt\": \"hi\", \"ignore_eos\": 1}\n", {":2:", "'ignore_eos' must be true or false"});
-  expect_has(ok + "{\"prompt\": \"hi\", \"images\": [\"a.png\"]}\n", {":2:", "'images' is not supported by the executor yet"});
+  expect_has(ok + "{\"prompt\": \"hi\", \"images\": \"a.png\"}\n", {":2:", "'images' must be a list"});
+  expect_has(ok + "{\"prompt\": \"hi\", \"audio\": 3}\n", {":2:", "'audio' must be the path"});
   expect_has(ok + "{\"prompt_token_ids\": [1, 2], \"max_tokens\": 3, \"temprature\": 1}\n", {":2:", "unknown field 'temprature'"});
   expect_has("\n  \n", {"no request in the file"});
 }
