@@ -66,6 +66,12 @@ std::string read_count(const nlohmann::json& v, uint64_t max, uint64_t* out) {
   return fmt::format("is not an integer ({})", v.dump());
 }
 
+[[noreturn]] void throw_shorter_than_length_field(const std::string& path, uint64_t size) {
+  throw WeightsError(Code::kInvalid, fmt::format("{}: file is {} bytes, shorter than the 8-byte header length "
+                                                 "(truncated or not a safetensors file)",
+                                                 path, size));
+}
+
 }  // namespace
 
 const char* to_string(SafetensorsDType dtype) {
@@ -99,125 +105,47 @@ int element_bytes(SafetensorsDType dtype) {
 }
 
 int64_t TensorInfo::numel() const {
+  // NOTE: 0 as soon as a dimension is: the others may multiply past int64 ([2^40, 2^40, 0] is a
+  // valid empty tensor); without a zero the product is bounded by the validated byte count.
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   return n;
 }
 
-// One mapped .safetensors file with its validated header.
-class SafetensorsFile {
- public:
-  // Checks: see Checkpoint in the header.
-  static std::unique_ptr<SafetensorsFile> open(const std::string& path);
-  ~SafetensorsFile() {
-    if (map_ != nullptr) munmap(map_, map_size_);
-  }
-  SafetensorsFile(const SafetensorsFile&) = delete;
-  SafetensorsFile& operator=(const SafetensorsFile&) = delete;
+namespace {
 
-  const std::string& path() const { return path_; }
-  const std::map<std::string, TensorInfo>& tensors() const { return tensors_; }
-  const uint8_t* data() const { return static_cast<const uint8_t*>(map_) + data_start_; }
-
- private:
-  SafetensorsFile() = default;
-  void parse_header(const std::string& text, uint64_t data_size);
-
-  std::string path_;
-  void* map_ = nullptr;
-  size_t map_size_ = 0;
-  uint64_t data_start_ = 0;
-  std::map<std::string, TensorInfo> tensors_;
-};
-
-std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
-  std::unique_ptr<SafetensorsFile> file(new SafetensorsFile());
-  file->path_ = path;
-
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
-    throw WeightsError(Code::kIo, fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
-  }
-  struct stat st {};
-  if (fstat(fd, &st) != 0) {
-    int err = errno;
-    ::close(fd);
-    throw WeightsError(Code::kIo, fmt::format("{}: cannot stat: {}", path, std::strerror(err)));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw WeightsError(Code::kIo, fmt::format("{}: not a regular file", path));
-  }
-  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
-  if (file_size < 8) {
-    ::close(fd);
-    throw WeightsError(Code::kInvalid,
-                       fmt::format("{}: file is {} bytes, shorter than the 8-byte header length "
-                                   "(truncated or not a safetensors file)",
-                                   path, file_size));
-  }
-  void* map = mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
-  int map_errno = errno;
-  ::close(fd);  // the mapping keeps the file alive
-  if (map == MAP_FAILED) {
-    throw WeightsError(Code::kIo, fmt::format("{}: cannot map {} bytes: {}", path, file_size,
-                                              std::strerror(map_errno)));
-  }
-  file->map_ = map;
-  file->map_size_ = file_size;
-
-  const uint8_t* bytes = static_cast<const uint8_t*>(map);
-  uint64_t header_len = 0;
-  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | bytes[i];  // little-endian
-  if (header_len > file_size - 8) {
-    // NOTE: the length is printed only when it is plausible (a truncated file): for any other file
-    // it is just the file's first 8 bytes, which a message must not disclose.
-    const std::string length =
-        header_len <= kMaxSafetensorsHeaderBytes ? fmt::format("header length {}", header_len) : "the header length";
-    throw WeightsError(Code::kInvalid,
-                       fmt::format("{}: {} exceeds the {} bytes after the 8-byte "
-                                   "length field (file size {}; truncated or not a safetensors file)",
-                                   path, length, file_size - 8, file_size));
-  }
-  if (header_len > kMaxSafetensorsHeaderBytes) {
-    throw WeightsError(Code::kInvalid, fmt::format("{}: the header length exceeds the limit of {} bytes "
-                                                   "(not a safetensors file?)",
-                                                   path, kMaxSafetensorsHeaderBytes));
-  }
-  file->data_start_ = 8 + header_len;
-  std::string header(reinterpret_cast<const char*>(bytes + 8), header_len);
-  file->parse_header(header, file_size - 8 - header_len);
-  return file;
-}
-
-void SafetensorsFile::parse_header(const std::string& text, uint64_t data_size) {
+// The tensors of a header's JSON text, validated against a data area of `data_size` bytes.
+std::map<std::string, TensorInfo> parse_header_json(const std::string& text, uint64_t data_size,
+                                                    const std::string& path) {
+  std::map<std::string, TensorInfo> tensors;
   nlohmann::json header;
   try {
     header = parse_json_limited(text);
   } catch (const std::exception& e) {
     throw WeightsError(Code::kInvalid,
-                       fmt::format("{}: header ({} bytes) is not valid JSON: {}", path_, text.size(), e.what()));
+                       fmt::format("{}: header ({} bytes) is not valid JSON: {}", path, text.size(), e.what()));
   }
   if (!header.is_object()) {
     throw WeightsError(Code::kInvalid,
-                       fmt::format("{}: header is JSON {}, expected an object", path_, header.type_name()));
+                       fmt::format("{}: header is JSON {}, expected an object", path, header.type_name()));
   }
 
   for (const auto& [name, value] : header.items()) {
     if (name == "__metadata__") {
       if (!value.is_object()) {
         throw WeightsError(Code::kInvalid,
-                           fmt::format("{}: __metadata__ is {}, expected an object of strings", path_, value.type_name()));
+                           fmt::format("{}: __metadata__ is {}, expected an object of strings", path, value.type_name()));
       }
       for (const auto& [key, item] : value.items()) {
         if (!item.is_string()) {
           throw WeightsError(Code::kInvalid, fmt::format("{}: __metadata__ '{}' is {}, expected a string",
-                                                         path_, key, item.type_name()));
+                                                         path, key, item.type_name()));
         }
       }
       continue;
     }
-    const std::string where = fmt::format("{}: tensor '{}'", path_, name);
+    const std::string where = fmt::format("{}: tensor '{}'", path, name);
     if (!value.is_object()) {
       throw WeightsError(Code::kInvalid, fmt::format("{}: entry is {}, expected an object", where, value.type_name()));
     }
@@ -228,7 +156,7 @@ void SafetensorsFile::parse_header(const std::string& text, uint64_t data_size) 
     }
     TensorInfo info;
     info.name = name;
-    info.file = path_;
+    info.file = path;
 
     const nlohmann::json& dtype = value["dtype"];
     std::optional<SafetensorsDType> parsed =
@@ -299,12 +227,12 @@ void SafetensorsFile::parse_header(const std::string& text, uint64_t data_size) 
                                      "(file truncated?)",
                                      where, info.data_begin, info.data_end, data_size));
     }
-    tensors_.emplace(name, std::move(info));
+    tensors.emplace(name, std::move(info));
   }
 
   // Overlaps: sorted by begin, each non-empty range must start at or after the previous one's end.
   std::vector<const TensorInfo*> by_offset;
-  for (const auto& [name, info] : tensors_) {
+  for (const auto& [name, info] : tensors) {
     if (info.nbytes() > 0) by_offset.push_back(&info);
   }
   std::sort(by_offset.begin(), by_offset.end(), [](const TensorInfo* a, const TensorInfo* b) {
@@ -315,10 +243,103 @@ void SafetensorsFile::parse_header(const std::string& text, uint64_t data_size) 
     const TensorInfo& cur = *by_offset[i];
     if (cur.data_begin < prev.data_end) {
       throw WeightsError(Code::kInvalid,
-                         fmt::format("{}: tensors '{}' [{}, {}] and '{}' [{}, {}] overlap", path_, prev.name,
+                         fmt::format("{}: tensors '{}' [{}, {}] and '{}' [{}, {}] overlap", path, prev.name,
                                      prev.data_begin, prev.data_end, cur.name, cur.data_begin, cur.data_end));
     }
   }
+  return tensors;
+}
+
+}  // namespace
+
+SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, uint64_t size, const std::string& path) {
+  if (size < 8) throw_shorter_than_length_field(path, size);
+  uint64_t header_len = 0;
+  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | bytes[i];  // little-endian
+  if (header_len > size - 8) {
+    // NOTE: the length is printed only when it is plausible (a truncated file): for any other file
+    // it is just the file's first 8 bytes, which a message must not disclose.
+    const std::string length =
+        header_len <= kMaxSafetensorsHeaderBytes ? fmt::format("header length {}", header_len) : "the header length";
+    throw WeightsError(Code::kInvalid,
+                       fmt::format("{}: {} exceeds the {} bytes after the 8-byte "
+                                   "length field (file size {}; truncated or not a safetensors file)",
+                                   path, length, size - 8, size));
+  }
+  if (header_len > kMaxSafetensorsHeaderBytes) {
+    throw WeightsError(Code::kInvalid, fmt::format("{}: the header length exceeds the limit of {} bytes "
+                                                   "(not a safetensors file?)",
+                                                   path, kMaxSafetensorsHeaderBytes));
+  }
+  SafetensorsHeader header;
+  header.data_start = 8 + header_len;
+  header.tensors = parse_header_json(std::string(reinterpret_cast<const char*>(bytes + 8), header_len),
+                                     size - 8 - header_len, path);
+  return header;
+}
+
+// One mapped .safetensors file with its validated header.
+class SafetensorsFile {
+ public:
+  // Checks: see Checkpoint in the header.
+  static std::unique_ptr<SafetensorsFile> open(const std::string& path);
+  ~SafetensorsFile() {
+    if (map_ != nullptr) munmap(map_, map_size_);
+  }
+  SafetensorsFile(const SafetensorsFile&) = delete;
+  SafetensorsFile& operator=(const SafetensorsFile&) = delete;
+
+  const std::string& path() const { return path_; }
+  const std::map<std::string, TensorInfo>& tensors() const { return tensors_; }
+  const uint8_t* data() const { return static_cast<const uint8_t*>(map_) + data_start_; }
+
+ private:
+  SafetensorsFile() = default;
+
+  std::string path_;
+  void* map_ = nullptr;
+  size_t map_size_ = 0;
+  uint64_t data_start_ = 0;
+  std::map<std::string, TensorInfo> tensors_;
+};
+
+std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
+  std::unique_ptr<SafetensorsFile> file(new SafetensorsFile());
+  file->path_ = path;
+
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    throw WeightsError(Code::kIo, fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+  }
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    throw WeightsError(Code::kIo, fmt::format("{}: cannot stat: {}", path, std::strerror(err)));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw WeightsError(Code::kIo, fmt::format("{}: not a regular file", path));
+  }
+  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
+  if (file_size < 8) {
+    ::close(fd);
+    throw_shorter_than_length_field(path, file_size);  // NOTE: before mmap, which refuses 0 bytes
+  }
+  void* map = mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  int map_errno = errno;
+  ::close(fd);  // the mapping keeps the file alive
+  if (map == MAP_FAILED) {
+    throw WeightsError(Code::kIo, fmt::format("{}: cannot map {} bytes: {}", path, file_size,
+                                              std::strerror(map_errno)));
+  }
+  file->map_ = map;
+  file->map_size_ = file_size;
+
+  SafetensorsHeader header = parse_safetensors_header(static_cast<const uint8_t*>(map), file_size, path);
+  file->data_start_ = header.data_start;
+  file->tensors_ = std::move(header.tensors);
+  return file;
 }
 
 Checkpoint::Checkpoint(Checkpoint&&) noexcept = default;
@@ -327,8 +348,8 @@ Checkpoint::~Checkpoint() = default;
 
 namespace {
 
-// Reads an index file whole; files over the header limit are refused before reading.
-nlohmann::json read_index(const std::string& path) {
+// Reads an index file's text whole; files over the header limit are refused before reading.
+std::string read_index(const std::string& path) {
   std::error_code ec;
   uint64_t size = fs::file_size(path, ec);
   if (ec) throw WeightsError(Code::kIo, fmt::format("{}: cannot read: {}", path, ec.message()));
@@ -341,14 +362,40 @@ nlohmann::json read_index(const std::string& path) {
   std::stringstream text;
   text << in.rdbuf();
   if (in.bad()) throw WeightsError(Code::kIo, fmt::format("{}: read error", path));
-  try {
-    return parse_json_limited(text.str());
-  } catch (const std::exception& e) {
-    throw WeightsError(Code::kInvalid, fmt::format("{}: not valid JSON: {}", path, e.what()));
-  }
+  return text.str();
 }
 
 }  // namespace
+
+std::map<std::string, std::vector<std::string>> parse_safetensors_index(const std::string& text,
+                                                                        const std::string& path) {
+  nlohmann::json index;
+  try {
+    index = parse_json_limited(text);
+  } catch (const std::exception& e) {
+    throw WeightsError(Code::kInvalid, fmt::format("{}: not valid JSON: {}", path, e.what()));
+  }
+  if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) {
+    throw WeightsError(Code::kInvalid, fmt::format("{}: expected an object with a \"weight_map\" object", path));
+  }
+  std::map<std::string, std::vector<std::string>> files;
+  for (const auto& [tensor, file] : index["weight_map"].items()) {
+    if (!file.is_string()) {
+      throw WeightsError(Code::kInvalid, fmt::format("{}: weight_map '{}' is {}, expected a file name", path,
+                                                     tensor, file.dump()));
+    }
+    const std::string name = file.get<std::string>();
+    // NOTE: plain names only, so an index cannot point outside its checkpoint directory.
+    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
+        name.find('\\') != std::string::npos) {
+      throw WeightsError(Code::kInvalid, fmt::format("{}: weight_map '{}' names file '{}', expected a "
+                                                     "plain file name in the same directory",
+                                                     path, tensor, name));
+    }
+    files[name].push_back(tensor);
+  }
+  return files;
+}
 
 namespace {
 
@@ -397,26 +444,7 @@ Checkpoint Checkpoint::open(const std::string& path, bool allow_links_outside) {
       files.push_back(contained((dir / kSafetensorsSingleFile).string()));
     } else if (fs::exists(dir / kSafetensorsIndexFile)) {
       const std::string index_path = contained((dir / kSafetensorsIndexFile).string());
-      nlohmann::json index = read_index(index_path);
-      if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) {
-        throw WeightsError(Code::kInvalid,
-                           fmt::format("{}: expected an object with a \"weight_map\" object", index_path));
-      }
-      for (const auto& [tensor, file] : index["weight_map"].items()) {
-        if (!file.is_string()) {
-          throw WeightsError(Code::kInvalid, fmt::format("{}: weight_map '{}' is {}, expected a file name",
-                                                         index_path, tensor, file.dump()));
-        }
-        const std::string name = file.get<std::string>();
-        // NOTE: plain names only, so an index cannot point outside its checkpoint directory.
-        if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
-            name.find('\\') != std::string::npos) {
-          throw WeightsError(Code::kInvalid, fmt::format("{}: weight_map '{}' names file '{}', expected a "
-                                                         "plain file name in the same directory",
-                                                         index_path, tensor, name));
-        }
-        wanted[name].push_back(tensor);
-      }
+      wanted = parse_safetensors_index(read_index(index_path), index_path);
       for (const auto& entry : wanted) files.push_back(contained((dir / entry.first).string()));
     } else {
       throw WeightsError(Code::kIo, fmt::format("checkpoint directory '{}' has neither {} nor {}", path,

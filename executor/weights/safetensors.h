@@ -57,6 +57,24 @@ inline constexpr const char* kSafetensorsIndexFile = "model.safetensors.index.js
 // before allocating anything for one.
 inline constexpr uint64_t kMaxSafetensorsHeaderBytes = 100ull * 1000 * 1000;
 
+// A safetensors file's header, validated (the checks of Checkpoint below, from "at least the
+// 8-byte header length" on). Offsets in `tensors` are relative to `data_start`.
+struct SafetensorsHeader {
+  uint64_t data_start = 0;  // 8 + the header's length: where the data area begins
+  std::map<std::string, TensorInfo> tensors;
+};
+
+// Validates the `size` bytes of a whole safetensors file (the length field, the header, the data
+// area) and returns its header; `path` names the file in messages and in each TensorInfo. The file
+// reader calls it on a mapped file, the fuzzer on its input. Throws WeightsError(kInvalid).
+SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, uint64_t size, const std::string& path);
+
+// The weight_map of a model.safetensors.index.json's text, grouped: file name -> the tensors the
+// index maps to it. Checks: valid JSON (nested at most 64 levels) with a "weight_map" object whose
+// values are plain file names (no path). Throws WeightsError(kInvalid) naming `path`.
+std::map<std::string, std::vector<std::string>> parse_safetensors_index(const std::string& text,
+                                                                        const std::string& path);
+
 class SafetensorsFile;
 
 // A checkpoint opened for reading. Opening validates every header (and the index) completely;

@@ -101,16 +101,20 @@ ModelGraph load_model_graph(const std::string& config_path) {
   std::string error;
   const std::optional<std::string> text = read_input_file(config_path, kMaxConfigBytes, "a config", &error);
   if (!text) throw ConfigError(config_path + ": cannot read the model config: " + error);
+  return model_graph_from_text(*text, config_path);
+}
+
+ModelGraph model_graph_from_text(const std::string& text, const std::string& where) {
   nlohmann::json config;
   try {
-    config = parse_json_limited(*text);
+    config = parse_json_limited(text);
   } catch (const std::exception& e) {
-    throw ConfigError(config_path + ": not valid JSON: " + e.what());
+    throw ConfigError(where + ": not valid JSON: " + e.what());
   }
   try {
     return build_model_graph(config);
   } catch (const ConfigError& e) {
-    throw ConfigError(config_path + ": " + e.what());
+    throw ConfigError(where + ": " + e.what());
   }
 }
 

@@ -20,4 +20,8 @@ ModelGraph build_model_graph(const nlohmann::json& config);
 // Reads and parses the file first; ConfigError when it is missing or not JSON.
 ModelGraph load_model_graph(const std::string& config_path);
 
+// load_model_graph on text already read (the config fuzzer's entry): parsed with the nesting limit
+// of base/input_file.h; `where` (the file) starts every message.
+ModelGraph model_graph_from_text(const std::string& text, const std::string& where);
+
 }  // namespace shardplan

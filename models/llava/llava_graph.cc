@@ -14,6 +14,20 @@
 namespace shardplan {
 namespace {
 
+// The prompt id of an image's tokens: image_token_index, else image_token_id (newer configs),
+// else transformers' LlavaConfig default (32000); a token id is an integer >= 0.
+int64_t read_image_token(const nlohmann::json& config) {
+  for (const char* key : {"image_token_index", "image_token_id"}) {
+    auto it = config.find(key);
+    if (it == config.end() || it->is_null()) continue;
+    if (!it->is_number_integer() || it->get<int64_t>() < 0) {
+      throw ConfigError(std::string(key) + " must be a token id (an integer >= 0), got " + describe_json(*it));
+    }
+    return it->get<int64_t>();
+  }
+  return 32000;
+}
+
 const char kVisionPrefix[] = "vision_tower.vision_model.";
 const char kTextPrefix[] = "language_model.";
 
@@ -198,9 +212,7 @@ ModelGraph build_llava_graph(const nlohmann::json& config) {
   typed->feature_state = feature_layers[0] < 0 ? feature_layers[0] + states : feature_layers[0];
   typed->drop_class_token = strategy == "default";
   typed->tokens_per_image = vision_dims.patches + (strategy == "full" ? 1 : 0);
-  // NOTE: transformers' LlavaConfig default (32000) when the config.json leaves it out.
-  typed->image_token_index =
-      graph.config.value("image_token_index", graph.config.value("image_token_id", int64_t{32000}));
+  typed->image_token_index = read_image_token(graph.config);
   typed->executor_unsupported = text_dims.executor_unsupported;
   if (vision_dims.hidden_act != "quick_gelu") {
     typed->executor_unsupported.push_back("vision_config.hidden_act '" + vision_dims.hidden_act +

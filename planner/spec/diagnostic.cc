@@ -3,12 +3,62 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
+#include <cstdio>
 #include <map>
 #include <tuple>
 #include <utility>
 #include <vector>
 
 namespace shardplan {
+
+// Where `s` stops being UTF-8 (the offset of the first bad byte), or npos when it is valid
+// (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF).
+size_t invalid_utf8_at(const std::string& s) {
+  const auto* b = reinterpret_cast<const unsigned char*>(s.data());
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = b[i];
+    size_t n = 0;
+    uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      n = 1, cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2, cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3, cp = c & 0x07;
+    } else {
+      return i;
+    }
+    for (size_t k = 1; k <= n; ++k) {
+      if (i + k >= s.size() || (b[i + k] & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (b[i + k] & 0x3F);
+    }
+    const uint32_t min[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < min[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+    i += n + 1;
+  }
+  return std::string::npos;
+}
+
+std::string escape_invalid_utf8(const std::string& s) {
+  std::string out;
+  size_t from = 0;
+  while (from < s.size()) {
+    const size_t bad = invalid_utf8_at(s.substr(from));
+    if (bad == std::string::npos) break;
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "\\x%02X", static_cast<unsigned char>(s[from + bad]));
+    out.append(s, from, bad);
+    out += hex;
+    from += bad + 1;
+  }
+  out.append(s, from, std::string::npos);
+  return out;
+}
 
 std::string format_diagnostic(const Diagnostic& d) {
   std::string out = d.file;
@@ -31,7 +81,14 @@ void Diagnostics::warning(const std::string& file, SourcePos pos, std::string me
   add(Diagnostic{file, pos, Severity::kWarning, std::move(message)});
 }
 
-void Diagnostics::add(Diagnostic d) { items_.push_back(std::move(d)); }
+void Diagnostics::add(Diagnostic d) {
+  // NOTE: a message may quote the user's bytes (yaml-cpp's "unknown escape character: \x88"), and
+  // a file name is whatever the command line gave: JSON output cannot carry a byte that is not
+  // UTF-8, so such bytes are written as \xNN here, once for every output.
+  d.file = escape_invalid_utf8(d.file);
+  d.message = escape_invalid_utf8(d.message);
+  items_.push_back(std::move(d));
+}
 
 bool Diagnostics::has_errors() const {
   return std::any_of(items_.begin(), items_.end(),

@@ -2,6 +2,7 @@
 // collect them all and the CLI prints them at the end ("FILE:LINE:COL: error: MESSAGE").
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,12 @@ struct Diagnostic {
   std::string message;
 };
 
+// Where `s` stops being UTF-8 (the offset of the first bad byte), or npos when it is valid
+// (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF).
+size_t invalid_utf8_at(const std::string& s);
+// `s` with every byte that breaks UTF-8 written as "\xNN": "key\xFF" for "key" + byte 0xFF.
+std::string escape_invalid_utf8(const std::string& s);
+
 // "spec.yaml:14:11: error: MESSAGE"
 std::string format_diagnostic(const Diagnostic& d);
 
@@ -31,6 +38,8 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
 
 class Diagnostics {
  public:
+  // Every diagnostic's file and message are valid UTF-8 (escape_invalid_utf8), whatever bytes
+  // the spec or the command line held: JSON output carries them all.
   void error(const std::string& file, SourcePos pos, std::string message);
   void warning(const std::string& file, SourcePos pos, std::string message);
   void add(Diagnostic d);

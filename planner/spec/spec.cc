@@ -1,14 +1,13 @@
 // Reading spec values out of a schema-checked YAML document.
 #include "planner/spec/spec.h"
 
-#include "base/input_file.h"
-
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
 #include "planner/spec/schema_check.h"
 
@@ -35,8 +34,12 @@ std::optional<ParallelMode> parse_parallel_mode(const std::string& text) {
 }
 
 int64_t Spec::world_size() const {
+  // NOTE: saturates instead of overflowing: it is asked (for the default batch) before check_spec
+  // refuses a mesh of more than kMaxWorldSize ranks such as {dp: 2^32, tp: 2^32}.
   int64_t w = 1;
-  for (const auto& a : mesh) w *= a.size;
+  for (const auto& a : mesh) {
+    if (__builtin_mul_overflow(w, a.size, &w)) return std::numeric_limits<int64_t>::max();
+  }
   return w;
 }
 
@@ -222,16 +225,8 @@ Spec spec_from_document(const YamlDocument& doc, const std::string& file) {
   return spec;
 }
 
-std::optional<Spec> load_spec(const std::string& file, Diagnostics& diags, bool& io_error) {
-  io_error = false;
-  std::string error;
-  const std::optional<std::string> text = read_input_file(file, kMaxSpecBytes, "a spec", &error);
-  if (!text) {
-    diags.error(file, {}, "cannot read the spec file: " + error);
-    io_error = true;
-    return std::nullopt;
-  }
-  auto doc = parse_yaml_document(*text, file, diags);
+std::optional<Spec> spec_from_text(const std::string& text, const std::string& file, Diagnostics& diags) {
+  auto doc = parse_yaml_document(text, file, diags);
   if (!doc) return std::nullopt;
   check_against_schema(*doc, kSpecSchemaJson, file, diags);
   // NOTE: the semantic checks run even after schema errors (on what could be read), so that one

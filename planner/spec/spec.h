@@ -77,16 +77,17 @@ struct Spec {
   std::vector<RuleSpec> rules;
   WorkloadSpec workload;
 
-  int64_t world_size() const;
+  int64_t world_size() const;        // the product of the mesh sizes; INT64_MAX past it
 };
 
 // Reads the values of a document that passed the schema. Values the schema could not rule out
 // (a mode the kind does not allow, unknown axes) are left to check_spec.
 Spec spec_from_document(const YamlDocument& doc, const std::string& file);
 
-// Reads, parses and schema-checks a spec file: YAML syntax and schema problems go to diags.
-// Returns nullopt when the file cannot be read (io_error set: exit code 2) or is not YAML; with
-// schema errors it still returns what could be read, so the semantic checks can report too.
-std::optional<Spec> load_spec(const std::string& file, Diagnostics& diags, bool& io_error);
+// Parses and schema-checks a spec's text: YAML syntax and schema problems go to diags. `file`
+// names it in diagnostics, and relative paths in it resolve against its folder. Returns nullopt
+// when the text is not YAML; with schema errors it still returns what could be read, so the
+// semantic checks can report too.
+std::optional<Spec> spec_from_text(const std::string& text, const std::string& file, Diagnostics& diags);
 
 }  // namespace shardplan

@@ -505,16 +505,26 @@ void check_spec(const Spec& spec, const ModelGraph& graph, Diagnostics& diags) {
 }
 
 CheckOutcome check_spec_file(const std::string& file, Diagnostics& diags, CheckedSpec* out) {
-  bool io_error = false;
-  auto spec = load_spec(file, diags, io_error);
-  if (io_error) return CheckOutcome::kIoError;
+  std::string error;
+  const std::optional<std::string> text = read_input_file(file, kMaxSpecBytes, "a spec", &error);
+  if (!text) {
+    diags.error(file, {}, "cannot read the spec file: " + error);
+    return CheckOutcome::kIoError;
+  }
+  return check_spec_text(*text, file, diags, out);
+}
+
+CheckOutcome check_spec_text(const std::string& text, const std::string& file, Diagnostics& diags,
+                             CheckedSpec* out) {
+  auto spec = spec_from_text(text, file, diags);
   if (!spec) return CheckOutcome::kInvalid;
   if (!spec->model_ok) return CheckOutcome::kInvalid;  // the schema reported it
 
   // The config: unreadable is an I/O error (2); readable but unusable is an invalid spec (1).
   std::string error;
-  const std::optional<std::string> text = read_input_file(spec->config_path, kMaxConfigBytes, "a config", &error);
-  if (!text) {
+  const std::optional<std::string> config_text =
+      read_input_file(spec->config_path, kMaxConfigBytes, "a config", &error);
+  if (!config_text) {
     diags.error(file, spec->config_pos,
                 "cannot read model.config '" + spec->config_path_as_written + "' (resolved to '" +
                     spec->config_path + "'): " + error);
@@ -522,7 +532,7 @@ CheckOutcome check_spec_file(const std::string& file, Diagnostics& diags, Checke
   }
   nlohmann::json config;
   try {
-    config = parse_json_limited(*text);
+    config = parse_json_limited(*config_text);
   } catch (const std::exception& e) {
     diags.error(file, spec->config_pos,
                 "model.config '" + spec->config_path_as_written + "' is not valid JSON: " + e.what());

@@ -50,6 +50,11 @@ struct CheckedSpec {
 // (exit code 2); kInvalid: at least one error (exit code 1). `out` is filled when valid.
 CheckOutcome check_spec_file(const std::string& file, Diagnostics& diags, CheckedSpec* out);
 
+// check_spec_file on text already read (the spec fuzzer's entry): `file` names it in diagnostics,
+// and model.config resolves against its folder (the config itself is read from disk).
+CheckOutcome check_spec_text(const std::string& text, const std::string& file, Diagnostics& diags,
+                             CheckedSpec* out);
+
 // "[tp]" / "[dp, tp]"; with sizes "[tp] (size 4)" / "[dp, tp] (size 2*4 = 8)".
 std::string axes_text(const std::vector<std::string>& axes);
 

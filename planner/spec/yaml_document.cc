@@ -1,6 +1,8 @@
 // YAML text -> nlohmann::json plus a JSON-pointer -> source-position map (see yaml_document.h).
 #include "planner/spec/yaml_document.h"
 
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -12,6 +14,7 @@
 #include <cctype>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <utility>
 
 namespace shardplan {
@@ -35,38 +38,6 @@ SourcePos to_pos(const YAML::Mark& mark) {
 
 std::string pos_text(SourcePos pos) {
   return std::to_string(pos.line) + ":" + std::to_string(pos.column);
-}
-
-// Where `s` stops being UTF-8 (the offset of the first bad byte), or npos when it is valid
-// (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF).
-size_t invalid_utf8_at(const std::string& s) {
-  const auto* b = reinterpret_cast<const unsigned char*>(s.data());
-  size_t i = 0;
-  while (i < s.size()) {
-    const unsigned char c = b[i];
-    size_t n = 0;
-    uint32_t cp = 0;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xE0) == 0xC0) {
-      n = 1, cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      n = 2, cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      n = 3, cp = c & 0x07;
-    } else {
-      return i;
-    }
-    for (size_t k = 1; k <= n; ++k) {
-      if (i + k >= s.size() || (b[i + k] & 0xC0) != 0x80) return i;
-      cp = (cp << 6) | (b[i + k] & 0x3F);
-    }
-    const uint32_t min[] = {0, 0x80, 0x800, 0x10000};
-    if (cp < min[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
-    i += n + 1;
-  }
-  return std::string::npos;
 }
 
 bool is_identifier(const std::string& s) {
@@ -402,29 +373,70 @@ std::string YamlDocument::display_path(const std::string& pointer) const {
   return out;
 }
 
+namespace {
+
+// The first two documents of a YAML stream: the mark of each one's root node (of its start when
+// it has none), nothing built.
+class DocumentRoots : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> starts, roots;
+
+  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t, const std::string&) override {
+    node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    node(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    node(mark);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void node(const YAML::Mark& mark) {
+    if (roots.size() < starts.size()) roots.push_back(mark);
+  }
+};
+
+}  // namespace
+
 std::optional<YamlDocument> parse_yaml_document(const std::string& text, const std::string& file,
                                                 Diagnostics& diags) {
-  std::vector<YAML::Node> documents;
+  // NOTE: not YAML::LoadAll: yaml-cpp 0.7 never returns from LoadAll(",") (a stray ',' at the top
+  // level: its parser hands out the same empty document again and again, each one allocated, until
+  // memory runs out; found by tests/fuzz/spec_fuzz). A spec is one document, so the stream is read
+  // for at most two, and YAML::Load builds the first.
+  DocumentRoots documents;
+  YAML::Node root;
   try {
-    documents = YAML::LoadAll(text);
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    while (documents.starts.size() < 2 && parser.HandleNextDocument(documents)) {
+    }
+    if (documents.starts.size() == 1) root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     diags.error(file, to_pos(e.mark), "YAML syntax error: " + e.msg);
     return std::nullopt;
   }
-  if (documents.empty() || (documents.size() == 1 && documents[0].IsNull())) {
+  if (documents.starts.empty() || (documents.starts.size() == 1 && root.IsNull())) {
     diags.error(file, SourcePos{1, 1}, "the spec is empty");
     return std::nullopt;
   }
-  if (documents.size() > 1) {
-    diags.error(file, to_pos(documents[1].Mark()),
-                "a spec is one YAML document, but a second one starts here");
+  if (documents.starts.size() > 1) {
+    const YAML::Mark second = documents.roots.size() > 1 ? documents.roots[1] : documents.starts[1];
+    diags.error(file, to_pos(second), "a spec is one YAML document, but a second one starts here");
     return std::nullopt;
   }
 
   YamlDocument doc;
   Converter converter(text, file, diags, doc);
   try {
-    doc.root = converter.convert(documents[0], "", "", SourcePos{1, 1}, 0);
+    doc.root = converter.convert(root, "", "", SourcePos{1, 1}, 0);
   } catch (const YAML::Exception& e) {
     diags.error(file, to_pos(e.mark), "YAML error: " + e.msg);
     return std::nullopt;

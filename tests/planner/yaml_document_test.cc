@@ -258,6 +258,29 @@ TEST(YamlDocumentTest, SeveralDocumentsAreAnError) {
             "spec.yaml:3:1: error: a spec is one YAML document, but a second one starts here\n");
 }
 
+// yaml-cpp 0.7's LoadAll never returns on a stray ',' at the top level (found by
+// tests/fuzz/spec_fuzz): the spec is refused instead, at once.
+TEST(YamlDocumentTest, StrayCommaAtTheTopLevelIsRefusedNotAHang) {
+  for (const std::string text : {",", "version: 1\nmodel:\n  config: x\n,\n"}) {
+    SCOPED_TRACE("text: '" + text + "'");
+    Diagnostics diags;
+    EXPECT_FALSE(parse_yaml_document(text, "spec.yaml", diags).has_value());
+    EXPECT_TRUE(diags.has_errors());
+  }
+}
+
+// A message that quotes the spec's bytes (yaml-cpp's "unknown escape character") and a file name
+// that is not UTF-8 reach `check --format json` as valid UTF-8 (found by tests/fuzz/spec_fuzz).
+TEST(YamlDocumentTest, DiagnosticsAreValidUtf8WhateverTheBytes) {
+  Diagnostics diags;
+  EXPECT_FALSE(parse_yaml_document("a: \"\\\x88\"\n", "spec\xff.yaml", diags));
+  ASSERT_EQ(diags.all().size(), 1u);
+  EXPECT_EQ(diags.all()[0].file, "spec\\xFF.yaml");
+  EXPECT_NE(diags.all()[0].message.find("\\x88"), std::string::npos) << diags.all()[0].message;
+  EXPECT_EQ(invalid_utf8_at(diags.all()[0].message), std::string::npos);
+  EXPECT_EQ(escape_invalid_utf8("ok \xc3\xa9 \xc3"), "ok \xc3\xa9 \\xC3");
+}
+
 TEST(YamlDocumentTest, UnsupportedTagsAndMistypedCoreTags) {
   Diagnostics diags;
   std::optional<YamlDocument> doc =
