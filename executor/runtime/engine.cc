@@ -406,7 +406,7 @@ at::Tensor Engine::forward(at::Tensor x, const EngineInputs* prefill, const Step
 }
 
 Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced, int64_t max_steps,
-                            TokenChooser* chooser) {
+                            TokenChooser* chooser, Progress* progress) {
   const WorkloadSpec& w = plan_.spec().workload;
   const int64_t prompt = prefill_tokens(plan_);
   if (inputs.prompts.size(1) != prompt) {
@@ -470,6 +470,7 @@ Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced
     if (options_.keep_logits) logits.push_back(whole.to(at::kCPU));
     if (prefill) g.first_token_s = seconds_since(t0);
     if (profiler_) profiler_->flush();
+    if (progress) progress->update(s + 1);
     if (s + 1 == steps) break;
     if (forced) {
       ids = forced->select(1, s).narrow(0, binding_.input_requests.begin, binding_.input_requests.count).to(options_.device);

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "base/progress.h"
 #include "executor/comm/communicator.h"
 #include "executor/runtime/workload.h"
 #include "models/forward/family_model.h"
@@ -90,8 +91,9 @@ class Engine {
   // `max_steps` >= 0 stops earlier (a warm-up: prefill and one decode step). `chooser` picks the
   // tokens (null: greedy, the argmax). With inputs.first (a ragged batch, left-padded) every
   // request attends past its padding only (families with rotary positions; others refuse it).
+  // `progress` (of the steps, prefill first) is updated after each step.
   Generation generate(const EngineInputs& inputs, const at::Tensor* forced = nullptr, int64_t max_steps = -1,
-                      TokenChooser* chooser = nullptr);
+                      TokenChooser* chooser = nullptr, Progress* progress = nullptr);
 
   const PlanBinding& binding() const { return binding_; }
   // Whether decode steps replay a captured CUDA graph (after the first decode step ran).

@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "executor/runtime/engine.h"
 #include "executor/runtime/sampling.h"
@@ -152,6 +153,7 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
   if (options.pixels.defined()) inputs.pixels = options.pixels;
   if (options.audio.defined()) inputs.audio = options.audio;
   uint64_t bytes_read = 0;
+  double load_s = 0;          // reading and placing the rank's slices
   Generation g;
   double capture_s = 0;       // the decode step's CUDA graph capture (warm-up or first step)
   bool decode_graph = false;
@@ -159,8 +161,12 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
     // NOTE: the rank's shards and caches are freed before --verify loads the whole model on
     // rank 0's device (a 70B model in bf16 fits an H200 alone, not next to its TP8 shard).
     const Checkpoint checkpoint = open_checkpoint(plan, options);
-    TensorShards shards = load_rank_shards(plan, rank, checkpoint, dtype, options.device);
+    const auto load_start = std::chrono::steady_clock::now();
+    Progress loading("loading weights", static_cast<int64_t>(rank_shard_bytes(plan, rank, checkpoint)), "bytes",
+                     options.progress);
+    TensorShards shards = load_rank_shards(plan, rank, checkpoint, dtype, options.device, &loading);
     bytes_read = checkpoint.bytes_touched();
+    load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
 
     if (comm) comm->create_groups(plan_groups(plan));
     Engine engine(plan, rank, comm, shards,
@@ -175,7 +181,8 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
     if (any_sampling(options.sampling)) {
       sampler = std::make_unique<RequestSampler>(options.sampling, engine.binding().output_requests);
     }
-    g = engine.generate(inputs, nullptr, -1, sampler.get());
+    Progress running("generating", std::max<int64_t>(w.new_tokens, 1), "steps", options.progress);
+    g = engine.generate(inputs, nullptr, -1, sampler.get(), &running);
     capture_s += g.graph_capture_s;
     decode_graph = engine.uses_cuda_graphs();
   }
@@ -236,6 +243,7 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
     report.peak_memory_bytes.push_back(bytes[r][1].item<int64_t>());
   }
   report.decode_graph = decode_graph;
+  report.load_s = load_s;
   report.graph_capture_s = capture_s;
   // The kinds the model has, in engine_time_categories() order, then the collectives.
   const std::vector<std::string> categories = engine_time_categories();

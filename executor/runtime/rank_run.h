@@ -34,6 +34,7 @@ struct RankRunOptions {
   // --requests' images (llava: [images, channels, size, size]) and audio features (whisper:
   // [requests, mel bins, frames]) in place of the synthetic ones; undefined: synthetic.
   at::Tensor pixels, audio;
+  bool progress = false;         // this rank shows the loading and the run's progress on stderr
 };
 
 // The dtype of a spec's model.dtype. float16 on the CPU is a RunError (kUsage): libtorch's CPU

@@ -23,11 +23,12 @@ at::ScalarType file_scalar_type(const TensorInfo& info) {
 }  // namespace
 
 TensorShards load_rank_shards(const Plan& plan, int64_t rank, const Checkpoint& checkpoint,
-                              at::ScalarType dtype, at::Device device) {
+                              at::ScalarType dtype, at::Device device, Progress* progress) {
   check_checkpoint_matches(checkpoint, plan.graph());
   for (const ParamPlan& p : plan.params) file_scalar_type(checkpoint.info(p.param->name));
 
   TensorShards shards;
+  int64_t read = 0;
   for (const ParamPlan& p : plan.params) {
     const ShardSlice slice = shard_for_rank(p, plan.mesh, rank);
     if (slice.numel() == 0) continue;
@@ -35,7 +36,10 @@ TensorShards load_rank_shards(const Plan& plan, int64_t rank, const Checkpoint& 
     at::Tensor host = at::empty(slice.shape, at::TensorOptions().dtype(file_scalar_type(checkpoint.info(name))));
     checkpoint.read_slice(name, slice.offset, slice.shape, host.data_ptr());
     shards[name] = TensorShard{host.to(device, dtype), slice.offset};
+    read += host.numel() * static_cast<int64_t>(host.element_size());
+    if (progress) progress->update(read);
   }
+  if (progress) progress->done();
   return shards;
 }
 

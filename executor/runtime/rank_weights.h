@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "base/progress.h"
 #include "executor/weights/safetensors.h"
 #include "models/forward/tensor_shard.h"
 #include "planner/plan/plan.h"
@@ -18,7 +19,7 @@ namespace shardplan {
 // tensor's dtype is F32, BF16 or F16 (RunError kInvalid otherwise).
 // A tensor of which the rank holds nothing (an expert elsewhere) is left out of the result.
 TensorShards load_rank_shards(const Plan& plan, int64_t rank, const Checkpoint& checkpoint,
-                              at::ScalarType dtype, at::Device device);
+                              at::ScalarType dtype, at::Device device, Progress* progress = nullptr);
 
 // The bytes of the rank's slices in the checkpoint's files: what load_rank_shards reads, so what
 // Checkpoint::bytes_touched() shows after it.

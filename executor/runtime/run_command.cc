@@ -308,6 +308,7 @@ int run_checked(const RunOptions& o, std::string& rank_prefix) {
     r.audio = media.audio;
   }
   r.seed = o.seed;
+  r.progress = env->rank == 0;
   const std::optional<RunReport> report = run_rank(*plan, env->rank, comm.get(), r);
   if (!report) return 0;
   if (o.format == "json") {

@@ -76,6 +76,9 @@ std::string report_text(const RunReport& r) {
     bytes += (i ? ", " : "") + std::to_string(r.weight_bytes_read[i]);
   }
   out += "weight bytes read per rank: " + bytes + "\n";
+  char load[96];
+  std::snprintf(load, sizeof load, "loading the weights (rank 0): %.2f s\n", r.load_s);
+  out += load;
   std::string peaks;
   for (size_t i = 0; i < r.peak_memory_bytes.size(); ++i) {
     peaks += (i ? ", " : "") + fixed(static_cast<double>(r.peak_memory_bytes[i]) / (1 << 20), 1);
@@ -124,6 +127,7 @@ nlohmann::json report_json(const RunReport& r) {
       {"ttft_ms", latency_json(r.ttft)},
       {"tpot_ms", latency_json(r.tpot)},
       {"weight_bytes_read", r.weight_bytes_read},
+      {"load_s", r.load_s},
       {"peak_memory_bytes", r.peak_memory_bytes},
       {"cuda_graphs", {{"decode", r.decode_graph}, {"capture_ms", r.graph_capture_s * 1e3}}},
       {"generated_token_ids", r.generated},

@@ -64,6 +64,7 @@ struct RunReport {
   // Per rank, before --verify: on CUDA the device memory the caching allocator peaked at; on the
   // CPU the process's peak resident set.
   std::vector<int64_t> peak_memory_bytes;
+  double load_s = 0;                            // reading the weights and placing them (rank 0)
   bool decode_graph = false;                    // decode steps replayed a CUDA graph (rank 0)
   double graph_capture_s = 0;                   // its capture, at start-up (rank 0)
   // Seconds per module kind of the module kinds the model has, then "collectives" (the plan's

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "base/progress.h"
 #include "planner/io/output_file.h"
 #include "planner/plan/binding.h"
 #include "planner/plan/plan.h"
@@ -260,18 +261,10 @@ int run_sweep_command(const SweepCli& cli) {
                        .string();
   }
   // Progress: a bar on a terminal, a line per tenth otherwise.
-  const bool tty = ::isatty(STDERR_FILENO) != 0;
-  int64_t last_tenth = -1;
+  std::unique_ptr<Progress> progress;
   o.progress = [&](int64_t done, int64_t total) {
-    if (tty) {
-      const int width = 40;
-      const int filled = static_cast<int>(width * done / std::max<int64_t>(total, 1));
-      std::cerr << "\rplanner sweep [" << std::string(filled, '#') << std::string(width - filled, ' ') << "] " << done
-                << "/" << total << (done == total ? "\n" : "") << std::flush;
-    } else if (done * 10 / std::max<int64_t>(total, 1) != last_tenth) {
-      last_tenth = done * 10 / std::max<int64_t>(total, 1);
-      std::cerr << "planner sweep: " << done << "/" << total << " candidates checked\n";
-    }
+    if (!progress) progress = std::make_unique<Progress>("planner sweep", total, "candidates checked");
+    progress->update(done);
   };
   SweepResult result;
   try {
