@@ -420,7 +420,21 @@ std::optional<YamlDocument> parse_yaml_document(const std::string& text, const s
     }
     if (documents.starts.size() == 1) root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    diags.error(file, to_pos(e.mark), "YAML syntax error: " + e.msg);
+    // NOTE: yaml-cpp says "illegal map value" (or the like) for a tab in the indentation; a user
+    // needs to hear that YAML indents with spaces. The tab: the first one before the line's text.
+    std::string hint;
+    if (e.mark.line >= 0) {
+      std::istringstream lines(text);
+      std::string line;
+      for (int i = 0; i <= e.mark.line && std::getline(lines, line); ++i) {
+      }
+      const size_t tab = line.find('\t'), text_start = line.find_first_not_of(" \t");
+      if (tab != std::string::npos && (text_start == std::string::npos || tab < text_start)) {
+        hint = " (line " + std::to_string(e.mark.line + 1) + " is indented with a tab at column " +
+               std::to_string(tab + 1) + ": YAML indents with spaces only)";
+      }
+    }
+    diags.error(file, to_pos(e.mark), "YAML syntax error: " + e.msg + hint);
     return std::nullopt;
   }
   if (documents.starts.empty() || (documents.starts.size() == 1 && root.IsNull())) {

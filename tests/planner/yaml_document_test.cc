@@ -219,6 +219,21 @@ TEST(YamlDocumentTest, SyntaxErrorReportsItsLineAndColumn) {
   EXPECT_NE(flow.all()[0].message.find("end of sequence flow not found"), std::string::npos);
 }
 
+// yaml-cpp's message for a tab in the indentation is "illegal map value": the error says it is the tab.
+TEST(YamlDocumentTest, ATabInTheIndentationIsNamed) {
+  Diagnostics diags;
+  EXPECT_FALSE(parse_yaml_document("version: 1\nmodel:\n\tconfig: a.json\n", "spec.yaml", diags));
+  ASSERT_EQ(diags.all().size(), 1u);
+  EXPECT_NE(diags.all()[0].message.find("line 3 is indented with a tab at column 1: YAML indents with spaces only"),
+            std::string::npos)
+      << diags.all()[0].message;
+  // A tab inside a value is no indentation: no hint on other errors.
+  Diagnostics other;
+  EXPECT_FALSE(parse_yaml_document("mesh:\n  dp: 2\n tp: 4\t# x\n", "s.yaml", other));
+  ASSERT_EQ(other.all().size(), 1u);
+  EXPECT_EQ(other.all()[0].message.find("tab"), std::string::npos) << other.all()[0].message;
+}
+
 TEST(YamlDocumentTest, DuplicateKeyIsAnErrorAtTheSecondKey) {
   Diagnostics diags;
   std::optional<YamlDocument> doc = parse_yaml_document(
