@@ -427,7 +427,8 @@ Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced
   } else if (first_rows.defined()) {
     first_row_.copy_(first_rows);
   }
-  const int64_t steps = max_steps >= 0 ? std::min(max_steps, w.new_tokens) : w.new_tokens;
+  int64_t steps = max_steps >= 0 ? std::min(max_steps, w.new_tokens) : w.new_tokens;
+  if (forced) steps = std::min(steps, forced->size(1));  // a run that ended early is followed as far as it went
   const auto t0 = std::chrono::steady_clock::now();
   Generation g;
   g.requests = binding_.output_requests;
@@ -472,6 +473,10 @@ Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced
     if (profiler_) profiler_->flush();
     if (progress) progress->update(s + 1);
     if (s + 1 == steps) break;
+    if (chooser && binding_.output_requests.count == w.batch && chooser->finished()) {
+      if (progress) progress->done();
+      break;
+    }
     if (forced) {
       ids = forced->select(1, s).narrow(0, binding_.input_requests.begin, binding_.input_requests.count).to(options_.device);
     } else {

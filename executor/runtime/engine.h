@@ -64,6 +64,10 @@ class TokenChooser {
   // logits [requests the rank holds at the end, vocab] float32 on the device; returns their next
   // tokens [requests] int64 on the same device. `step` 0 is the prefill's token.
   virtual at::Tensor choose(const at::Tensor& logits, int64_t step) = 0;
+  // Whether every request the rank chose for has finished (after choose). Where every rank holds
+  // every request at the end (the same logits, so the same answer on every rank), the engine then
+  // stops: no rank goes on alone. Elsewhere the run goes to its last step.
+  virtual bool finished() const { return false; }
 };
 
 // The names of Generation::seconds_by_kind, in order: every ModuleKind's name, then "collectives".

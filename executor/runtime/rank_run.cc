@@ -178,8 +178,11 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
 
     if (comm) comm->barrier("start of the workload");
     std::unique_ptr<RequestSampler> sampler;
-    if (any_sampling(options.sampling)) {
-      sampler = std::make_unique<RequestSampler>(options.sampling, engine.binding().output_requests);
+    if (any_sampling(options.sampling) || !options.ends.empty()) {
+      std::vector<SamplingParams> params = options.sampling;
+      params.resize(static_cast<size_t>(w.batch));  // greedy where none is given
+      sampler = std::make_unique<RequestSampler>(params, engine.binding().output_requests, options.ends,
+                                                 options.eos_ids);
     }
     Progress running("generating", std::max<int64_t>(w.new_tokens, 1), "steps", options.progress);
     g = engine.generate(inputs, nullptr, -1, sampler.get(), &running);
@@ -219,7 +222,8 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
   report.prompt_tokens = w.prompt_tokens;
   report.image_tokens = prefill_tokens(plan) - w.prompt_tokens;
   report.images_per_request = report.image_tokens > 0 ? w.images_per_request : 0;
-  report.new_tokens = w.new_tokens;
+  const int64_t steps_run = g.tokens.size(1);  // fewer than new_tokens when every request ended early
+  report.new_tokens = steps_run;
 
   const at::Tensor all_tokens = by_request(plan, tokens, 0, held);  // [batch, new_tokens]
   for (int64_t i = 0; i < w.batch; ++i) {
@@ -231,7 +235,7 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
   for (int64_t i = 0; i < w.batch; ++i) {
     const double first = per_request[i][0].item<double>(), last = per_request[i][1].item<double>();
     ttft.push_back(first);
-    tpot.push_back(w.new_tokens > 1 ? (last - first) / static_cast<double>(w.new_tokens - 1) : 0.0);
+    tpot.push_back(steps_run > 1 ? (last - first) / static_cast<double>(steps_run - 1) : 0.0);
   }
   report.request_ttft_s = ttft;
   report.request_tpot_s = tpot;

@@ -31,6 +31,10 @@ struct RankRunOptions {
   // and how each request's tokens are chosen (empty or all greedy: the argmax).
   std::vector<std::vector<int64_t>> prompt_ids;
   std::vector<SamplingParams> sampling;
+  // With them (--requests) the run stops once every request has ended, where every rank holds
+  // every request's logits (TokenChooser::finished).
+  std::vector<RequestEnd> ends;
+  std::vector<int64_t> eos_ids;
   // --requests' images (llava: [images, channels, size, size]) and audio features (whisper:
   // [requests, mel bins, frames]) in place of the synthetic ones; undefined: synthetic.
   at::Tensor pixels, audio;

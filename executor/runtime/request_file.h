@@ -22,6 +22,13 @@ struct SamplingParams {
   uint64_t seed = 0;
 };
 
+// Where a request's generation ends, as the engine tracks it step by step (stop strings are
+// applied to the text afterwards).
+struct RequestEnd {
+  int64_t max_tokens = 0;
+  bool ignore_eos = false;
+};
+
 struct Request {
   std::vector<int64_t> prompt_ids;  // the prompt's tokens (a text prompt: as the tokenizer gives them)
   bool text_prompt = false;         // given as `prompt` text

@@ -303,7 +303,9 @@ int run_checked(const RunOptions& o, std::string& rank_prefix) {
     for (const Request& q : *requests) {
       r.prompt_ids.push_back(q.prompt_ids);
       r.sampling.push_back(q.sampling);
+      r.ends.push_back(RequestEnd{q.max_tokens, q.ignore_eos});
     }
+    r.eos_ids = eos_ids;
     r.pixels = media.pixels;
     r.audio = media.audio;
   }

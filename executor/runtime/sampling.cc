@@ -42,11 +42,20 @@ int64_t choose_token(const float* logits, int64_t vocab, const SamplingParams& p
   return order[n - 1];
 }
 
-RequestSampler::RequestSampler(const std::vector<SamplingParams>& params, RequestRange held) {
+RequestSampler::RequestSampler(const std::vector<SamplingParams>& params, RequestRange held,
+                               const std::vector<RequestEnd>& ends, const std::vector<int64_t>& eos_ids)
+    : eos_ids_(eos_ids) {
   for (int64_t r = held.begin; r < held.begin + held.count; ++r) {
     params_.push_back(params.at(r));
     generators_.emplace_back(params.at(r).seed);
+    if (!ends.empty()) ends_.push_back(ends.at(r));
   }
+  generated_.assign(params_.size(), 0);
+  done_.assign(params_.size(), false);
+}
+
+bool RequestSampler::finished() const {
+  return !ends_.empty() && std::all_of(done_.begin(), done_.end(), [](bool d) { return d; });
 }
 
 at::Tensor RequestSampler::choose(const at::Tensor& logits, int64_t) {
@@ -58,6 +67,10 @@ at::Tensor RequestSampler::choose(const at::Tensor& logits, int64_t) {
     // how it was chosen before. 53 random bits: a double in [0, 1).
     const double uniform = static_cast<double>(generators_[i]() >> 11) * 0x1.0p-53;
     next[i] = choose_token(host[i].data_ptr<float>(), vocab, params_[i], uniform);
+    if (ends_.empty() || done_[i]) continue;
+    ++generated_[i];
+    const bool eos = !ends_[i].ignore_eos && std::find(eos_ids_.begin(), eos_ids_.end(), next[i]) != eos_ids_.end();
+    done_[i] = eos || generated_[i] >= ends_[i].max_tokens;
   }
   return at::tensor(next, at::TensorOptions().dtype(at::kLong)).to(logits.device());
 }

@@ -24,14 +24,22 @@ int64_t choose_token(const float* logits, int64_t vocab, const SamplingParams& p
 // The engine's chooser for the requests a rank holds: `params` of every request of the batch,
 // `held` the range the rank's logits are for. Each request has its own generator (std::mt19937_64
 // seeded with its seed; one draw a step), so its tokens are the same on every rank and in any batch.
+// With `ends` (one per request; empty: none) it also tracks which held requests have finished:
+// the end-of-sequence ids `eos_ids` (unless ignore_eos) or max_tokens tokens.
 class RequestSampler : public TokenChooser {
  public:
-  RequestSampler(const std::vector<SamplingParams>& params, RequestRange held);
+  RequestSampler(const std::vector<SamplingParams>& params, RequestRange held,
+                 const std::vector<RequestEnd>& ends = {}, const std::vector<int64_t>& eos_ids = {});
   at::Tensor choose(const at::Tensor& logits, int64_t step) override;
+  bool finished() const override;
 
  private:
   std::vector<SamplingParams> params_;  // of the held requests
   std::vector<std::mt19937_64> generators_;
+  std::vector<RequestEnd> ends_;        // of the held requests (empty: not tracked)
+  std::vector<int64_t> eos_ids_;
+  std::vector<int64_t> generated_;      // tokens so far, per held request
+  std::vector<bool> done_;
 };
 
 // Whether any request samples (temperature > 0); all greedy runs need no chooser.

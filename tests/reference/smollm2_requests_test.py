@@ -99,6 +99,20 @@ def main():
                   f"{g['text']!r}" + ("" if ok else f"  MISMATCH: transformers {w['reason']}, {w['text']!r}"))
             failures += 0 if ok else 1
 
+    # Requests that all end at the end-of-sequence token end the run there, on every rank count.
+    ended = work / "smollm2-ended.jsonl"
+    eos_requests = [i for i, w in enumerate(want) if w["reason"] == "eos"]
+    ended.write_text("".join(json.dumps({"prompt": prompts[i], "max_tokens": 60}) + "\n" for i in eos_requests))
+    for ranks, spec in specs.items():
+        proc = subprocess.run([args.executor, "run", "--spec", str(spec), "--device", "cpu", "--requests", str(ended),
+                               "--format", "json"], capture_output=True, text=True)
+        steps = json.loads(proc.stdout)["new_tokens"] if proc.returncode == 0 else None
+        longest = max(len(want[i]["ids"]) for i in eos_requests)
+        print(f"{ranks} rank(s): {len(eos_requests)} requests ending at EOS ran {steps} steps (the longest answer: {longest})")
+        if steps != longest:
+            print(f"FAIL: the run did not end with its last request ({steps} steps, expected {longest})", file=sys.stderr)
+            failures += 1
+
     sampled = work / "smollm2-sampled.jsonl"
     sample = {"temperature": 0.9, "top_k": 40, "top_p": 0.95, "max_tokens": 24, "ignore_eos": True}
     sampled.write_text(json.dumps({"prompt": prompts[1], "seed": 7, **sample}) + "\n" +
