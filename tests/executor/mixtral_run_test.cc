@@ -54,9 +54,8 @@ TEST(MixtralRouterTest, TopTwoRenormalisedAsTransformers) {
   EXPECT_EQ(mixtral_route(x.to(at::kBFloat16), gate.to(at::kBFloat16), 2).weights.scalar_type(), at::kBFloat16);
 }
 
-TEST(MixtralRouterTest, MoeIsTheWeightedSumOfTheChosenExperts) {
-  // One expert per token at a time, against a dense loop written out here.
-  at::manual_seed(3);
+// A MoE block of 4 experts (hidden 8, intermediate 6) with random weights.
+MixtralMoeWeights random_moe() {
   const auto f32 = at::TensorOptions().dtype(at::kFloat);
   MixtralMoeWeights w;
   w.norm = at::ones({8}, f32);
@@ -66,6 +65,14 @@ TEST(MixtralRouterTest, MoeIsTheWeightedSumOfTheChosenExperts) {
     w.w2.push_back(at::randn({8, 6}, f32));
     w.w3.push_back(at::randn({6, 8}, f32));
   }
+  return w;
+}
+
+TEST(MixtralRouterTest, MoeIsTheWeightedSumOfTheChosenExperts) {
+  // One expert per token at a time, against a dense loop written out here.
+  at::manual_seed(3);
+  const auto f32 = at::TensorOptions().dtype(at::kFloat);
+  const MixtralMoeWeights w = random_moe();
   LlamaConfig config;
   config.rms_norm_eps = 1e-5;
   const at::Tensor h = at::randn({2, 3, 8}, f32);
@@ -97,14 +104,7 @@ TEST(MixtralRouterTest, MoeIsTheWeightedSumOfTheChosenExperts) {
 TEST(MixtralRouterTest, DenseAndSparseExpertsAgree) {
   at::manual_seed(4);
   const auto f32 = at::TensorOptions().dtype(at::kFloat);
-  MixtralMoeWeights w;
-  w.norm = at::ones({8}, f32);
-  w.gate = at::randn({4, 8}, f32);
-  for (int e = 0; e < 4; ++e) {
-    w.w1.push_back(at::randn({6, 8}, f32));
-    w.w2.push_back(at::randn({8, 6}, f32));
-    w.w3.push_back(at::randn({6, 8}, f32));
-  }
+  const MixtralMoeWeights w = random_moe();
   const at::Tensor x = at::randn({6, 8}, f32);
   ASSERT_TRUE(moe_runs_dense(w, 6, 2));   // 6 x 2 >= 4 experts
   ASSERT_FALSE(moe_runs_dense(w, 1, 2));  // 1 x 2 < 4

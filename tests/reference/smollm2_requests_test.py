@@ -17,10 +17,11 @@ Usage: smollm2_requests_test.py --executor EXE --model DIR --spec SPEC --work DI
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
+
+from smollm2_test import one_rank_copy  # the spec on one rank (the same folder)
 
 CHAT = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
 QUESTIONS = [
@@ -29,18 +30,6 @@ QUESTIONS = [
     "Write a haiku about the sea. Use exactly three lines and nothing else, please.",
 ]
 MAX_TOKENS = [48, 40, 24]
-
-
-def one_rank_copy(spec, work):
-    """The spec with mesh {tp: 1} and no rules: the whole model on one rank."""
-    text = Path(spec).read_text()
-    base = Path(spec).resolve().parent
-    text = re.sub(r"(config|checkpoint): *(\S+)", lambda m: f"{m.group(1)}: {(base / m.group(2)).resolve()}", text)
-    text = re.sub(r"mesh:.*?\n(?=\S)", "mesh: {tp: 1}\n", text, flags=re.S)
-    text = re.sub(r"modules:.*?\n(?=\S)", "", text, flags=re.S)
-    out = Path(work) / "smollm2-requests-one-rank.yaml"
-    out.write_text(text)
-    return out
 
 
 def run(executor, spec, requests, output):
