@@ -4,13 +4,12 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "base/error.h"
 #include "executor/text/tokenizer.h"
 
 namespace shardplan {
 namespace {
 
-constexpr int kExitInvalid = 1;
-constexpr int kExitUsage = 2;
 
 std::string ids_json(const std::vector<int64_t>& ids) {
   std::string out = "[";

@@ -20,11 +20,15 @@
 #include <ATen/ops/empty.h>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdlib>
 #include <exception>
+#include <future>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <numeric>
 #include <string>
 #include <thread>
@@ -79,11 +83,18 @@ class C10dCommunicator final : public Communicator {
   CommCallSite site(const char* op, const RankList& group, const std::string& what) const {
     return CommCallSite{options_.rank, op, group.empty() ? std::string() : format_rank_list(group), what};
   }
-  [[noreturn]] void fail(const CommCallSite& site, const std::string& reason) const {
-    throw CommError(describe_call_site(site) + ": " + reason);
+  [[noreturn]] void fail(const CommCallSite& site, const std::string& reason, int exit_code = kExitRunFault) const {
+    throw CommError(describe_call_site(site) + ": " + reason, exit_code);
+  }
+  // A fault of the caller's options or of this build, not of the run.
+  [[noreturn]] void fail_setup(const CommCallSite& site, const std::string& reason) const {
+    fail(site, reason, kExitUsage);
   }
 
   void rendezvous();
+  c10::intrusive_ptr<c10d::Store> connect_store(const CommCallSite& setup);
+  void join(const CommCallSite& setup);
+  std::string store_address() const { return options_.master_addr + ":" + std::to_string(options_.master_port); }
   c10::intrusive_ptr<C10dGroup> make_group(const RankList& ranks, int index, const CommCallSite& site);
   const Group& member_group(const RankList& ranks, const CommCallSite& site) const;
   void check_tensor(const at::Tensor& t, const CommCallSite& site) const;
@@ -113,21 +124,24 @@ class C10dCommunicator final : public Communicator {
 
 C10dCommunicator::C10dCommunicator(const CommOptions& options) : options_(options) {
   const CommCallSite setup = site("make_communicator", {}, "");
-  if (options_.world_size < 1) fail(setup, "world_size must be at least 1, got " + std::to_string(options_.world_size));
+  if (options_.world_size < 1) fail_setup(setup, "world_size must be at least 1, got " + std::to_string(options_.world_size));
   if (options_.rank < 0 || options_.rank >= options_.world_size) {
-    fail(setup, "rank " + std::to_string(options_.rank) + " is not in [0, world_size " +
+    fail_setup(setup, "rank " + std::to_string(options_.rank) + " is not in [0, world_size " +
                     std::to_string(options_.world_size) + ")");
   }
   if (options_.master_port < 1 || options_.master_port > 65535) {
-    fail(setup, "master_port " + std::to_string(options_.master_port) + " is not in [1, 65535]");
+    fail_setup(setup, "master_port " + std::to_string(options_.master_port) + " is not in [1, 65535]");
   }
-  if (options_.timeout.count() <= 0) fail(setup, "timeout must be positive");
+  if (options_.timeout.count() <= 0 || options_.rendezvous_timeout.count() <= 0 || options_.peer_timeout.count() <= 0 ||
+      options_.rendezvous_report_every.count() <= 0) {
+    fail_setup(setup, "timeouts must be positive");
+  }
 #ifndef SHARDPLAN_WITH_NCCL
-  if (!gloo()) fail(setup, "this build has no NCCL (configure with SHARDPLAN_WITH_NCCL on a CUDA libtorch)");
+  if (!gloo()) fail_setup(setup, "this build has no NCCL (configure with SHARDPLAN_WITH_NCCL on a CUDA libtorch)");
 #endif
 #ifndef SHARDPLAN_WITH_GLOO
   if (gloo()) {
-    fail(setup,
+    fail_setup(setup,
          "this build has no Gloo, so no CPU communicator (configure with SHARDPLAN_GLOO_INCLUDE_DIR "
          "pointing at the gloo headers libtorch was built with)");
   }
@@ -138,27 +152,66 @@ C10dCommunicator::C10dCommunicator(const CommOptions& options) : options_(option
   rendezvous();
 }
 
-void C10dCommunicator::rendezvous() {
-  const CommCallSite setup = site("rendezvous", {}, options_.master_addr + ":" + std::to_string(options_.master_port));
-  c10d::TCPStoreOptions store_options;
-  store_options.port = static_cast<uint16_t>(options_.master_port);
-  store_options.isServer = hosts_store_;
-  store_options.timeout = options_.timeout;
-  if (!options_.launcher_hosts_store) {
-    store_options.numWorkers = static_cast<size_t>(options_.world_size);
-    store_options.waitWorkers = true;  // the host returns once every rank has connected
-  } else {
-    store_options.waitWorkers = false;
+namespace {
+
+// Logs `message` (with the time waited) every `every` while a blocking call runs: a rank waiting
+// on a store that does not answer says so instead of hanging silently.
+class ReportWhileBlocked {
+ public:
+  ReportWhileBlocked(std::string message, std::chrono::milliseconds every)
+      : thread_([this, message = std::move(message), every] {
+          const auto start = std::chrono::steady_clock::now();
+          std::unique_lock<std::mutex> lock(mutex_);
+          while (!wake_.wait_for(lock, every, [this] { return done_; })) {
+            const auto waited = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start);
+            log_warn(message + " (" + std::to_string(waited.count()) + " s)");
+          }
+        }) {}
+  ~ReportWhileBlocked() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
   }
-  c10::intrusive_ptr<c10d::Store> tcp =
-      SHARDPLAN_COMM_CHECK(setup, c10::make_intrusive<c10d::TCPStore>(options_.master_addr, store_options));
+  ReportWhileBlocked(const ReportWhileBlocked&) = delete;
+  ReportWhileBlocked& operator=(const ReportWhileBlocked&) = delete;
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool done_ = false;
+  std::thread thread_;  // last: it starts once the members it uses exist
+};
+
+// "1, 3 and 7" (at most 16 named, then "and N more").
+std::string rank_names(const std::vector<int>& ranks) {
+  std::string text;
+  const size_t named = std::min<size_t>(ranks.size(), 16);
+  for (size_t i = 0; i < named; ++i) {
+    if (i > 0) text += i + 1 == ranks.size() ? " and " : ", ";
+    text += std::to_string(ranks[i]);
+  }
+  if (ranks.size() > named) text += " and " + std::to_string(ranks.size() - named) + " more";
+  return text;
+}
+
+}  // namespace
+
+void C10dCommunicator::rendezvous() {
+  const CommCallSite setup = site("rendezvous", {}, store_address());
+  c10::intrusive_ptr<c10d::Store> tcp = connect_store(setup);
   store_ = c10::make_intrusive<c10d::PrefixStore>(kStorePrefix, tcp);
+  join(setup);
+  // From here on the store serves the groups' set-up and the collectives' time-out applies.
+  tcp->setTimeout(options_.timeout);
 
 #ifdef SHARDPLAN_WITH_NCCL
   if (!gloo()) {
     const int devices = SHARDPLAN_COMM_CHECK(setup, static_cast<int>(c10::cuda::device_count()));
     if (options_.local_rank < 0 || options_.local_rank >= devices) {
-      fail(setup, "local_rank " + std::to_string(options_.local_rank) + " has no CUDA device (" +
+      fail_setup(setup, "local_rank " + std::to_string(options_.local_rank) + " has no CUDA device (" +
                       std::to_string(devices) + " visible)");
     }
     SHARDPLAN_COMM_CHECK(setup, (c10::cuda::set_device(static_cast<c10::DeviceIndex>(options_.local_rank)), 0));
@@ -171,7 +224,7 @@ void C10dCommunicator::rendezvous() {
 
   if (options_.world_size > 1) {
     c10d::TCPStoreOptions monitor_options;
-    monitor_options.port = store_options.port;
+    monitor_options.port = static_cast<uint16_t>(options_.master_port);
     monitor_options.isServer = false;
     monitor_options.waitWorkers = false;
     monitor_options.timeout = options_.timeout;
@@ -185,7 +238,110 @@ void C10dCommunicator::rendezvous() {
     liveness.store_owner = options_.launcher_hosts_store ? "the launcher (which hosts the TCP store at " + address + ")"
                                                          : "rank 0 (which hosts the TCP store at " + address + ")";
     liveness.hosts_store = hosts_store_;
+    liveness.stale_after = options_.peer_timeout;
     liveness_ = std::make_unique<PeerLiveness>(monitor_store_, liveness);
+  }
+}
+
+c10::intrusive_ptr<c10d::Store> C10dCommunicator::connect_store(const CommCallSite& setup) {
+  c10d::TCPStoreOptions store_options;
+  store_options.port = static_cast<uint16_t>(options_.master_port);
+  store_options.isServer = hosts_store_;
+  store_options.timeout = options_.rendezvous_timeout;
+  // NOTE: the host does not wait for the others inside TCPStore (which cannot say who is
+  // missing): join() does, naming them.
+  store_options.waitWorkers = false;
+  if (!options_.launcher_hosts_store) store_options.numWorkers = static_cast<size_t>(options_.world_size);
+  const std::string owner = options_.launcher_hosts_store ? "the launcher" : "rank 0";
+  const ReportWhileBlocked report(
+      "rank " + std::to_string(options_.rank) + ": still waiting for the TCP store at " + store_address() +
+          " (hosted by " + owner + "): is " + owner + " running, and is that address its own and not another program's?",
+      options_.rendezvous_report_every);
+  // NOTE: TCPStore's client waits without a limit for the first answer of whatever listens at
+  // the address (another program on MASTER_PORT never answers): it connects on a thread of its
+  // own, which is left behind if it has not answered within the time-out.
+  auto connected = std::make_shared<std::promise<c10::intrusive_ptr<c10d::Store>>>();
+  std::future<c10::intrusive_ptr<c10d::Store>> store = connected->get_future();
+  std::thread([connected, addr = options_.master_addr, store_options] {
+    try {
+      connected->set_value(c10::make_intrusive<c10d::TCPStore>(addr, store_options));
+    } catch (...) {
+      connected->set_exception(std::current_exception());
+    }
+  }).detach();
+  const std::string limit = std::to_string(options_.rendezvous_timeout.count() / 1000) + " s (--rendezvous-timeout)";
+  if (store.wait_for(options_.rendezvous_timeout + std::chrono::seconds(1)) != std::future_status::ready) {
+    fail(setup, "the TCP store at " + store_address() + " did not answer within " + limit +
+                    ": is MASTER_PORT another program's port?");
+  }
+  try {
+    return store.get();
+  } catch (const std::exception& e) {
+    const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+    std::string cause = c10_error != nullptr ? c10_error->what_without_backtrace() : e.what();
+    while (!cause.empty() && (cause.back() == '\n' || cause.back() == ' ')) cause.pop_back();
+    if (hosts_store_ && cause.find("EADDRINUSE") != std::string::npos) {
+      fail(setup, "cannot host the TCP store: port " + std::to_string(options_.master_port) + " of " +
+                      options_.master_addr + " is in use by another program; choose a free MASTER_PORT (" + cause + ")");
+    }
+    if (hosts_store_) fail(setup, "cannot host the TCP store: " + cause);
+    fail(setup, "cannot reach the TCP store that " + owner + " hosts at " + store_address() + " within " + limit +
+                    ": " + cause);
+  }
+}
+
+// Every rank adds its name to the store, then waits until all world_size have: a line every
+// rendezvous_report_every names the ranks still missing, and past rendezvous_timeout the error
+// does.
+void C10dCommunicator::join(const CommCallSite& setup) {
+  const auto joined_key = [](int rank) { return "joined/" + std::to_string(rank); };
+  const auto start = std::chrono::steady_clock::now();
+  {
+    // NOTE: the first request is where a listener that is not a TCP store (another program on
+    // MASTER_PORT) leaves us waiting for an answer.
+    const ReportWhileBlocked report("rank " + std::to_string(options_.rank) + ": connected to " + store_address() +
+                                        " but it does not answer as a TCP store: is MASTER_PORT another program's port?",
+                                    options_.rendezvous_report_every);
+    SHARDPLAN_COMM_CHECK(setup, store_->set(joined_key(options_.rank), std::vector<uint8_t>{1}));
+    SHARDPLAN_COMM_CHECK(setup, store_->add("joined", 1));
+  }
+  auto next_report = start + options_.rendezvous_report_every;
+  const std::string verdict_key = "rendezvous_failed";
+  while (true) {
+    const int64_t count = SHARDPLAN_COMM_CHECK(setup, store_->add("joined", 0));
+    if (count >= options_.world_size) return;
+    // NOTE: the store's host gives up first for everyone (its clock started first); its verdict
+    // names the missing ranks on every rank, not a vanished store.
+    if (!hosts_store_ && SHARDPLAN_COMM_CHECK(setup, store_->check({verdict_key}))) {
+      const std::vector<uint8_t> verdict = SHARDPLAN_COMM_CHECK(setup, store_->get(verdict_key));
+      fail(setup, std::string(verdict.begin(), verdict.end()));
+    }
+    const auto now = std::chrono::steady_clock::now();
+    const bool timed_out = now - start >= options_.rendezvous_timeout;
+    if (timed_out || now >= next_report) {
+      std::vector<int> missing;
+      for (int r = 0; r < options_.world_size; ++r) {
+        if (!SHARDPLAN_COMM_CHECK(setup, store_->check({joined_key(r)}))) missing.push_back(r);
+      }
+      const std::string waited =
+          std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - start).count()) + " s";
+      const std::string who = (missing.size() == 1 ? "rank " : "ranks ") + rank_names(missing) + " of " +
+                              std::to_string(options_.world_size);
+      if (timed_out) {
+        const std::string verdict = who + (missing.size() == 1 ? " has" : " have") + " not joined within " + waited +
+                                    " (--rendezvous-timeout): was every rank started with WORLD_SIZE=" +
+                                    std::to_string(options_.world_size) + " and the same MASTER_ADDR:MASTER_PORT?";
+        if (hosts_store_) {
+          SHARDPLAN_COMM_CHECK(setup, store_->set(verdict_key, std::vector<uint8_t>(verdict.begin(), verdict.end())));
+          std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the others read it before the store goes
+        }
+        fail(setup, verdict);
+      }
+      log_warn("rank " + std::to_string(options_.rank) + ": waiting for " + who + " to join the rendezvous at " +
+               store_address() + " (" + waited + ")");
+      next_report = now + options_.rendezvous_report_every;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 }
 

@@ -31,7 +31,8 @@ using RankList = std::vector<int64_t>;
 // the group.
 class CommError : public Error {
  public:
-  explicit CommError(const std::string& message) : Error(2, message) {}
+  // kExitRunFault unless the fault is the caller's (a bad option, a build without the backend).
+  explicit CommError(const std::string& message, int exit_code = kExitRunFault) : Error(exit_code, message) {}
 };
 
 enum class CommBackend { kGloo, kNccl };
@@ -44,6 +45,13 @@ struct CommOptions {
   int master_port = 29500;
   int local_rank = 0;                       // CUDA device index under NCCL
   std::chrono::milliseconds timeout{60000}; // per collective; a hung peer surfaces within it
+  // Every rank must have joined within this; the missing ones are named in the error.
+  std::chrono::milliseconds rendezvous_timeout{120000};
+  // While the rendezvous waits, a line every this often names what it waits for.
+  std::chrono::milliseconds rendezvous_report_every{10000};
+  // A peer whose heartbeat has not moved for this long is declared dead (peer_liveness.h); the
+  // message naming it comes at most two heartbeats (2 s) later.
+  std::chrono::milliseconds peer_timeout{8000};
   // The launcher already hosts the TCP store at master_addr:master_port (torchrun sets
   // TORCHELASTIC_USE_AGENT_STORE=True): rank 0 connects to it instead of hosting one.
   bool launcher_hosts_store = false;

@@ -130,7 +130,7 @@ class SignalRouting {
     action.sa_handler = on_signal;
     sigemptyset(&action.sa_mask);
     action.sa_flags = SA_RESTART | SA_NOCLDSTOP;
-    for (int sig : {SIGCHLD, SIGINT, SIGTERM}) sigaction(sig, &action, &saved_[sig]);
+    for (int sig : {SIGCHLD, SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &action, &saved_[sig]);
   }
   ~SignalRouting() {
     for (auto& entry : saved_) sigaction(entry.first, &entry.second, nullptr);
@@ -341,7 +341,7 @@ int run_local_ranks(int world_size, const std::vector<std::string>& args, const 
           WIFEXITED(status) ? "exit code " + std::to_string(WEXITSTATUS(status)) : signal_text(WTERMSIG(status));
       if (failed && !stopping) {
         log_error("rank " + std::to_string(child.rank) + " failed (" + how + "); stopping the other ranks");
-        exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+        exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : kExitRunFault;
         stop_all(SIGTERM);
       } else if (stopping) {
         log_info("rank " + std::to_string(child.rank) + " stopped (" + how + ")");
@@ -360,7 +360,7 @@ int run_local_ranks(int world_size, const std::vector<std::string>& args, const 
     if (run_deadline && !stopping && now >= *run_deadline) {
       log_error("the run exceeded its time limit of " + std::to_string(options.timeout.count()) +
                 " ms; stopping the ranks");
-      exit_code = 1;
+      exit_code = kExitRunFault;
       stop_all(SIGTERM);
     }
     if (kill_pending && now >= kill_at) {
@@ -383,11 +383,13 @@ int run_local_ranks(int world_size, const std::vector<std::string>& args, const 
     if ((polled[0].revents & POLLIN) != 0) {
       unsigned char sig = 0;
       while (::read(signals.read_fd(), &sig, 1) == 1) {
-        if ((sig == SIGINT || sig == SIGTERM) && !stopping) {
+        const bool interrupt = sig == SIGINT || sig == SIGTERM || sig == SIGHUP;
+        if (interrupt && !stopping) {
           log_error(std::string("interrupted (") + signal_text(sig) + "); stopping the ranks");
           exit_code = 128 + sig;
-          stop_all(sig);
-        } else if (sig == SIGINT || sig == SIGTERM) {
+          // NOTE: a hang-up (the terminal closed) stops the ranks as SIGTERM does.
+          stop_all(sig == SIGHUP ? SIGTERM : sig);
+        } else if (interrupt) {
           signal_running(children, SIGKILL);  // a second interrupt does not wait for the grace period
         }
         // SIGCHLD: the next round reaps.

@@ -68,10 +68,10 @@ struct LocalRanksOptions {
 //     other ranks' stdout and stderr) goes to stderr prefixed "[rank N] ".
 //   - When a rank exits non-zero or by a signal: logs "rank N failed (exit code X)" or
 //     "rank N failed (signal Y, SIGNAME)", sends SIGTERM to the others and SIGKILL after
-//     kill_grace; returns that rank's exit code (1 for a signal).
+//     kill_grace; returns that rank's exit code (kExitRunFault, 3, for a signal).
 //   - SIGINT / SIGTERM to this process are forwarded to the ranks (SIGKILL after kill_grace);
-//     returns 128 + the signal.
-//   - A run longer than `timeout` is stopped the same way; returns 1.
+//     SIGHUP stops them as SIGTERM does; returns 128 + the signal received.
+//   - A run longer than `timeout` is stopped the same way; returns kExitRunFault.
 // Returns 0 when every rank exits 0. Throws LaunchError when it cannot start them.
 int run_local_ranks(int world_size, const std::vector<std::string>& args, const LocalRanksOptions& options = {});
 

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <exception>
 
+#include "base/error.h"
+
 namespace shardplan {
 namespace {
 
@@ -149,7 +151,7 @@ void PeerLiveness::report_and_exit(const std::string& cause) {
     remaining -= static_cast<size_t>(written);
   }
   if (options_.hosts_store) std::this_thread::sleep_for(3 * options_.interval);
-  ::_exit(1);
+  ::_exit(kExitRunFault);
 }
 
 void PeerLiveness::leave(bool failed, std::chrono::milliseconds wait_for_peers) {

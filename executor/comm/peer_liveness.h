@@ -9,8 +9,8 @@
 //     dead when it fails or stops answering; it then prints
 //       rank 1: rank 2 stopped responding (last heartbeat 10.4s ago) during all_reduce over group
 //       [0,1,2,3] ("all_reduce[tp] after model.layers.3.mlp")
-//     and ends the process with exit code 1 (_exit: a collective stuck on the dead peer could
-//     block any orderly teardown).
+//     and ends the process with exit code 3, kExitRunFault (_exit: a collective stuck on the
+//     dead peer could block any orderly teardown).
 // A rank that shuts its communicator down sets "left/<rank>" first (1: finished, 2: during an
 // exception), so peers neither mistake its silence for death nor wait on it: a collective that
 // fails because a member left names that member. Rank 0 hosts the store, so it keeps it (and its

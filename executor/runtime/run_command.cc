@@ -7,6 +7,8 @@
 #include <c10/util/Exception.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -15,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/error.h"
 #include "executor/comm/communicator.h"
 #include "executor/comm/launcher.h"
 #include "executor/runtime/engine.h"
@@ -32,8 +35,6 @@
 namespace shardplan {
 namespace {
 
-constexpr int kExitInvalid = 1;
-constexpr int kExitUsage = 2;
 constexpr const char* kSpecChecked = "SHARDPLAN_SPEC_CHECKED";
 
 // How many ranks share this machine's cores: the launcher's LOCAL_WORLD_SIZE, else the world.
@@ -290,6 +291,10 @@ int run_checked(const RunOptions& o, std::string& rank_prefix) {
     c.master_port = env->master_port;
     c.local_rank = env->local_rank;
     c.launcher_hosts_store = env->launcher_hosts_store;
+    const auto milliseconds = [](double seconds) { return std::chrono::milliseconds(std::llround(seconds * 1000)); };
+    c.timeout = milliseconds(o.collective_timeout_s);
+    c.rendezvous_timeout = milliseconds(o.rendezvous_timeout_s);
+    c.peer_timeout = milliseconds(o.peer_timeout_s);
     comm = make_communicator(c);
   }
   RankRunOptions r;

@@ -24,12 +24,16 @@ struct RunOptions {
   std::string requests;          // --requests FILE.jsonl (request_file.h); empty: the spec's workload
   std::string output;            // --output OUT.jsonl: one result a request (with --requests)
   std::string tokenizer;         // --tokenizer DIR: tokenizer.json's folder (default: the checkpoint's)
+  double collective_timeout_s = 60;   // a collective waits this long for its group
+  double rendezvous_timeout_s = 120;  // every rank joins within this (the missing ones are named)
+  double peer_timeout_s = 8;          // a peer silent this long is declared dead (named within ~2 s more)
   std::vector<std::string> argv; // the whole command line, to start the local ranks with
 };
 
 // Returns the exit code: 0 done (and --verify within tolerance); 1 the spec is invalid (the
 // planner's diagnostics on stderr) or --verify found logits outside the tolerance; 2 usage or
-// I/O error, an unsupported model or plan, a failed rank. Errors go to stderr as
+// I/O error, an unsupported model or plan; 3 a rank failed, was killed or stopped, never joined,
+// or a collective timed out (base/error.h); 128 + N interrupted by signal N. Errors go to stderr as
 // "executor: error: ..." (with "rank N: " in a world of several ranks).
 int run_command(const RunOptions& options);
 

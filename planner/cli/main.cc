@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "base/error.h"
 #include "base/progress.h"
 #include "planner/io/output_file.h"
 #include "planner/plan/binding.h"
@@ -29,9 +30,6 @@
 namespace shardplan {
 namespace {
 
-constexpr int kExitOk = 0;
-constexpr int kExitInvalid = 1;
-constexpr int kExitUsage = 2;
 
 void print_diagnostics(const Diagnostics& diags) {
   for (const Diagnostic& d : diags.all()) std::cerr << format_diagnostic(d) << "\n";

@@ -318,14 +318,20 @@ int run_scenario(const std::string& scenario, const LaunchEnv& env) {
   options.local_rank = env.local_rank;
   options.master_addr = env.master_addr;
   options.master_port = env.master_port;
-  const char* timeout = std::getenv("SHARDPLAN_TEST_TIMEOUT_MS");
-  options.timeout = std::chrono::milliseconds(timeout != nullptr ? std::atoi(timeout) : 30000);
+  const auto milliseconds_from = [](const char* name, std::chrono::milliseconds fallback) {
+    const char* value = std::getenv(name);
+    return value != nullptr ? std::chrono::milliseconds(std::atoi(value)) : fallback;
+  };
+  options.timeout = milliseconds_from("SHARDPLAN_TEST_TIMEOUT_MS", std::chrono::milliseconds(30000));
+  // Unset: the communicator's own defaults, as `executor run` uses them.
+  options.rendezvous_timeout = milliseconds_from("SHARDPLAN_TEST_RENDEZVOUS_MS", options.rendezvous_timeout);
+  options.rendezvous_report_every = milliseconds_from("SHARDPLAN_TEST_REPORT_MS", options.rendezvous_report_every);
   try {
     std::unique_ptr<Communicator> comm = make_communicator(options);
     found->second(*comm);
   } catch (const CommError& e) {
     std::cerr << "rank " << env.rank << ": CommError: " << e.what() << std::endl;
-    return 3;
+    return e.exit_code();
   } catch (const WrongValue& e) {
     std::cerr << "rank " << env.rank << ": WRONG VALUE: " << e.what() << std::endl;
     return 1;

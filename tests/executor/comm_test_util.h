@@ -112,11 +112,12 @@ class RankProcesses {
     std::string out, err;  // file paths
   };
 
+  // Starts ranks 0 .. started - 1 of world_size (all when started < 0), at `port` (0: a free one).
   RankProcesses(int world_size, const std::vector<std::string>& args,
-                const std::map<std::string, std::string>& extra_env = {})
+                const std::map<std::string, std::string>& extra_env = {}, int started = -1, int port = 0)
       : dir_(scratch_dir("ranks")) {
-    const int port = find_free_port();
-    for (int r = 0; r < world_size; ++r) {
+    if (port == 0) port = find_free_port();
+    for (int r = 0; r < (started < 0 ? world_size : started); ++r) {
       std::map<std::string, std::string> env = {{"RANK", std::to_string(r)},
                                                 {"WORLD_SIZE", std::to_string(world_size)},
                                                 {"LOCAL_RANK", std::to_string(r)},

@@ -200,7 +200,8 @@ TEST(LocalRanks, KilledRankIsReportedWithItsSignal) {
         return run_local_ranks(4, {"comm_test_rank", "fail", "2", "kill"}, rank_program());
       },
       seconds(30));
-  EXPECT_TRUE(exited_with(result, 1)) << result.status << "\n" << result.err;
+  // Not 1 (an invalid spec): a rank that dies is a fault of the run (kExitRunFault).
+  EXPECT_TRUE(exited_with(result, 3)) << result.status << "\n" << result.err;
   EXPECT_NE(result.err.find("rank 2 failed (signal 9, SIGKILL)"), std::string::npos) << result.err;
   EXPECT_LT(result.seconds, 10.0);
 }
@@ -222,8 +223,8 @@ TEST(LocalRanks, RanksIgnoringSigtermAreKilledAfterTheGrace) {
   EXPECT_LT(result.seconds, 12.0);       // ... and then SIGKILL, long before the ranks' 120 s sleep
 }
 
-// The launcher's SIGINT reaches every rank; it returns 128 + SIGINT once they are gone.
-TEST(LocalRanks, ForwardsSigintToTheRanks) {
+// An interrupt of the launcher (`sig`) stops every rank; it returns 128 + sig once they are gone.
+void expect_interrupt_stops_the_ranks(int sig, const std::string& name) {
   std::vector<int> rank_pids;
   const ChildResult result = run_in_child(
       [] {
@@ -242,11 +243,12 @@ TEST(LocalRanks, ForwardsSigintToTheRanks) {
           if (rank_pids.size() == 3) break;
           std::this_thread::sleep_for(milliseconds(20));
         }
-        ::kill(launcher, SIGINT);
+        ::kill(launcher, sig);
       });
   ASSERT_EQ(rank_pids.size(), 3u) << result.err;
-  EXPECT_TRUE(exited_with(result, 128 + SIGINT)) << result.status << "\n" << result.err;
-  EXPECT_NE(result.err.find("interrupted (signal 2, SIGINT)"), std::string::npos) << result.err;
+  EXPECT_TRUE(exited_with(result, 128 + sig)) << result.status << "\n" << result.err;
+  EXPECT_NE(result.err.find("interrupted (signal " + std::to_string(sig) + ", " + name + ")"), std::string::npos)
+      << result.err;
   EXPECT_LT(result.seconds, 10.0);
   for (int pid : rank_pids) {
     errno = 0;
@@ -254,6 +256,11 @@ TEST(LocalRanks, ForwardsSigintToTheRanks) {
     EXPECT_EQ(errno, ESRCH);
   }
 }
+
+TEST(LocalRanks, ForwardsSigintToTheRanks) { expect_interrupt_stops_the_ranks(SIGINT, "SIGINT"); }
+
+// A closed terminal (SIGHUP) stops the run as SIGTERM does, with no rank left behind.
+TEST(LocalRanks, HangUpStopsTheRanksLikeSigterm) { expect_interrupt_stops_the_ranks(SIGHUP, "SIGHUP"); }
 
 TEST(LocalRanks, RunLongerThanTheTimeoutIsStopped) {
   const ChildResult result = run_in_child(
@@ -263,7 +270,7 @@ TEST(LocalRanks, RunLongerThanTheTimeoutIsStopped) {
         return run_local_ranks(2, {"comm_test_rank", "sleep"}, options);
       },
       seconds(30));
-  EXPECT_TRUE(exited_with(result, 1)) << result.status << "\n" << result.err;
+  EXPECT_TRUE(exited_with(result, 3)) << result.status << "\n" << result.err;
   EXPECT_NE(result.err.find("the run exceeded its time limit of 1500 ms"), std::string::npos) << result.err;
   EXPECT_LT(result.seconds, 10.0);
 }
