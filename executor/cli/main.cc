@@ -15,6 +15,8 @@
 #include <spdlog/spdlog.h>
 
 #if SHARDPLAN_WITH_REQUESTS
+#include "base/error.h"
+#include "base/interrupt.h"
 #include "executor/cli/tokenize_command.h"
 #endif
 #include "executor/runtime/bandwidth.h"
@@ -28,7 +30,6 @@
 namespace shardplan {
 namespace {
 
-constexpr int kExitUsage = 2;
 
 int fail(int code, const std::string& message) {
   std::cerr << "executor: error: " << message << "\n";
@@ -84,6 +85,7 @@ int run_make_checkpoint(const MakeCheckpointOptions& opts) {
   }
   const ModelGraph graph = load_model_graph(opts.config);
   const DType dtype = opts.dtype.empty() ? graph.config_dtype : *parse_dtype(opts.dtype);
+  const InterruptGuard interrupts;  // Ctrl-C leaves no .tmp files behind
   const WrittenCheckpoint written = write_random_checkpoint(graph, opts.out, opts.seed, dtype, *max_shard);
   std::cout << fmt::format("wrote {} tensors, {} bytes of {} (seed {}) to {}:\n", written.tensors,
                            written.tensor_bytes, to_string(dtype), opts.seed, opts.out);
@@ -121,6 +123,15 @@ void add_run(CLI::App& app, RunOptions& opts) {
           },
           "UINT"))
       ->capture_default_str();
+  const auto seconds_option = [&](const char* name, double& value, const char* help) {
+    cmd->add_option(name, value, help)->check(CLI::Range(0.1, 86400.0))->capture_default_str();
+  };
+  seconds_option("--collective-timeout", opts.collective_timeout_s,
+                 "Seconds a collective may wait for its group before the run fails naming it");
+  seconds_option("--rendezvous-timeout", opts.rendezvous_timeout_s,
+                 "Seconds every rank has to join at MASTER_ADDR:MASTER_PORT (the missing ones are named every 10 s)");
+  seconds_option("--peer-timeout", opts.peer_timeout_s,
+                 "Seconds without a peer's heartbeat before it is declared dead and the run stops naming it");
 }
 
 void add_bandwidth(CLI::App& app, BandwidthOptions& opts) {

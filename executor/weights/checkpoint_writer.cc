@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "base/interrupt.h"
 #include "executor/weights/checkpoint_check.h"
 #include "executor/weights/half_float.h"
 #include "executor/weights/safetensors.h"
@@ -206,6 +207,7 @@ void write_safetensors(const PlannedFile& file, const std::string& path, uint64_
   for (const PlannedTensor& t : file.tensors) {
     const ValueStream stream(t.param->name, seed);
     for (int64_t begin = 0; begin < t.numel; begin += kChunk) {
+      throw_if_interrupted();
       const int64_t count = std::min(kChunk, t.numel - begin);
       for (int64_t i = 0; i < count; ++i) {
         const float v = stream.value(begin + i);
@@ -310,7 +312,22 @@ WrittenCheckpoint write_random_checkpoint(const ModelGraph& graph, const std::st
               [](const PlannedTensor& a, const PlannedTensor& b) { return a.param->name < b.param->name; });
   }
 
+  // NOTE: the temporary files are written whole before any is renamed, while the files they
+  // replace still exist: all of total_bytes must fit in what is free now (checked on the folder,
+  // or the nearest one above it that exists, before anything is created).
   std::error_code ec;
+  fs::path existing = fs::absolute(dir, ec);
+  while (!ec && !existing.empty() && !fs::exists(existing, ec) && existing.has_parent_path() &&
+         existing.parent_path() != existing) {
+    existing = existing.parent_path();
+  }
+  const fs::space_info space = fs::space(existing, ec);
+  if (!ec && space.available < total_bytes + (1u << 20)) {
+    throw WeightsError(Code::kIo, fmt::format("{} has {} free; the checkpoint needs {} ({} tensors of {})",
+                                              existing.string(), gib(space.available), gib(total_bytes),
+                                              tensors.size(), torch_dtype_name(dtype)));
+  }
+  ec.clear();
   fs::create_directories(dir, ec);
   if (ec || !fs::is_directory(dir)) {
     throw WeightsError(Code::kIo, fmt::format("cannot create output directory '{}': {}", dir,

@@ -31,7 +31,10 @@ struct WrittenCheckpoint {
 // the tensors sorted by name, data in the same order, the header padded with spaces to a multiple
 // of 8 bytes. A tied lm_head is written once (under the tensor it is tied to).
 //
-// Files are written under a temporary name and renamed when complete. Stale files of an earlier
+// Refused (kIo) before anything is written when the file system has less free space than the
+// tensors need. Files are written under a temporary name and renamed when complete; under an
+// InterruptGuard (base/interrupt.h) a signal stops the write at the next MiB and the temporary
+// files are removed (Interrupted, exit 128 + the signal). Stale files of an earlier
 // checkpoint in `dir` (model*.safetensors shards, the index) that this one does not rewrite are
 // removed, as save_pretrained does, so the directory never mixes two checkpoints.
 // Throws WeightsError: kIo when `dir` cannot be created or written, kInvalid for a graph whose

@@ -1,10 +1,16 @@
 // `executor make-checkpoint`: exit codes, "executor: error:" messages, and a checkpoint that the
 // reader accepts and that matches its config.
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <fstream>
+#include <thread>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "executor/weights/checkpoint_check.h"
 #include "executor/weights/safetensors.h"
@@ -84,6 +90,63 @@ TEST(MakeCheckpointCliTest, UsageAndIoErrorsExitWithTwo) {
     EXPECT_NE(r.err.find(needle), std::string::npos) << args << "\n" << r.err;
   }
   EXPECT_FALSE(std::filesystem::exists(dir / "ckpt"));
+}
+
+// tiny-llama.json with `changes` applied, written to `path`.
+std::string write_config(const std::string& path, const nlohmann::json& changes) {
+  std::ifstream in(kTinyLlama);
+  nlohmann::json config = nlohmann::json::parse(in);
+  config.update(changes);
+  std::ofstream(path) << config.dump(2);
+  return path;
+}
+
+// A checkpoint larger than the free space (16 TiB of embeddings) is refused before any byte or
+// folder is written, naming both sizes.
+TEST(MakeCheckpointCliTest, RefusesACheckpointLargerThanTheFreeSpace) {
+  TempDir dir;
+  const std::string config = write_config(dir / "huge.json", {{"vocab_size", 1 << 24}, {"hidden_size", 1 << 18}});
+  const Result r = run_executor(dir, "make-checkpoint --config " + config + " --out " + (dir / "ckpt/sub"));
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("GiB free; the checkpoint needs "), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "ckpt"));
+}
+
+// SIGINT (and SIGTERM, SIGHUP) during the write: exit 128 + the signal, and neither a .tmp file
+// nor a partial checkpoint is left behind.
+TEST(MakeCheckpointCliTest, InterruptRemovesTheTemporaryFiles) {
+  TempDir dir;
+  // ~1.5 GB of float32: seconds of writing, so the signal lands in the middle.
+  const std::string config = write_config(
+      dir / "big.json", {{"hidden_size", 2048}, {"intermediate_size", 8192}, {"vocab_size", 32000}});
+  for (const int sig : {SIGINT, SIGTERM}) {
+    const std::string out = dir / ("ckpt" + std::to_string(sig));
+    const std::string executable = std::string(SHARDPLAN_BINARY_DIR) + "/executor/executor";
+    const std::string err_path = dir / "err.txt";
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      std::freopen(err_path.c_str(), "w", stderr);
+      ::execl(executable.c_str(), executable.c_str(), "make-checkpoint", "--config", config.c_str(), "--out",
+              out.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!std::filesystem::exists(out + "/model.safetensors.tmp") && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_TRUE(std::filesystem::exists(out + "/model.safetensors.tmp")) << "the write never started";
+    ::kill(pid, sig);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 128 + sig) << status << "\n" << read_bytes(err_path);
+    EXPECT_NE(read_bytes(err_path).find("executor: error: interrupted (signal " + std::to_string(sig) + ")"),
+              std::string::npos)
+        << read_bytes(err_path);
+    std::vector<std::string> left;
+    for (const auto& entry : std::filesystem::directory_iterator(out)) left.push_back(entry.path().filename());
+    EXPECT_TRUE(left.empty()) << "left behind: " << left.front();
+  }
 }
 
 TEST(MakeCheckpointCliTest, HelpExitsWithZero) {
