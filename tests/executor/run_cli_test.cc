@@ -1,6 +1,10 @@
 // `executor run` end to end: the built binary, its report (text and JSON), the local launch of
 // several ranks over Gloo with --verify, and its exit codes and messages.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -154,6 +158,32 @@ TEST(RunCliTest, ExitCodesAndMessages) {
                                     "RANK=0 WORLD_SIZE=3 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=29555");
   EXPECT_EQ(world.code, 2);
   EXPECT_TRUE(has(world.err, "WORLD_SIZE 3 from the launcher, but the spec's mesh has world size 2")) << world.err;
+}
+
+// One rank of two started under a launcher's variables, its peer never started: the run's
+// flags reach the communicator, the missing rank is named and the run exits 3, not 1 or 2.
+TEST(RunCliTest, MissingPeerIsNamedAndExitsThree) {
+  if (!SHARDPLAN_HAVE_GLOO) GTEST_SKIP() << "this build has no Gloo, so no CPU communicator";
+  SpecText s;  // tensor over tp: 2
+  const std::string spec = write_spec("cli_missing_peer", s);
+  // A port nobody listens on: the kernel's pick for port 0, released.
+  const int socket_fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(::bind(socket_fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(::getsockname(socket_fd, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  ::close(socket_fd);
+  const std::string env = "RANK=0 WORLD_SIZE=2 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
+                          std::to_string(ntohs(address.sin_port));
+  const Result r = run_executor("run --spec " + spec + " --rendezvous-timeout 2", env);
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_TRUE(has(r.err, "rank 1 of 2 has not joined within 2 s (--rendezvous-timeout)")) << r.err;
+  for (const char* bad : {"--rendezvous-timeout 0", "--peer-timeout -1", "--collective-timeout x"}) {
+    const Result usage = run_executor("run --spec " + spec + " " + bad);
+    EXPECT_EQ(usage.code, 2) << bad << "\n" << usage.err;
+  }
 }
 
 // A ragged batch through --requests: prompts of 3 to 300 tokens and max_tokens of 1 to 64 in one
