@@ -16,7 +16,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libyaml-cpp-dev libvalijson-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
   libgraphviz-dev graphviz libgtest-dev libgmock-dev libbenchmark-dev
-  python3 python3-venv chromium
+  python3 python3-venv chromium fonts-dejavu-core
 )
 # NOTE: pip's torch ships no gloo headers; Debian's (libgloo-dev) compile with torch 2.11's
 # ProcessGroupGloo.hpp and are used for their headers only (torch's own gloo is linked).

@@ -23,19 +23,20 @@ namespace {
 
 // The builtin tables handed to gvContextPlugins, null-terminated. With demand loading off,
 // Graphviz installs exactly these and never reads the system's plugin config.
-// NOTE: the SVG table leaves out gvplugin_pango on purpose: it also brings the pango text
-// layout, whose widths depend on the fonts installed, and committed SVGs must not.
-lt_symlist_t kSvgPlugins[] = {
-    {"gvplugin_dot_layout_LTX_library", &gvplugin_dot_layout_LTX_library},
-    {"gvplugin_core_LTX_library", &gvplugin_core_LTX_library},
-    {nullptr, nullptr},
-};
-
+// With cairo, gvplugin_pango also brings the text layout: boxes are sized from the real font
+// (kPlanFont's files, through fontconfig), not Graphviz's table of Helvetica widths, which is
+// too narrow for bold text and for any font a viewer substitutes for Helvetica.
 #ifdef SHARDPLAN_HAVE_CAIRO
-lt_symlist_t kPngPlugins[] = {
+lt_symlist_t kPlugins[] = {
     {"gvplugin_dot_layout_LTX_library", &gvplugin_dot_layout_LTX_library},
     {"gvplugin_core_LTX_library", &gvplugin_core_LTX_library},
     {"gvplugin_pango_LTX_library", &gvplugin_pango_LTX_library},
+    {nullptr, nullptr},
+};
+#else
+lt_symlist_t kPlugins[] = {
+    {"gvplugin_dot_layout_LTX_library", &gvplugin_dot_layout_LTX_library},
+    {"gvplugin_core_LTX_library", &gvplugin_core_LTX_library},
     {nullptr, nullptr},
 };
 #endif
@@ -113,11 +114,8 @@ bool png_supported() {
 }
 
 RenderedImage render_dot(const std::string& dot, ImageFormat format) {
-  const lt_symlist_t* plugins = kSvgPlugins;
   if (format == ImageFormat::kPng) {
-#ifdef SHARDPLAN_HAVE_CAIRO
-    plugins = kPngPlugins;
-#else
+#ifndef SHARDPLAN_HAVE_CAIRO
     throw RenderError(
         "PNG needs Graphviz's cairo renderer (gvplugin_pango), which this build was made "
         "without; write .svg or .dot instead");
@@ -126,9 +124,20 @@ RenderedImage render_dot(const std::string& dot, ImageFormat format) {
   std::string messages;
   MessageCapture capture(&messages);
 
-  GVC_t* gvc = gvContextPlugins(plugins, 0);
+#ifdef SHARDPLAN_HAVE_CAIRO
+  const std::string& text = dot;
+#else
+  // NOTE: without a text layout Graphviz knows the widths of Helvetica, Times and Courier only
+  // (any other name gets Times's, too narrow for a sans-serif face).
+  std::string text = dot;
+  for (size_t at = text.find("fontname=\"DejaVu Sans\""); at != std::string::npos;
+       at = text.find("fontname=\"DejaVu Sans\"", at)) {
+    text.replace(at, 22, "fontname=\"Helvetica\"");
+  }
+#endif
+  GVC_t* gvc = gvContextPlugins(kPlugins, 0);
   if (!gvc) throw RenderError("graphviz: cannot create a context");
-  Agraph_t* graph = agmemread(dot.c_str());
+  Agraph_t* graph = agmemread(text.c_str());
   if (!graph) {
     gvFreeContext(gvc);
     throw RenderError("graphviz could not read the DOT text: " + joined(messages));
@@ -142,6 +151,7 @@ RenderedImage render_dot(const std::string& dot, ImageFormat format) {
   if (gvLayout(gvc, graph, "dot") != 0) fail("could not lay out the graph", false);
   char* data = nullptr;
   unsigned int length = 0;
+  // svg:core writes text as <text> (cairo's SVG would draw every glyph as a path).
   const char* name = format == ImageFormat::kSvg ? "svg" : "png";
   if (gvRenderData(gvc, graph, name, &data, &length) != 0 || !data) {
     if (data) gvFreeRenderData(data);

@@ -15,9 +15,11 @@ namespace shardplan {
 
 namespace {
 
-// NOTE: Helvetica is one of the three fonts Graphviz has built-in metrics for, so an SVG laid
-// out without a text-layout plugin (graphviz_render.cc) gets sensible box sizes on any machine.
-constexpr const char* kFont = "Helvetica";
+// NOTE: DejaVu Sans is installed with Graphviz on Debian (fonts-dejavu-core) and is what
+// fontconfig gives for "sans-serif" on most Linux machines: the boxes are sized from its real
+// widths (graphviz_render.cc) and a viewer draws the text in the same font. A build without
+// Graphviz's pango plugin lays out with Helvetica's built-in widths instead.
+constexpr const char* kFont = "DejaVu Sans";
 constexpr const char* kCommColor = "#c62828";
 constexpr const char* kFlowColor = "#8c8c8c";
 constexpr const char* kMutedColor = "#555555";
