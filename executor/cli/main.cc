@@ -14,9 +14,9 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#if SHARDPLAN_WITH_REQUESTS
 #include "base/error.h"
 #include "base/interrupt.h"
+#if SHARDPLAN_WITH_REQUESTS
 #include "executor/cli/tokenize_command.h"
 #endif
 #include "executor/runtime/bandwidth.h"
