@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <numeric>
 #include <chrono>
 #include <limits>
 #include <map>
@@ -224,6 +225,21 @@ Engine::Engine(const Plan& plan, int64_t rank, Communicator* comm, const TensorS
   capacity_ = prefill_tokens(plan) + w.new_tokens;
   model_->allocate(requests, capacity_);
   if (options_.profile) profiler_ = std::make_unique<Profiler>(options_.device.is_cuda(), kCollectivesSlot + 1);
+
+  // Finished requests may leave the batch where every rank computes every request all along the
+  // text stream: then rows are requests on every rank alike, no collective or slice cuts them,
+  // and the ranks (choosing the same tokens) drop the same rows at the same step.
+  const auto whole_batch = [&](const BoundCollective& c) { return c.op == CollectiveOp::kAllReduce || c.dim != 0; };
+  rows_can_leave_ = model_->keeps_rows() && !binding_.exchange_tokens &&
+                    binding_.input_requests.begin == 0 && binding_.input_requests.count == w.batch &&
+                    binding_.output_requests.begin == 0 && binding_.output_requests.count == w.batch &&
+                    std::all_of(binding_.output.begin(), binding_.output.end(), whole_batch);
+  for (const ModuleBinding& m : binding_.modules) {
+    if (m.stream != Stream::kText) continue;
+    rows_can_leave_ = rows_can_leave_ && !m.exchange && !m.slice.active && m.request_range.begin == 0 &&
+                      m.request_range.count == w.batch &&
+                      std::all_of(m.before.begin(), m.before.end(), whole_batch);
+  }
 }
 
 // The decode step as a CUDA graph: static buffers for what changes between steps (the token ids,
@@ -238,10 +254,16 @@ struct Engine::DecodeGraph {
 
 Engine::~Engine() = default;
 
-bool Engine::graphs_enabled() const {
+int64_t graph_batch_size(int64_t running, int64_t full) {
+  int64_t size = 1;
+  while (size < running) size = size < 8 ? 2 * size : size + 8;
+  return std::min(size, full);
+}
+
+bool Engine::graphs_enabled(int64_t decode_rows) const {
   // The fewest rows a module computes on in a decode step (one token per request), and whether a
   // module exchanges rows whose counts go through the host (expert all_to_all).
-  int64_t rows = std::numeric_limits<int64_t>::max();
+  int64_t rows = decode_rows;
   for (const ModuleBinding& m : binding_.modules) {
     if (m.exchange) return false;
     if (m.stream == Stream::kText) rows = std::min(rows, m.request_range.count);
@@ -274,6 +296,7 @@ double Engine::capture_decode(const at::Tensor& ids, int64_t position) {
   g->positions = step.positions.clone();
   g->allowed = step.allowed.clone();
   g->attend_len = step.attend_len;
+  const int64_t rows = ids.size(0);
   StepPositions captured = step;
   captured.positions = g->positions;
   captured.allowed = g->allowed;  // (a ragged batch's first rows are the engine's, fixed per run)
@@ -288,7 +311,7 @@ double Engine::capture_decode(const at::Tensor& ids, int64_t position) {
     g->graph.capture_end();
   }
   at::cuda::device_synchronize();
-  decode_graph_ = std::move(g);
+  decode_graphs_[rows] = std::move(g);
   return seconds_since(t0);
 #else
   (void)ids;
@@ -297,9 +320,8 @@ double Engine::capture_decode(const at::Tensor& ids, int64_t position) {
 #endif
 }
 
-at::Tensor Engine::replay_decode(const at::Tensor& ids, int64_t position) {
+at::Tensor Engine::replay_decode(DecodeGraph& g, const at::Tensor& ids, int64_t position) {
 #if SHARDPLAN_CUDA_EVENTS
-  DecodeGraph& g = *decode_graph_;
   const StepPositions step = step_at(position, 1, capacity_);
   g.ids.copy_(ids);
   g.positions.copy_(step.positions);
@@ -307,6 +329,7 @@ at::Tensor Engine::replay_decode(const at::Tensor& ids, int64_t position) {
   g.graph.replay();
   return g.out;
 #else
+  (void)g;
   (void)ids;
   (void)position;
   throw std::logic_error("this build has no CUDA graphs");
@@ -393,9 +416,12 @@ at::Tensor Engine::forward(at::Tensor x, const EngineInputs* prefill, const Step
     }
     if (step.first.defined()) {
       // A ragged batch: the masks and first rows of the requests this module computes on.
+      // (When finished requests have left, every module computes the rows still running.)
       StepPositions own = step;
-      own.first = step.first.narrow(0, m.request_range.begin, m.request_range.count);
-      own.allowed = step.allowed.narrow(0, m.request_range.begin, m.request_range.count);
+      if (!rows_shrunk_) {
+        own.first = step.first.narrow(0, m.request_range.begin, m.request_range.count);
+        own.allowed = step.allowed.narrow(0, m.request_range.begin, m.request_range.count);
+      }
       x = run_module(i, in, own);
     } else {
       x = run_module(i, in, step);
@@ -417,13 +443,20 @@ Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced
     throw unsupported("prompts of different lengths in one batch for " + plan_.graph().model_type +
                       " (absolute positions; give every request the same prompt length)");
   }
+  // The whole batch again where requests left it in the last run.
+  if (rows_shrunk_) {
+    model_->all_rows();
+    first_row_ = first_all_;
+    rows_shrunk_ = false;
+  }
   // A ragged batch's first rows live in one device buffer for the engine's life: a captured decode
-  // graph reads them from there. A change of raggedness or batch drops the graph.
+  // graph reads them from there. A change of raggedness or batch drops the graphs.
   const at::Tensor first_rows = inputs.first.defined() ? inputs.first.to(at::kLong) : at::Tensor();
   if (first_rows.defined() != first_row_.defined() ||
       (first_rows.defined() && first_rows.sizes() != first_row_.sizes())) {
-    decode_graph_.reset();
-    first_row_ = first_rows.defined() ? first_rows.to(options_.device) : at::Tensor();
+    decode_graphs_.clear();
+    first_all_ = first_rows.defined() ? first_rows.to(options_.device) : at::Tensor();
+    first_row_ = first_all_;
   } else if (first_rows.defined()) {
     first_row_.copy_(first_rows);
   }
@@ -448,26 +481,37 @@ Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced
     if (options_.keep_logits) g.logits = at::zeros({0, g.requests.count, plan_.graph().vocab});
     return g;
   }
+  // rows[i]: the held request that row i of this step computes (-1: a padding row of a CUDA
+  // graph's batch size); token_rows: each step's rows, to put the tokens back in request order.
+  std::vector<int64_t> rows(static_cast<size_t>(g.requests.count));
+  std::iota(rows.begin(), rows.end(), 0);
+  std::vector<std::vector<int64_t>> token_rows;
+  const bool rows_may_leave = rows_can_leave_ && chooser && !forced && !options_.keep_logits;
   for (int64_t s = 0; s < steps; ++s) {
     const bool prefill = s == 0;
+    const int64_t batch_rows = static_cast<int64_t>(rows.size());
+    const bool graphed = !prefill && !profiler_ && graphs_enabled(batch_rows);
+    const auto graph = decode_graphs_.find(batch_rows);
     at::Tensor out;
     if (prefill) {
       out = forward(ids, &inputs, step_at(0, prompt, prompt));
-    } else if (decode_graph_ && !profiler_) {
-      out = replay_decode(ids, prompt + s - 1);
+    } else if (graphed && graph != decode_graphs_.end()) {
+      out = replay_decode(*graph->second, ids, prompt + s - 1);
     } else {
       out = forward(ids, nullptr, step_at(prompt + s - 1, 1, capacity_));
-      // The first decode step ran eagerly (its warm-up); every later one replays its graph.
-      if (!decode_graph_ && !profiler_ && graphs_enabled()) {
+      // The first decode step at a batch size runs eagerly (its warm-up); every later one replays its graph.
+      if (graphed) {
         out = out.clone();  // NOTE: the capture reuses memory the eager step's output may sit in
-        g.graph_capture_s = capture_decode(ids, prompt + s - 1);
+        g.graph_capture_s += capture_decode(ids, prompt + s - 1);
       }
     }
+    if (!prefill) g.decode_rows.push_back(batch_rows);
     const at::Tensor whole = out.to(at::kFloat);
-    const at::Tensor next = chooser ? chooser->choose(whole, s) : whole.argmax(-1);
+    at::Tensor next = chooser ? chooser->choose(whole, s, rows) : whole.argmax(-1);
     // NOTE: the tokens stay on the device until the end; only the first step waits for them (the
     // time to the first token). Nothing else waits for the device between steps.
     tokens.push_back(prefill ? next.to(at::kCPU) : next);
+    token_rows.push_back(rows);
     if (options_.keep_logits) logits.push_back(whole.to(at::kCPU));
     if (prefill) g.first_token_s = seconds_since(t0);
     if (profiler_) profiler_->flush();
@@ -476,6 +520,32 @@ Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced
     if (chooser && binding_.output_requests.count == w.batch && chooser->finished()) {
       if (progress) progress->done();
       break;
+    }
+    if (rows_may_leave) {
+      // Finished requests leave: the running ones move to the front of the caches, padded with
+      // finished rows up to the next CUDA graph's batch size where graphs run.
+      std::vector<int64_t> keep, spare;
+      for (int64_t i = 0; i < batch_rows; ++i) {
+        const int64_t held = rows[static_cast<size_t>(i)];
+        (held >= 0 && !chooser->request_finished(held) ? keep : spare).push_back(i);
+      }
+      const int64_t running = static_cast<int64_t>(keep.size());
+      const int64_t target = graphs_enabled(running) && !profiler_ ? graph_batch_size(running, batch_rows) : running;
+      if (running > 0 && target < batch_rows) {
+        std::vector<int64_t> taken = keep;
+        taken.insert(taken.end(), spare.begin(), spare.begin() + (target - running));
+        const at::Tensor index = at::tensor(taken, at::TensorOptions().dtype(at::kLong)).to(options_.device);
+        model_->keep_rows(index);
+        if (first_row_.defined()) {
+          first_all_.narrow(0, 0, target).copy_(first_row_.index_select(0, index));
+          first_row_ = first_all_.narrow(0, 0, target);
+        }
+        next = next.index_select(0, index);
+        std::vector<int64_t> moved(static_cast<size_t>(target), -1);
+        for (int64_t j = 0; j < running; ++j) moved[static_cast<size_t>(j)] = rows[static_cast<size_t>(taken[static_cast<size_t>(j)])];
+        rows = std::move(moved);
+        rows_shrunk_ = true;
+      }
     }
     if (forced) {
       ids = forced->select(1, s).narrow(0, binding_.input_requests.begin, binding_.input_requests.count).to(options_.device);
@@ -487,7 +557,19 @@ Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced
   for (at::Tensor& t : tokens) t = t.to(at::kCPU);  // waits for the last step
   g.last_token_s = seconds_since(t0);
   g.seconds_by_kind = profiled();
-  g.tokens = at::stack(tokens, 1);
+  if (!rows_shrunk_) {
+    g.tokens = at::stack(tokens, 1);
+  } else {
+    // Each step's tokens back in request order; a request that left has 0 after its end.
+    g.tokens = at::zeros({g.requests.count, static_cast<int64_t>(tokens.size())}, at::TensorOptions().dtype(at::kLong));
+    auto out = g.tokens.accessor<int64_t, 2>();
+    for (size_t t = 0; t < tokens.size(); ++t) {
+      const auto step_tokens = tokens[t].accessor<int64_t, 1>();
+      for (size_t i = 0; i < token_rows[t].size(); ++i) {
+        if (token_rows[t][i] >= 0) out[token_rows[t][i]][static_cast<int64_t>(t)] = step_tokens[static_cast<int64_t>(i)];
+      }
+    }
+  }
   if (options_.keep_logits) g.logits = at::stack(logits, 0);
   return g;
 }

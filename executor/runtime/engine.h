@@ -50,6 +50,9 @@ struct Generation {
   double first_token_s = 0;   // from the start of prefill to the first tokens on this rank
   double graph_capture_s = 0; // the decode step's CUDA graph capture in this call (0: none)
   double last_token_s = 0;    // ... to the last tokens
+  // The rows each decode step ran (requests still running, padded up to a CUDA graph's batch
+  // size): falls as requests finish and leave the batch (Engine::generate).
+  std::vector<int64_t> decode_rows;
   // With EngineOptions::profile, seconds spent per module kind (engine_time_categories() order:
   // the module kinds, then "collectives": the plan's collectives, those inside a module included,
   // and the exchange of sampled tokens); empty otherwise.
@@ -61,17 +64,28 @@ struct Generation {
 class TokenChooser {
  public:
   virtual ~TokenChooser() = default;
-  // logits [requests the rank holds at the end, vocab] float32 on the device; returns their next
-  // tokens [requests] int64 on the same device. `step` 0 is the prefill's token.
-  virtual at::Tensor choose(const at::Tensor& logits, int64_t step) = 0;
+  // logits [rows, vocab] float32 on the device, row i for the held request rows[i] (its index
+  // among the requests the rank holds at the end; -1: a padding row, any token will do); returns
+  // their next tokens [rows] int64 on the same device. `step` 0 is the prefill's token.
+  virtual at::Tensor choose(const at::Tensor& logits, int64_t step, const std::vector<int64_t>& rows) = 0;
   // Whether every request the rank chose for has finished (after choose). Where every rank holds
   // every request at the end (the same logits, so the same answer on every rank), the engine then
   // stops: no rank goes on alone. Elsewhere the run goes to its last step.
   virtual bool finished() const { return false; }
+  // Whether held request `held` has finished (after choose): the engine may drop it from the batch.
+  virtual bool request_finished(int64_t held) const {
+    (void)held;
+    return false;
+  }
 };
 
 // The names of Generation::seconds_by_kind, in order: every ModuleKind's name, then "collectives".
 std::vector<std::string> engine_time_categories();
+
+// The batch a CUDA-graph decode step of `running` requests runs at, of a batch of `full`: the
+// smallest of 1, 2, 4, 8 and the multiples of 8 (vLLM's default capture sizes) that holds them,
+// and never more than `full` (a batch starts at its own size).
+int64_t graph_batch_size(int64_t running, int64_t full);
 
 // The model families the engine runs (those with a forward: models/forward/family_model.h).
 bool engine_supports_family(const std::string& family);
@@ -96,12 +110,17 @@ class Engine {
   // tokens (null: greedy, the argmax). With inputs.first (a ragged batch, left-padded) every
   // request attends past its padding only (families with rotary positions; others refuse it).
   // `progress` (of the steps, prefill first) is updated after each step.
+  // Requests the chooser says have finished leave the batch (their cache rows are dropped, the
+  // others move to the front) where every module of the text stream computes every request and
+  // the family's caches allow it (FamilyModel::keeps_rows), unless logits are kept or tokens
+  // forced; with CUDA graphs the batch moves down to the smallest graph batch size that holds the
+  // requests still running (graph_batch_size), one graph captured per size when first reached.
   Generation generate(const EngineInputs& inputs, const at::Tensor* forced = nullptr, int64_t max_steps = -1,
                       TokenChooser* chooser = nullptr, Progress* progress = nullptr);
 
   const PlanBinding& binding() const { return binding_; }
   // Whether decode steps replay a captured CUDA graph (after the first decode step ran).
-  bool uses_cuda_graphs() const { return decode_graph_ != nullptr; }
+  bool uses_cuda_graphs() const { return !decode_graphs_.empty(); }
 
   class Profiler;  // --profile's timer (engine.cc)
 
@@ -124,12 +143,18 @@ class Engine {
   at::Tensor first_row_;  // a ragged batch's first row per request [batch] on the device; undefined: none
 
   struct DecodeGraph;  // engine.cc
-  // Whether decode steps run as a CUDA graph (options, device and family allow it).
-  bool graphs_enabled() const;
-  // Captures the decode step at `position` into decode_graph_; returns the seconds it took.
+  // Whether a decode step of `rows` requests runs as a CUDA graph (options, device and family allow it).
+  bool graphs_enabled(int64_t rows) const;
+  // Captures the decode step of ids.size(0) rows at `position` into decode_graphs_; returns the
+  // seconds it took.
   double capture_decode(const at::Tensor& ids, int64_t position);
-  at::Tensor replay_decode(const at::Tensor& ids, int64_t position);
-  std::unique_ptr<DecodeGraph> decode_graph_;
+  at::Tensor replay_decode(DecodeGraph& graph, const at::Tensor& ids, int64_t position);
+  std::map<int64_t, std::unique_ptr<DecodeGraph>> decode_graphs_;  // by rows
+  // Whether finished requests may leave the batch (see generate); rows_shrunk_: some have left in
+  // this run, so the caches and first rows are views of their first rows.
+  bool rows_can_leave_ = false;
+  bool rows_shrunk_ = false;
+  at::Tensor first_all_;  // first_row_'s buffer, as the ragged batch came
 };
 
 }  // namespace shardplan

@@ -247,6 +247,7 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
     report.peak_memory_bytes.push_back(bytes[r][1].item<int64_t>());
   }
   report.decode_graph = decode_graph;
+  report.decode_batch = g.decode_rows;
   report.load_s = load_s;
   report.graph_capture_s = capture_s;
   // The kinds the model has, in engine_time_categories() order, then the collectives.

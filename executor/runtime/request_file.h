@@ -22,11 +22,13 @@ struct SamplingParams {
   uint64_t seed = 0;
 };
 
-// Where a request's generation ends, as the engine tracks it step by step (stop strings are
-// applied to the text afterwards).
+// Where a request's generation ends, as the engine tracks it step by step (the text is cut at
+// the stop string afterwards).
 struct RequestEnd {
   int64_t max_tokens = 0;
   bool ignore_eos = false;
+  // Whether the tokens generated so far reach one of the request's stop strings (null: it has none).
+  std::function<bool(const std::vector<int64_t>&)> stopped;
 };
 
 struct Request {

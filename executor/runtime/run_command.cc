@@ -308,7 +308,16 @@ int run_checked(const RunOptions& o, std::string& rank_prefix) {
     for (const Request& q : *requests) {
       r.prompt_ids.push_back(q.prompt_ids);
       r.sampling.push_back(q.sampling);
-      r.ends.push_back(RequestEnd{q.max_tokens, q.ignore_eos});
+      RequestEnd end{q.max_tokens, q.ignore_eos, {}};
+      if (!q.stop.empty() && text) {
+        // The request leaves the batch once its text reaches a stop string (cut there afterwards).
+        end.stopped = [&q, decoder = text.get()](const std::vector<int64_t>& ids) {
+          std::string reason;
+          finish_text(decoder->decode(ids), q, reason);
+          return reason == "stop";
+        };
+      }
+      r.ends.push_back(std::move(end));
     }
     r.eos_ids = eos_ids;
     r.pixels = media.pixels;

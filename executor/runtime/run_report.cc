@@ -68,6 +68,13 @@ std::string report_text(const RunReport& r) {
          " per request)\n";
   out += "duration: " + fixed(r.duration_s, 4) + " s\n";
   if (r.decode_graph) out += "decode step: CUDA graph, captured in " + fixed(r.graph_capture_s * 1e3, 1) + " ms\n";
+  if (!r.decode_batch.empty() && r.decode_batch.front() != r.decode_batch.back()) {
+    std::string sizes;
+    for (size_t i = 0; i < r.decode_batch.size(); ++i) {
+      if (i == 0 || r.decode_batch[i] != r.decode_batch[i - 1]) sizes += (i == 0 ? "" : ", ") + std::to_string(r.decode_batch[i]);
+    }
+    out += "decode batch: " + sizes + " (finished requests leave it)\n";
+  }
   out += "output tokens/s: " + fixed(r.output_tokens_per_s(), 1) + "\n";
   out += "time to first token (ms): " + latency_line(r.ttft) + "\n";
   out += "time per output token (ms): " + latency_line(r.tpot) + "\n";
@@ -130,6 +137,7 @@ nlohmann::json report_json(const RunReport& r) {
       {"load_s", r.load_s},
       {"peak_memory_bytes", r.peak_memory_bytes},
       {"cuda_graphs", {{"decode", r.decode_graph}, {"capture_ms", r.graph_capture_s * 1e3}}},
+      {"decode_batch", r.decode_batch},
       {"generated_token_ids", r.generated},
   };
   if (!r.time_by_kind_s.empty()) {

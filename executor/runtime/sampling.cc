@@ -51,6 +51,7 @@ RequestSampler::RequestSampler(const std::vector<SamplingParams>& params, Reques
     if (!ends.empty()) ends_.push_back(ends.at(r));
   }
   generated_.assign(params_.size(), 0);
+  tokens_.resize(params_.size());
   done_.assign(params_.size(), false);
 }
 
@@ -58,19 +59,26 @@ bool RequestSampler::finished() const {
   return !ends_.empty() && std::all_of(done_.begin(), done_.end(), [](bool d) { return d; });
 }
 
-at::Tensor RequestSampler::choose(const at::Tensor& logits, int64_t) {
+at::Tensor RequestSampler::choose(const at::Tensor& logits, int64_t, const std::vector<int64_t>& rows) {
   const at::Tensor host = logits.to(at::kCPU).contiguous();
   const int64_t vocab = host.size(1);
-  std::vector<int64_t> next(params_.size());
-  for (size_t i = 0; i < params_.size(); ++i) {
+  std::vector<int64_t> next(rows.size(), 0);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    if (rows[r] < 0) continue;  // a padding row
+    const size_t i = static_cast<size_t>(rows[r]);
     // One draw a step for every request, greedy or not, so a request's stream never depends on
     // how it was chosen before. 53 random bits: a double in [0, 1).
     const double uniform = static_cast<double>(generators_[i]() >> 11) * 0x1.0p-53;
-    next[i] = choose_token(host[i].data_ptr<float>(), vocab, params_[i], uniform);
+    next[r] = choose_token(host[static_cast<int64_t>(r)].data_ptr<float>(), vocab, params_[i], uniform);
     if (ends_.empty() || done_[i]) continue;
     ++generated_[i];
-    const bool eos = !ends_[i].ignore_eos && std::find(eos_ids_.begin(), eos_ids_.end(), next[i]) != eos_ids_.end();
-    done_[i] = eos || generated_[i] >= ends_[i].max_tokens;
+    const bool eos = !ends_[i].ignore_eos && std::find(eos_ids_.begin(), eos_ids_.end(), next[r]) != eos_ids_.end();
+    bool stopped = false;
+    if (ends_[i].stopped) {
+      tokens_[i].push_back(next[r]);
+      stopped = ends_[i].stopped(tokens_[i]);
+    }
+    done_[i] = eos || stopped || generated_[i] >= ends_[i].max_tokens;
   }
   return at::tensor(next, at::TensorOptions().dtype(at::kLong)).to(logits.device());
 }

@@ -25,13 +25,14 @@ int64_t choose_token(const float* logits, int64_t vocab, const SamplingParams& p
 // `held` the range the rank's logits are for. Each request has its own generator (std::mt19937_64
 // seeded with its seed; one draw a step), so its tokens are the same on every rank and in any batch.
 // With `ends` (one per request; empty: none) it also tracks which held requests have finished:
-// the end-of-sequence ids `eos_ids` (unless ignore_eos) or max_tokens tokens.
+// the end-of-sequence ids `eos_ids` (unless ignore_eos), max_tokens tokens, or a stop string.
 class RequestSampler : public TokenChooser {
  public:
   RequestSampler(const std::vector<SamplingParams>& params, RequestRange held,
                  const std::vector<RequestEnd>& ends = {}, const std::vector<int64_t>& eos_ids = {});
-  at::Tensor choose(const at::Tensor& logits, int64_t step) override;
+  at::Tensor choose(const at::Tensor& logits, int64_t step, const std::vector<int64_t>& rows) override;
   bool finished() const override;
+  bool request_finished(int64_t held) const override { return done_.at(static_cast<size_t>(held)); }
 
  private:
   std::vector<SamplingParams> params_;  // of the held requests
@@ -39,6 +40,7 @@ class RequestSampler : public TokenChooser {
   std::vector<RequestEnd> ends_;        // of the held requests (empty: not tracked)
   std::vector<int64_t> eos_ids_;
   std::vector<int64_t> generated_;      // tokens so far, per held request
+  std::vector<std::vector<int64_t>> tokens_;  // and the tokens themselves, where a stop string is watched
   std::vector<bool> done_;
 };
 

@@ -119,6 +119,17 @@ class FamilyModel {
   // scores depend on position differences alone, so a request shifted right by its padding attends
   // exactly as it would alone. Absolute position embeddings (Whisper's decoder) would shift.
   virtual bool takes_ragged_prompts() const { return false; }
+
+  // Whether the caches can drop finished requests (keep_rows): true where every cache is a
+  // tensor of one row per request (the llama family's KV caches; the modules of its relatives
+  // that are not llama's keep no per-request state across steps).
+  virtual bool keeps_rows() const { return false; }
+  // Keeps the requests at `rows` (int64 indices, on the device, into the rows running now; each
+  // at most once) in every cache, moved to the front in place, so that later steps run
+  // rows.size(0) requests and a CUDA graph captured at that count keeps its addresses.
+  virtual void keep_rows(const at::Tensor& rows) { (void)rows; }
+  // Every allocated row again (the next run of the whole batch).
+  virtual void all_rows() {}
 };
 
 // Whether a family (ModelGraph::family) has a forward in the forward table.

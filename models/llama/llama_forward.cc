@@ -55,8 +55,10 @@ KvCache llama_make_kv_cache(const LlamaConfig& config, const LlamaAttentionWeigh
   // NOTE: zero-filled, not empty: rows past the current position are masked out of the scores,
   // but their values still meet a zero probability in probs @ v, and 0 * NaN would be NaN.
   const auto options = w.k.weight.options();
-  cache.k = at::zeros({requests, kv_heads, capacity, d}, options);
-  cache.v = at::zeros({requests, kv_heads, capacity, d}, options);
+  cache.k_all = at::zeros({requests, kv_heads, capacity, d}, options);
+  cache.v_all = at::zeros({requests, kv_heads, capacity, d}, options);
+  cache.k = cache.k_all;
+  cache.v = cache.v_all;
   cache.head_map = at::tensor(head_map, at::TensorOptions().dtype(at::kLong)).to(w.k.weight.device());
   cache.grouped = q_heads % kv_heads == 0;
   for (int64_t i = 0; cache.grouped && i < q_heads; ++i) cache.grouped = head_map[i] == i / (q_heads / kv_heads);
@@ -256,6 +258,29 @@ void LlamaModel::allocate(const std::vector<int64_t>& requests, int64_t capacity
   rope_ = rope_table(config_.rope, config_.head_dim, capacity, device);
   rope_.cos = rope_.cos.to(dtype);
   rope_.sin = rope_.sin.to(dtype);
+}
+
+void llama_keep_cache_rows(KvCache& cache, const at::Tensor& rows) {
+  const int64_t n = rows.size(0);
+  // NOTE: index_select copies first, so rows moving to the front never overwrite rows still to move.
+  cache.k_all.narrow(0, 0, n).copy_(cache.k.index_select(0, rows));
+  cache.v_all.narrow(0, 0, n).copy_(cache.v.index_select(0, rows));
+  cache.k = cache.k_all.narrow(0, 0, n);
+  cache.v = cache.v_all.narrow(0, 0, n);
+}
+
+void LlamaModel::keep_rows(const at::Tensor& rows) {
+  for (ModuleState& s : modules_) {
+    if (s.kind == ModuleKind::kAttention) llama_keep_cache_rows(s.cache, rows);
+  }
+}
+
+void LlamaModel::all_rows() {
+  for (ModuleState& s : modules_) {
+    if (s.kind != ModuleKind::kAttention) continue;
+    s.cache.k = s.cache.k_all;
+    s.cache.v = s.cache.v_all;
+  }
 }
 
 StepPositions LlamaModel::step_positions(int64_t first, int64_t tokens, int64_t attend_len,

@@ -73,7 +73,9 @@ struct LlamaLmHeadWeights {
 // One attention layer's cache on this rank: [requests, KV heads held, capacity, head_dim], and
 // for each local q head the local KV head it reads.
 struct KvCache {
-  at::Tensor k, v;
+  at::Tensor k, v;          // the running requests' rows: the first rows of k_all, v_all
+  at::Tensor k_all, v_all;  // as allocated
+
   at::Tensor head_map;  // [q heads held] int64
   // Local q head i reads local KV head i / (q heads / KV heads), as scaled_dot_product_attention's
   // enable_gqa does: attention reads the cache as it is, without expanding it per q head.
@@ -81,6 +83,9 @@ struct KvCache {
 };
 KvCache llama_make_kv_cache(const LlamaConfig& config, const LlamaAttentionWeights& weights,
                             int64_t requests, int64_t capacity);
+// FamilyModel::keep_rows for one cache: the rows `rows` of k, v copied to the front of k_all,
+// v_all, and k, v those first rows.size(0) rows.
+void llama_keep_cache_rows(KvCache& cache, const at::Tensor& rows);
 
 // ids [requests, tokens] -> [requests, tokens, hidden]. With a vocabulary slice (tensor mode),
 // ids outside [vocab_begin, vocab_begin + rows) give zero rows: the sum over the group is the
@@ -145,6 +150,9 @@ class LlamaModel : public FamilyModel {
                      ModuleComm* comm) override;
 
   bool takes_ragged_prompts() const override { return true; }  // RoPE
+  bool keeps_rows() const override { return true; }
+  void keep_rows(const at::Tensor& rows) override;
+  void all_rows() override;
 
  private:
   struct ModuleState {
@@ -177,6 +185,8 @@ class LlamaPart {
     return model_->step_positions(first, tokens, attend_len, device);
   }
   at::Tensor forward(size_t i, const ModuleInputs& in, const StepPositions& step, bool adds_whole_terms);
+  void keep_rows(const at::Tensor& rows) { model_->keep_rows(rows); }
+  void all_rows() { model_->all_rows(); }
 
  private:
   std::unique_ptr<LlamaModel> model_;

@@ -137,6 +137,10 @@ class LlavaModel : public FamilyModel {
                      ModuleComm* comm) override;
 
   bool takes_ragged_prompts() const override { return true; }  // RoPE
+  // The caches are the language model's (the other modules keep nothing across steps).
+  bool keeps_rows() const override { return true; }
+  void keep_rows(const at::Tensor& rows) override { text_.keep_rows(rows); }
+  void all_rows() override { text_.all_rows(); }
 
  private:
   LlavaVision vision_;

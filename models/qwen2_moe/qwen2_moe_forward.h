@@ -54,6 +54,10 @@ class Qwen2MoeModel : public FamilyModel {
   bool decode_capturable(int64_t tokens) const override;
 
   bool takes_ragged_prompts() const override { return true; }  // RoPE
+  // The caches are the language model's (the other modules keep nothing across steps).
+  bool keeps_rows() const override { return true; }
+  void keep_rows(const at::Tensor& rows) override { llama_.keep_rows(rows); }
+  void all_rows() override { llama_.all_rows(); }
 
  private:
   const Qwen2MoeConfig& config_;

@@ -187,8 +187,9 @@ TEST(RunCliTest, MissingPeerIsNamedAndExitsThree) {
 }
 
 // A ragged batch through --requests: prompts of 3 to 300 tokens and max_tokens of 1 to 64 in one
-// batch (left-padded, the padding masked out) give each request exactly the tokens it gets alone;
-// on one rank, tensor-parallel over 2 and with the requests split over a dp axis of 2.
+// batch (left-padded, the padding masked out; finished requests leaving it) give each request
+// exactly the tokens it gets alone; on one rank, tensor-parallel over 2 and with the requests
+// split over a dp axis of 2.
 TEST(RunCliTest, RaggedBatchGivesEachRequestItsOwnTokens) {
   const std::vector<int> lengths{3, 17, 300, 64, 150, 9}, max_tokens{1, 64, 7, 33, 12, 50};
   std::vector<std::string> lines;
@@ -201,6 +202,7 @@ TEST(RunCliTest, RaggedBatchGivesEachRequestItsOwnTokens) {
     }
     lines.push_back(nlohmann::json{{"prompt_token_ids", ids}, {"max_tokens", max_tokens[i]}}.dump());
   }
+  std::string report;  // the last run's report
   const auto tokens_of = [&](const std::string& spec, const std::vector<size_t>& which, const std::string& name) {
     std::string text;
     for (size_t i : which) text += lines[i] + "\n";
@@ -208,6 +210,7 @@ TEST(RunCliTest, RaggedBatchGivesEachRequestItsOwnTokens) {
     std::ofstream(requests) << text;
     const Result r = run_executor("run --spec " + spec + " --requests " + requests + " --output " + out);
     EXPECT_EQ(r.code, 0) << r.err;
+    report = r.out;
     std::vector<std::vector<int64_t>> tokens;
     std::ifstream in(out);
     for (std::string line; std::getline(in, line);) {
@@ -242,6 +245,14 @@ TEST(RunCliTest, RaggedBatchGivesEachRequestItsOwnTokens) {
     const auto batch = tokens_of(specs[k].second, {0, 1, 2, 3, 4, 5}, "ragged_batch_" + std::to_string(k));
     ASSERT_EQ(batch.size(), lines.size()) << specs[k].first;
     for (size_t i = 0; i < lines.size(); ++i) EXPECT_EQ(batch[i], alone[i]) << specs[k].first << ": request " << i;
+    // Each request leaves the batch when its max_tokens is reached (1, 7, 12, 33, 50 of 64),
+    // where every rank computes every request; split over dp, the ranks' batches stay whole.
+    if (specs[k].first == "dp 2") {
+      EXPECT_FALSE(has(report, "decode batch:")) << report;
+    } else {
+      EXPECT_TRUE(has(report, "decode batch: 5, 4, 3, 2, 1 (finished requests leave it)\n")) << specs[k].first << "\n"
+                                                                                             << report;
+    }
   }
 }
 

@@ -59,14 +59,54 @@ TEST(SamplingTest, ARequestsTokensDependOnItsSeedAlone) {
   RequestSampler third(params, RequestRange{2, 1});
   bool differ = false;
   for (int step = 0; step < 20; ++step) {
-    const at::Tensor a = all.choose(logits, step);
-    const at::Tensor b = third.choose(logits.narrow(0, 2, 1), step);
+    const at::Tensor a = all.choose(logits, step, {0, 1, 2});
+    const at::Tensor b = third.choose(logits.narrow(0, 2, 1), step, {0});
     EXPECT_EQ(a[2].item<int64_t>(), b[0].item<int64_t>()) << step;
     differ = differ || a[0].item<int64_t>() != a[1].item<int64_t>();
   }
   EXPECT_TRUE(differ) << "seeds 5 and 6 drew the same 20 tokens";
   EXPECT_TRUE(any_sampling(params));
   EXPECT_FALSE(any_sampling(std::vector<SamplingParams>(2)));
+}
+
+
+// After requests leave the batch, a row holds another request: the sampler follows `rows`, so a
+// request draws the same tokens whichever row it sits in, and padding rows (-1) draw nothing.
+TEST(SamplingTest, RowsFollowTheRequestsAsTheBatchShrinks) {
+  at::manual_seed(1);
+  const at::Tensor logits = at::randn({3, 50});
+  std::vector<SamplingParams> params(3);
+  for (size_t i = 0; i < params.size(); ++i) {
+    params[i].temperature = 0.8;
+    params[i].seed = 10 + i;
+  }
+  RequestSampler stay(params, RequestRange{0, 3});
+  RequestSampler leave(params, RequestRange{0, 3});
+  for (int step = 0; step < 10; ++step) {
+    const at::Tensor a = stay.choose(logits, step, {0, 1, 2});
+    // Requests 0 and 1 have left; request 2 runs in row 0, padded by a row of nothing.
+    const at::Tensor moved = at::stack({logits[2], logits[0]});
+    const at::Tensor b = step < 3 ? leave.choose(logits, step, {0, 1, 2}) : leave.choose(moved, step, {2, -1});
+    EXPECT_EQ(a[2].item<int64_t>(), b[step < 3 ? 2 : 0].item<int64_t>()) << step;
+  }
+}
+
+// A stop string ends a request as EOS and max_tokens do (request_finished), so it can leave.
+TEST(SamplingTest, StopStringFinishesTheRequest) {
+  const at::Tensor logits = at::zeros({2, 8});
+  std::vector<SamplingParams> params(2);  // greedy: token 0 every step (all logits equal)
+  std::vector<RequestEnd> ends(2);
+  ends[0].max_tokens = 10;
+  ends[1].max_tokens = 10;
+  ends[1].stopped = [](const std::vector<int64_t>& ids) { return ids.size() >= 3; };
+  RequestSampler sampler(params, RequestRange{0, 2}, ends, {7});
+  for (int step = 0; step < 3; ++step) {
+    EXPECT_FALSE(sampler.request_finished(1)) << step;
+    sampler.choose(logits, step, {0, 1});
+  }
+  EXPECT_TRUE(sampler.request_finished(1));
+  EXPECT_FALSE(sampler.request_finished(0));
+  EXPECT_FALSE(sampler.finished());
 }
 
 }  // namespace
