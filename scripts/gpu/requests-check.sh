@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On a GPU host: `executor run --requests` on CUDA with CUDA graphs. A ragged batch (prompts of 3
 # to 300 tokens, max_tokens 1 to 64) gives each request the tokens it gets alone (tiny-llama,
-# float32: the decode kernel skips each request's padding); tiny-mixtral's dense MoE decode runs in
+# float32: the decode kernel skips each request's padding) while finished requests leave it (the
+# batch steps down through CUDA-graph sizes to 1); tiny-mixtral's dense MoE decode runs in
 # a CUDA graph and passes --verify.
 #   scripts/gpu/requests-check.sh EXECUTOR WORK_DIR
 set -euo pipefail
@@ -47,7 +48,10 @@ for i in 0 1 2 3 4 5; do
   b=$(python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())['token_ids'])" "$work/alone-$i.out")
   if [[ $a == "$b" ]]; then echo "ragged request $i: same tokens as alone"; else echo "FAIL ragged request $i: $a vs $b"; failures=$((failures + 1)); fi
 done
-python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print('ragged batch decode step:', 'CUDA graph' if j['cuda_graphs']['decode'] else 'eager')" "$work/ragged.json"
+python3 -c "
+import json,sys; j=json.load(open(sys.argv[1])); b=j['decode_batch']
+print('ragged batch decode step:', 'CUDA graph' if j['cuda_graphs']['decode'] else 'eager', '- batch', ', '.join(str(x) for i, x in enumerate(b) if i == 0 or x != b[i - 1]), 'over', len(b), 'decode steps')
+sys.exit(0 if j['cuda_graphs']['decode'] and b[-1] == 1 else 1)" "$work/ragged.json" || failures=$((failures + 1))
 spec mixtral tiny-mixtral.json "tp: 1" "" 4  # 4 tokens x top-2 >= 8 experts: dense
 "$executor" run --spec "$work/mixtral.yaml" --device cuda --verify --format json >"$work/mixtral.json" || failures=$((failures + 1))
 python3 -c "
