@@ -254,7 +254,11 @@ struct Engine::DecodeGraph {
 
 Engine::~Engine() = default;
 
-int64_t graph_batch_size(int64_t running, int64_t full) {
+int64_t graph_batch_size(int64_t running, int64_t full, const std::vector<int64_t>& sizes) {
+  if (!sizes.empty()) {
+    const auto fits = std::lower_bound(sizes.begin(), sizes.end(), running);
+    return fits == sizes.end() ? full : std::min(*fits, full);
+  }
   int64_t size = 1;
   while (size < running) size = size < 8 ? 2 * size : size + 8;
   return std::min(size, full);
@@ -530,7 +534,8 @@ Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced
         (held >= 0 && !chooser->request_finished(held) ? keep : spare).push_back(i);
       }
       const int64_t running = static_cast<int64_t>(keep.size());
-      const int64_t target = graphs_enabled(running) && !profiler_ ? graph_batch_size(running, batch_rows) : running;
+      const bool graphed_next = graphs_enabled(running) && !profiler_;
+      const int64_t target = graphed_next ? graph_batch_size(running, batch_rows, w.graph_batch_sizes) : running;
       if (running > 0 && target < batch_rows) {
         std::vector<int64_t> taken = keep;
         taken.insert(taken.end(), spare.begin(), spare.begin() + (target - running));

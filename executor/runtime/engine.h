@@ -83,9 +83,10 @@ class TokenChooser {
 std::vector<std::string> engine_time_categories();
 
 // The batch a CUDA-graph decode step of `running` requests runs at, of a batch of `full`: the
-// smallest of 1, 2, 4, 8 and the multiples of 8 (vLLM's default capture sizes) that holds them,
-// and never more than `full` (a batch starts at its own size).
-int64_t graph_batch_size(int64_t running, int64_t full);
+// smallest of `sizes` (ascending; the spec's workload.graph_batch_sizes) that holds them, by
+// default of 1, 2, 4, 8 and the multiples of 8 (vLLM's default capture sizes); `full` where none
+// does, and never more than `full` (a batch starts at its own size).
+int64_t graph_batch_size(int64_t running, int64_t full, const std::vector<int64_t>& sizes = {});
 
 // The model families the engine runs (those with a forward: models/forward/family_model.h).
 bool engine_supports_family(const std::string& family);
@@ -114,7 +115,8 @@ class Engine {
   // others move to the front) where every module of the text stream computes every request and
   // the family's caches allow it (FamilyModel::keeps_rows), unless logits are kept or tokens
   // forced; with CUDA graphs the batch moves down to the smallest graph batch size that holds the
-  // requests still running (graph_batch_size), one graph captured per size when first reached.
+  // requests still running (graph_batch_size with the spec's workload.graph_batch_sizes), one graph
+  // captured per size when first reached.
   Generation generate(const EngineInputs& inputs, const at::Tensor* forced = nullptr, int64_t max_steps = -1,
                       TokenChooser* chooser = nullptr, Progress* progress = nullptr);
 

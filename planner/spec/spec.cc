@@ -219,6 +219,12 @@ Spec spec_from_document(const YamlDocument& doc, const std::string& file) {
     spec.workload.images_pos = doc.value_at("/workload/images_per_request");
     spec.workload.batch_given = w.contains("batch");
     spec.workload.images_given = w.contains("images_per_request");
+    if (w.contains("graph_batch_sizes") && w["graph_batch_sizes"].is_array()) {
+      for (const auto& size : w["graph_batch_sizes"]) {
+        if (size.is_number_integer()) spec.workload.graph_batch_sizes.push_back(size.get<int64_t>());
+      }
+      spec.workload.graph_sizes_pos = doc.value_at("/workload/graph_batch_sizes");
+    }
   }
   // NOTE: without workload.batch, one request per rank: the world size divides by every group.
   if (!spec.workload.batch_given) spec.workload.batch = std::max<int64_t>(spec.world_size(), 1);

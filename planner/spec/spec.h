@@ -51,7 +51,9 @@ struct WorkloadSpec {
   int64_t new_tokens = 32;
   int64_t images_per_request = 1;
   bool images_given = false;
-  SourcePos batch_pos, prompt_pos, new_tokens_pos, images_pos;
+  // Decode CUDA graphs' batch sizes, ascending (empty: the executor's default, graph_batch_size).
+  std::vector<int64_t> graph_batch_sizes;
+  SourcePos batch_pos, prompt_pos, new_tokens_pos, images_pos, graph_sizes_pos;
 };
 
 struct Spec {

@@ -181,6 +181,12 @@ class SpecChecker {
   void check_workload() {
     const WorkloadSpec& w = spec_.workload;
     const WorkloadShape& shape = graph_.workload;
+    // (The schema makes them positive and unique.)
+    if (!std::is_sorted(w.graph_batch_sizes.begin(), w.graph_batch_sizes.end())) {
+      std::string sizes;
+      for (int64_t size : w.graph_batch_sizes) sizes += (sizes.empty() ? "" : ", ") + std::to_string(size);
+      error(w.graph_sizes_pos, "workload.graph_batch_sizes [" + sizes + "] must be ascending");
+    }
     if (w.images_given && w.images_per_request > 0 && shape.tokens_per_image == 0) {
       warning(w.images_pos, "workload.images_per_request applies to models with an image encoder; this " +
                                 graph_.model_type + " model has none, so it is ignored");

@@ -109,5 +109,21 @@ TEST(SamplingTest, StopStringFinishesTheRequest) {
   EXPECT_FALSE(sampler.finished());
 }
 
+
+// The batch sizes a shrinking batch steps down through under CUDA graphs.
+TEST(GraphBatchSize, DefaultsAndTheSpecsSizes) {
+  EXPECT_EQ(graph_batch_size(1, 64), 1);
+  EXPECT_EQ(graph_batch_size(3, 64), 4);
+  EXPECT_EQ(graph_batch_size(5, 64), 8);
+  EXPECT_EQ(graph_batch_size(9, 64), 16);
+  EXPECT_EQ(graph_batch_size(17, 64), 24);
+  EXPECT_EQ(graph_batch_size(5, 6), 6);  // never more than the batch
+  const std::vector<int64_t> sizes{2, 12};
+  EXPECT_EQ(graph_batch_size(1, 32, sizes), 2);
+  EXPECT_EQ(graph_batch_size(3, 32, sizes), 12);
+  EXPECT_EQ(graph_batch_size(13, 32, sizes), 32);  // none holds 13: the batch itself
+  EXPECT_EQ(graph_batch_size(3, 8, sizes), 8);
+}
+
 }  // namespace
 }  // namespace shardplan
