@@ -2,8 +2,9 @@
 // While an InterruptGuard lives, SIGINT, SIGTERM and SIGHUP are recorded instead of ending the
 // process; the work calls throw_if_interrupted() at its natural steps, so that the exception
 // unwinds through the destructors that remove what was left unfinished, and the CLI exits with
-// 128 + the signal, as a shell reports a process the signal ended. A second signal while the
-// first is being handled ends the process at once (the handler resets itself).
+// 128 + the signal, as a shell reports a process the signal ended. The same signal a second
+// time ends the process at once (the handler resets itself); a signal the process was started
+// ignoring (nohup's SIGHUP) stays ignored.
 //
 //   InterruptGuard guard;
 //   for (...) { throw_if_interrupted(); write_chunk(); }
@@ -37,7 +38,11 @@ class InterruptGuard {
     action.sa_handler = detail::record_interrupt;
     sigemptyset(&action.sa_mask);
     action.sa_flags = SA_RESETHAND;  // a second signal takes the default action
-    for (int i = 0; i < kSignals; ++i) sigaction(kHandled[i], &action, &saved_[i]);
+    for (int i = 0; i < kSignals; ++i) {
+      sigaction(kHandled[i], nullptr, &saved_[i]);
+      // NOTE: a signal the process was started ignoring stays ignored (nohup's SIGHUP).
+      if (saved_[i].sa_handler != SIG_IGN) sigaction(kHandled[i], &action, nullptr);
+    }
   }
   ~InterruptGuard() {
     for (int i = 0; i < kSignals; ++i) sigaction(kHandled[i], &saved_[i], nullptr);

@@ -123,14 +123,15 @@ void add_run(CLI::App& app, RunOptions& opts) {
           },
           "UINT"))
       ->capture_default_str();
-  const auto seconds_option = [&](const char* name, double& value, const char* help) {
-    cmd->add_option(name, value, help)->check(CLI::Range(0.1, 86400.0))->capture_default_str();
+  const auto seconds_option = [&](const char* name, double& value, double least, const char* help) {
+    cmd->add_option(name, value, help)->check(CLI::Range(least, 86400.0))->capture_default_str();
   };
-  seconds_option("--collective-timeout", opts.collective_timeout_s,
+  seconds_option("--collective-timeout", opts.collective_timeout_s, 1,
                  "Seconds a collective may wait for its group before the run fails naming it");
-  seconds_option("--rendezvous-timeout", opts.rendezvous_timeout_s,
+  seconds_option("--rendezvous-timeout", opts.rendezvous_timeout_s, 1,
                  "Seconds every rank has to join at MASTER_ADDR:MASTER_PORT (the missing ones are named every 10 s)");
-  seconds_option("--peer-timeout", opts.peer_timeout_s,
+  // NOTE: heartbeats come every second: a shorter time-out would declare live peers dead.
+  seconds_option("--peer-timeout", opts.peer_timeout_s, 3,
                  "Seconds without a peer's heartbeat before it is declared dead and the run stops naming it");
 }
 

@@ -48,7 +48,13 @@ namespace {
 // ProcessGroup); their collective calls are all this file uses.
 using C10dGroup = c10d::Backend;
 
-constexpr const char* kStorePrefix = "shardplan";
+// The run's keys in the TCP store. Under torchrun, whose agent keeps its store across restarts of
+// the workers, each attempt has its own (as torch's own rendezvous keys do), so a restarted
+// run never counts the ranks that joined the attempt before.
+std::string store_prefix() {
+  const char* attempt = std::getenv("TORCHELASTIC_RESTART_COUNT");
+  return attempt != nullptr && *attempt != '\0' ? std::string("shardplan/attempt_") + attempt : "shardplan";
+}
 
 // One group of the run as this rank holds it.
 struct Group {
@@ -83,12 +89,10 @@ class C10dCommunicator final : public Communicator {
   CommCallSite site(const char* op, const RankList& group, const std::string& what) const {
     return CommCallSite{options_.rank, op, group.empty() ? std::string() : format_rank_list(group), what};
   }
-  [[noreturn]] void fail(const CommCallSite& site, const std::string& reason, int exit_code = kExitRunFault) const {
+  // A fault of the caller's options, arguments or of this build (kExitUsage), or of the run
+  // (kExitRunFault: a rank that does not come, a store that does not answer).
+  [[noreturn]] void fail(const CommCallSite& site, const std::string& reason, int exit_code = kExitUsage) const {
     throw CommError(describe_call_site(site) + ": " + reason, exit_code);
-  }
-  // A fault of the caller's options or of this build, not of the run.
-  [[noreturn]] void fail_setup(const CommCallSite& site, const std::string& reason) const {
-    fail(site, reason, kExitUsage);
   }
 
   void rendezvous();
@@ -124,24 +128,24 @@ class C10dCommunicator final : public Communicator {
 
 C10dCommunicator::C10dCommunicator(const CommOptions& options) : options_(options) {
   const CommCallSite setup = site("make_communicator", {}, "");
-  if (options_.world_size < 1) fail_setup(setup, "world_size must be at least 1, got " + std::to_string(options_.world_size));
+  if (options_.world_size < 1) fail(setup, "world_size must be at least 1, got " + std::to_string(options_.world_size));
   if (options_.rank < 0 || options_.rank >= options_.world_size) {
-    fail_setup(setup, "rank " + std::to_string(options_.rank) + " is not in [0, world_size " +
+    fail(setup, "rank " + std::to_string(options_.rank) + " is not in [0, world_size " +
                     std::to_string(options_.world_size) + ")");
   }
   if (options_.master_port < 1 || options_.master_port > 65535) {
-    fail_setup(setup, "master_port " + std::to_string(options_.master_port) + " is not in [1, 65535]");
+    fail(setup, "master_port " + std::to_string(options_.master_port) + " is not in [1, 65535]");
   }
   if (options_.timeout.count() <= 0 || options_.rendezvous_timeout.count() <= 0 || options_.peer_timeout.count() <= 0 ||
       options_.rendezvous_report_every.count() <= 0) {
-    fail_setup(setup, "timeouts must be positive");
+    fail(setup, "timeouts must be positive");
   }
 #ifndef SHARDPLAN_WITH_NCCL
-  if (!gloo()) fail_setup(setup, "this build has no NCCL (configure with SHARDPLAN_WITH_NCCL on a CUDA libtorch)");
+  if (!gloo()) fail(setup, "this build has no NCCL (configure with SHARDPLAN_WITH_NCCL on a CUDA libtorch)");
 #endif
 #ifndef SHARDPLAN_WITH_GLOO
   if (gloo()) {
-    fail_setup(setup,
+    fail(setup,
          "this build has no Gloo, so no CPU communicator (configure with SHARDPLAN_GLOO_INCLUDE_DIR "
          "pointing at the gloo headers libtorch was built with)");
   }
@@ -202,7 +206,7 @@ std::string rank_names(const std::vector<int>& ranks) {
 void C10dCommunicator::rendezvous() {
   const CommCallSite setup = site("rendezvous", {}, store_address());
   c10::intrusive_ptr<c10d::Store> tcp = connect_store(setup);
-  store_ = c10::make_intrusive<c10d::PrefixStore>(kStorePrefix, tcp);
+  store_ = c10::make_intrusive<c10d::PrefixStore>(store_prefix(), tcp);
   join(setup);
   // From here on the store serves the groups' set-up and the collectives' time-out applies.
   tcp->setTimeout(options_.timeout);
@@ -211,7 +215,7 @@ void C10dCommunicator::rendezvous() {
   if (!gloo()) {
     const int devices = SHARDPLAN_COMM_CHECK(setup, static_cast<int>(c10::cuda::device_count()));
     if (options_.local_rank < 0 || options_.local_rank >= devices) {
-      fail_setup(setup, "local_rank " + std::to_string(options_.local_rank) + " has no CUDA device (" +
+      fail(setup, "local_rank " + std::to_string(options_.local_rank) + " has no CUDA device (" +
                       std::to_string(devices) + " visible)");
     }
     SHARDPLAN_COMM_CHECK(setup, (c10::cuda::set_device(static_cast<c10::DeviceIndex>(options_.local_rank)), 0));
@@ -230,7 +234,7 @@ void C10dCommunicator::rendezvous() {
     monitor_options.timeout = options_.timeout;
     c10::intrusive_ptr<c10d::Store> monitor_tcp =
         SHARDPLAN_COMM_CHECK(setup, c10::make_intrusive<c10d::TCPStore>(options_.master_addr, monitor_options));
-    monitor_store_ = c10::make_intrusive<c10d::PrefixStore>(std::string(kStorePrefix) + "/live", monitor_tcp);
+    monitor_store_ = c10::make_intrusive<c10d::PrefixStore>(store_prefix() + "/live", monitor_tcp);
     PeerLivenessOptions liveness;
     liveness.rank = options_.rank;
     liveness.world_size = options_.world_size;
@@ -272,7 +276,7 @@ c10::intrusive_ptr<c10d::Store> C10dCommunicator::connect_store(const CommCallSi
   const std::string limit = std::to_string(options_.rendezvous_timeout.count() / 1000) + " s (--rendezvous-timeout)";
   if (store.wait_for(options_.rendezvous_timeout + std::chrono::seconds(1)) != std::future_status::ready) {
     fail(setup, "the TCP store at " + store_address() + " did not answer within " + limit +
-                    ": is MASTER_PORT another program's port?");
+                    ": is MASTER_PORT another program's port?", kExitRunFault);
   }
   try {
     return store.get();
@@ -282,17 +286,19 @@ c10::intrusive_ptr<c10d::Store> C10dCommunicator::connect_store(const CommCallSi
     while (!cause.empty() && (cause.back() == '\n' || cause.back() == ' ')) cause.pop_back();
     if (hosts_store_ && cause.find("EADDRINUSE") != std::string::npos) {
       fail(setup, "cannot host the TCP store: port " + std::to_string(options_.master_port) + " of " +
-                      options_.master_addr + " is in use by another program; choose a free MASTER_PORT (" + cause + ")");
+                      options_.master_addr + " is in use by another program; choose a free MASTER_PORT (" + cause + ")",
+           kExitRunFault);
     }
-    if (hosts_store_) fail(setup, "cannot host the TCP store: " + cause);
-    fail(setup, "cannot reach the TCP store that " + owner + " hosts at " + store_address() + " within " + limit +
-                    ": " + cause);
+    if (hosts_store_) fail(setup, "cannot host the TCP store: " + cause, kExitRunFault);
+    fail(setup,
+         "cannot reach the TCP store that " + owner + " hosts at " + store_address() + " within " + limit + ": " + cause,
+         kExitRunFault);
   }
 }
 
-// Every rank adds its name to the store, then waits until all world_size have: a line every
-// rendezvous_report_every names the ranks still missing, and past rendezvous_timeout the error
-// does.
+// Every rank adds its name to the store, then waits until all world_size have: every
+// rendezvous_report_every a line says who is missing (rank 0 names them, the others count them),
+// and past rendezvous_timeout the error does (the store's host's verdict, on every rank).
 void C10dCommunicator::join(const CommCallSite& setup) {
   const auto joined_key = [](int rank) { return "joined/" + std::to_string(rank); };
   const auto start = std::chrono::steady_clock::now();
@@ -314,31 +320,40 @@ void C10dCommunicator::join(const CommCallSite& setup) {
     // names the missing ranks on every rank, not a vanished store.
     if (!hosts_store_ && SHARDPLAN_COMM_CHECK(setup, store_->check({verdict_key}))) {
       const std::vector<uint8_t> verdict = SHARDPLAN_COMM_CHECK(setup, store_->get(verdict_key));
-      fail(setup, std::string(verdict.begin(), verdict.end()));
+      fail(setup, std::string(verdict.begin(), verdict.end()), kExitRunFault);
     }
     const auto now = std::chrono::steady_clock::now();
     const bool timed_out = now - start >= options_.rendezvous_timeout;
     if (timed_out || now >= next_report) {
+      // NOTE: rank 0 alone lists who is missing (world_size requests to the store); the others
+      // give the count, and the store's host's verdict names them on every rank.
+      std::string who;
       std::vector<int> missing;
-      for (int r = 0; r < options_.world_size; ++r) {
-        if (!SHARDPLAN_COMM_CHECK(setup, store_->check({joined_key(r)}))) missing.push_back(r);
+      if (options_.rank == 0) {
+        for (int r = 0; r < options_.world_size; ++r) {
+          if (!SHARDPLAN_COMM_CHECK(setup, store_->check({joined_key(r)}))) missing.push_back(r);
+        }
+        who = (missing.size() == 1 ? "rank " : "ranks ") + rank_names(missing) + " of " +
+              std::to_string(options_.world_size);
+      } else {
+        const int64_t absent = options_.world_size - count;
+        who = std::to_string(absent) + " of the " + std::to_string(options_.world_size) + " ranks";
       }
       const std::string waited =
           std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - start).count()) + " s";
-      const std::string who = (missing.size() == 1 ? "rank " : "ranks ") + rank_names(missing) + " of " +
-                              std::to_string(options_.world_size);
       if (timed_out) {
-        const std::string verdict = who + (missing.size() == 1 ? " has" : " have") + " not joined within " + waited +
+        const bool one = options_.rank == 0 ? missing.size() == 1 : options_.world_size - count == 1;
+        const std::string verdict = who + (one ? " has" : " have") + " not joined within " + waited +
                                     " (--rendezvous-timeout): was every rank started with WORLD_SIZE=" +
                                     std::to_string(options_.world_size) + " and the same MASTER_ADDR:MASTER_PORT?";
         if (hosts_store_) {
           SHARDPLAN_COMM_CHECK(setup, store_->set(verdict_key, std::vector<uint8_t>(verdict.begin(), verdict.end())));
           std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the others read it before the store goes
         }
-        fail(setup, verdict);
+        fail(setup, verdict, kExitRunFault);
       }
       log_warn("rank " + std::to_string(options_.rank) + ": waiting for " + who + " to join the rendezvous at " +
-               store_address() + " (" + waited + ")");
+               store_address() + " (" + waited + (options_.rank == 0 ? ")" : "; rank 0 names them)"));
       next_report = now + options_.rendezvous_report_every;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -130,7 +130,14 @@ class SignalRouting {
     action.sa_handler = on_signal;
     sigemptyset(&action.sa_mask);
     action.sa_flags = SA_RESTART | SA_NOCLDSTOP;
-    for (int sig : {SIGCHLD, SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &action, &saved_[sig]);
+    for (int sig : {SIGCHLD, SIGINT, SIGTERM, SIGHUP}) {
+      // NOTE: a signal the process was started ignoring stays ignored (nohup's SIGHUP, a
+      // background job's SIGINT), as shells and coreutils leave them.
+      struct sigaction current {};
+      sigaction(sig, nullptr, &current);
+      if (sig != SIGCHLD && current.sa_handler == SIG_IGN) continue;
+      sigaction(sig, &action, &saved_[sig]);
+    }
   }
   ~SignalRouting() {
     for (auto& entry : saved_) sigaction(entry.first, &entry.second, nullptr);

@@ -493,9 +493,11 @@ Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced
   const bool rows_may_leave = rows_can_leave_ && chooser && !forced && !options_.keep_logits;
   for (int64_t s = 0; s < steps; ++s) {
     const bool prefill = s == 0;
+    // NOTE: the graphs go by the rows the step computes (ids); `rows` are the requests whose
+    // tokens come out, fewer where a batch axis splits them and the tokens are exchanged.
     const int64_t batch_rows = static_cast<int64_t>(rows.size());
-    const bool graphed = !prefill && !profiler_ && graphs_enabled(batch_rows);
-    const auto graph = decode_graphs_.find(batch_rows);
+    const bool graphed = !prefill && !profiler_ && graphs_enabled(ids.size(0));
+    const auto graph = decode_graphs_.find(ids.size(0));
     at::Tensor out;
     if (prefill) {
       out = forward(ids, &inputs, step_at(0, prompt, prompt));
@@ -509,7 +511,7 @@ Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced
         g.graph_capture_s += capture_decode(ids, prompt + s - 1);
       }
     }
-    if (!prefill) g.decode_rows.push_back(batch_rows);
+    if (!prefill) g.decode_rows.push_back(ids.size(0));
     const at::Tensor whole = out.to(at::kFloat);
     at::Tensor next = chooser ? chooser->choose(whole, s, rows) : whole.argmax(-1);
     // NOTE: the tokens stay on the device until the end; only the first step waits for them (the

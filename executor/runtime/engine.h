@@ -48,7 +48,7 @@ struct Generation {
   at::Tensor tokens;          // [requests, new_tokens] int64, CPU
   at::Tensor logits;          // [new_tokens, requests, vocab] float32, CPU (keep_logits only)
   double first_token_s = 0;   // from the start of prefill to the first tokens on this rank
-  double graph_capture_s = 0; // the decode step's CUDA graph capture in this call (0: none)
+  double graph_capture_s = 0; // the decode step's CUDA graph captures in this call (0: none)
   double last_token_s = 0;    // ... to the last tokens
   // The rows each decode step ran (requests still running, padded up to a CUDA graph's batch
   // size): falls as requests finish and leave the batch (Engine::generate).

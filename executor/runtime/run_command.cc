@@ -311,9 +311,16 @@ int run_checked(const RunOptions& o, std::string& rank_prefix) {
       RequestEnd end{q.max_tokens, q.ignore_eos, {}};
       if (!q.stop.empty() && text) {
         // The request leaves the batch once its text reaches a stop string (cut there afterwards).
-        end.stopped = [&q, decoder = text.get()](const std::vector<int64_t>& ids) {
+        // Checked after every token, so a stop string first appears at the newest one: decoding
+        // the last tokens (each gives at least one byte, bar special ones) is enough.
+        size_t longest = 0;
+        for (const std::string& stop : q.stop) longest = std::max(longest, stop.size());
+        Request only_stops;
+        only_stops.stop = q.stop;
+        end.stopped = [only_stops, window = longest + 16, decoder = text.get()](const std::vector<int64_t>& ids) {
+          const size_t from = ids.size() > window ? ids.size() - window : 0;
           std::string reason;
-          finish_text(decoder->decode(ids), q, reason);
+          finish_text(decoder->decode({ids.begin() + static_cast<std::ptrdiff_t>(from), ids.end()}), only_stops, reason);
           return reason == "stop";
         };
       }

@@ -66,7 +66,8 @@ struct RunReport {
   std::vector<int64_t> peak_memory_bytes;
   double load_s = 0;                            // reading the weights and placing them (rank 0)
   bool decode_graph = false;                    // decode steps replayed a CUDA graph (rank 0)
-  double graph_capture_s = 0;                   // its capture, at start-up (rank 0)
+  double graph_capture_s = 0;                   // its captures (rank 0): at start-up, and at each smaller
+                                                // batch size the first time requests leaving reach it
   // Rank 0's batch per decode step: falls as requests finish and leave it (Engine::generate).
   std::vector<int64_t> decode_batch;
   // Seconds per module kind of the module kinds the model has, then "collectives" (the plan's

@@ -112,8 +112,8 @@ TEST(MakeCheckpointCliTest, RefusesACheckpointLargerThanTheFreeSpace) {
   EXPECT_FALSE(std::filesystem::exists(dir / "ckpt"));
 }
 
-// SIGINT (and SIGTERM, SIGHUP) during the write: exit 128 + the signal, and neither a .tmp file
-// nor a partial checkpoint is left behind.
+// SIGINT and SIGTERM during the write (SIGHUP takes the same path): exit 128 + the signal, and
+// neither a .tmp file nor a partial checkpoint is left behind.
 TEST(MakeCheckpointCliTest, InterruptRemovesTheTemporaryFiles) {
   TempDir dir;
   // ~1.5 GB of float32: seconds of writing, so the signal lands in the middle.

@@ -9,7 +9,8 @@ Checks:
     transformers stopped before max_tokens and "length" otherwise;
   - seeded sampling (temperature, top_k, top_p): the same text on 1 and 3 ranks (every rank draws
     the same token from the same logits), and another seed gives another text;
-  - a stop string cuts the text before it (finish_reason "stop").
+  - a stop string cuts the text before it (finish_reason "stop") and its request leaves the
+    batch while the other goes on.
 
 Usage: smollm2_requests_test.py --executor EXE --model DIR --spec SPEC --work DIR
        (SPEC's mesh: examples/smollm2-135m-tp3.yaml, 3 ranks; a one-rank copy is made)
@@ -32,12 +33,14 @@ QUESTIONS = [
 MAX_TOKENS = [48, 40, 24]
 
 
-def run(executor, spec, requests, output):
+def run(executor, spec, requests, output, report=None):
     proc = subprocess.run([executor, "run", "--spec", str(spec), "--device", "cpu", "--requests", str(requests),
                            "--output", str(output)], capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"FAIL: executor exit {proc.returncode} on {spec}:\n{proc.stderr}")
     print(proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "")
+    if report is not None:
+        report.append(proc.stdout)
     return [json.loads(line) for line in Path(output).read_text().splitlines()]
 
 
@@ -117,13 +120,23 @@ def main():
         print("FAIL: seeds 7 and 8 sampled the same text", file=sys.stderr)
         failures += 1
 
+    # A stop string ends its request, which leaves the batch; the other one goes on to its end.
     stop = work / "smollm2-stop.jsonl"
-    cut = want[0]["text"][1:3] if len(want[0]["text"]) >= 3 else want[0]["text"]
-    stop.write_text(json.dumps({"prompt": prompts[0], "max_tokens": MAX_TOKENS[0], "stop": [cut]}) + "\n")
-    g = run(args.executor, specs[1], stop, work / "smollm2-stop.out.jsonl")[0]
-    expected = want[0]["text"][:want[0]["text"].find(cut)]
+    # (From the 12th character on: a few tokens in, so the batch of two runs first.)
+    text0 = want[0]["text"]
+    cut = text0[12:14] if len(text0) >= 14 else text0
+    stop.write_text(json.dumps({"prompt": prompts[0], "max_tokens": MAX_TOKENS[0], "stop": [cut]}) + "\n" +
+                    json.dumps({"prompt": prompts[1], "max_tokens": MAX_TOKENS[1], "ignore_eos": True}) + "\n")
+    report = []
+    g, other = run(args.executor, specs[1], stop, work / "smollm2-stop.out.jsonl", report)
+    expected = text0[:text0.find(cut)]
     if g["finish_reason"] != "stop" or g["text"] != expected:
         print(f"FAIL: stop {cut!r}: {g['finish_reason']}, {g['text']!r}, expected 'stop', {expected!r}", file=sys.stderr)
+        failures += 1
+    left = len(g["token_ids"]) == 1 or "decode batch: 2, 1 (finished requests leave it)" in report[0]
+    if len(other["token_ids"]) != MAX_TOKENS[1] or not left:
+        print(f"FAIL: the request ended by its stop string did not leave the batch, or the other did not go on "
+              f"({len(other['token_ids'])} tokens):\n{report[0]}", file=sys.stderr)
         failures += 1
 
     print(f"SmolLM2 requests: {failures} failure(s)" if failures else
