@@ -4,8 +4,10 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #ifdef SHARDPLAN_CUDA_KERNELS
 #include <ATen/cuda/CUDAContext.h>
@@ -150,6 +152,49 @@ at::Tensor fused_silu_mul(const at::Tensor& x) {
   return out;
 }
 
+bool fused_linear_supports(const at::Tensor& x, const at::Tensor& weight) {
+  const auto aligned = [](const at::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; };
+  if (!x.is_cuda() || !weight.is_cuda() || x.scalar_type() != weight.scalar_type() || weight.dim() != 2 ||
+      x.dim() < 1 || x.size(-1) != weight.size(1) || !x.is_contiguous() || !weight.is_contiguous()) {
+    return false;
+  }
+  if (x.scalar_type() != at::kHalf && x.scalar_type() != at::kBFloat16) return false;
+  const int64_t k = weight.size(1);
+  return cuda::small_gemm_supported(dtype_of(x), x.numel() / std::max<int64_t>(k, 1), k) && aligned(x) &&
+         aligned(weight);
+}
+
+at::Tensor fused_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, at::Tensor into) {
+  require(fused_linear_supports(x, weight), "linear: unsupported shapes, dtypes or layout");
+  const int64_t k = weight.size(1), n = weight.size(0), rows = x.numel() / k;
+  const bool accumulate = into.defined();
+  if (!accumulate) {
+    std::vector<int64_t> shape = x.sizes().vec();
+    shape.back() = n;
+    into = at::empty(shape, x.options());
+  } else {
+    require(into.is_contiguous() && into.numel() == rows * n && into.scalar_type() == x.scalar_type(),
+            "linear: the tensor added into must be contiguous, of the output's size and type");
+  }
+  require(!bias.defined() || (bias.is_contiguous() && bias.numel() == n && bias.scalar_type() == x.scalar_type()),
+          "linear: the bias must be contiguous, of n elements and the input's type");
+  cuda::SmallGemm a;
+  a.dtype = dtype_of(x);
+  a.w = weight.data_ptr();
+  a.x = x.data_ptr();
+  a.bias = bias.defined() ? bias.data_ptr() : nullptr;
+  a.y = into.data_ptr();
+  a.n = n;
+  a.k = k;
+  a.rows = rows;
+  a.x_row = k;
+  a.y_row = n;
+  a.accumulate = accumulate;
+  const c10::cuda::CUDAGuard guard(x.device());
+  cuda::small_gemm(a, stream_of(x));
+  return into;
+}
+
 #else  // no CUDA kernels in this build: the forwards take the ATen path
 
 bool fused_kernels_for(const at::Tensor&) { return false; }
@@ -168,6 +213,8 @@ at::Tensor fused_decode_attention(const at::Tensor&, const at::Tensor&, const at
   unavailable();
 }
 at::Tensor fused_silu_mul(const at::Tensor&) { unavailable(); }
+bool fused_linear_supports(const at::Tensor&, const at::Tensor&) { return false; }
+at::Tensor fused_linear(const at::Tensor&, const at::Tensor&, const at::Tensor&, at::Tensor) { unavailable(); }
 
 #endif
 

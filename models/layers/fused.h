@@ -41,4 +41,14 @@ at::Tensor fused_decode_attention(const at::Tensor& q, const at::Tensor& k_cache
 // silu(x[..., :n]) * x[..., n:] of a fused gate/up output x [..., 2n] (last dim contiguous).
 at::Tensor fused_silu_mul(const at::Tensor& x);
 
+// Whether fused_linear runs x [..., k] @ weight [n, k].T: the build has the kernels, both are
+// CUDA tensors of float16 or bfloat16, x has 1 to 4 rows and is contiguous, the weight is
+// contiguous, k is a multiple of 8 and both start 16-byte aligned.
+bool fused_linear_supports(const at::Tensor& x, const at::Tensor& weight);
+// x @ weight.T (+ bias [n]), as at::linear; with `into` ([..., n], contiguous) the product (and
+// bias) is added to it in place and it is returned, as addmm_ into a residual. The decode step's
+// projections at 1 to 4 rows: one pass over the weight at close to the memory's speed.
+at::Tensor fused_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                        at::Tensor into = at::Tensor());
+
 }  // namespace shardplan

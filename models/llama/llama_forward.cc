@@ -178,8 +178,9 @@ at::Tensor llama_gated_mlp(const LlamaMlpWeights& w, const at::Tensor& x, bool a
 
 at::Tensor llama_lm_head_forward(const LlamaConfig& config, const LlamaLmHeadWeights& w,
                                  const at::Tensor& h) {
-  const at::Tensor last = h.select(1, h.size(1) - 1);
-  return at::linear(rms_norm(last, w.norm, config.rms_norm_eps), w.weight);
+  const at::Tensor last = rms_norm(h.select(1, h.size(1) - 1), w.norm, config.rms_norm_eps);
+  if (fused_linear_supports(last, w.weight)) return fused_linear(last, w.weight, at::Tensor());
+  return at::linear(last, w.weight);
 }
 
 LlamaEmbeddingWeights llama_embedding_weights(const ModuleWeights& w) {

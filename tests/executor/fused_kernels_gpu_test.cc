@@ -7,6 +7,8 @@
 #include <ATen/Context.h>
 
 #include <cmath>
+#include <tuple>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -70,6 +72,42 @@ TEST_P(FusedKernelsTest, SiluMulGivesTheAtenBits) {
   const at::Tensor fused = fused_silu_mul(x);
   EXPECT_EQ(fused.sizes(), aten.sizes());
   EXPECT_LE((fused.to(at::kDouble) - aten.to(at::kDouble)).abs().max().item<double>(), 0.0);
+}
+
+// The decode GEMV against a float64 product: within the output's rounding (two units of its
+// last place, as ATen's cuBLAS path is), for 1 to 4 rows, with and without a bias, written fresh
+// or added into a residual; odd feature counts and inner sizes of 8 to 14336. float32 stays on
+// cuBLAS (fused_linear_supports says no).
+TEST_P(FusedKernelsTest, LinearOfFewRowsIsWithinRoundingOfTheExactProduct) {
+  if (GetParam() == at::kFloat) {
+    EXPECT_FALSE(fused_linear_supports(at::zeros({1, 64}, options()), at::zeros({8, 64}, options())));
+    return;
+  }
+  const double ulp = GetParam() == at::kBFloat16 ? 1.0 / 128 : 1.0 / 1024;
+  for (const auto& [rows, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {1, 4096, 4096}, {1, 37, 8}, {2, 1001, 14336}, {3, 6144, 4096}, {4, 513, 2056}}) {
+    const at::Tensor x = at::randn({rows, 1, k}, options());
+    const at::Tensor w = at::randn({n, k}, options()) / std::sqrt(static_cast<double>(k));
+    const at::Tensor bias = at::randn({n}, options());
+    const at::Tensor residual = at::randn({rows, 1, n}, options());
+    ASSERT_TRUE(fused_linear_supports(x, w)) << rows << "x" << n << "x" << k;
+    const at::Tensor exact = at::matmul(x.to(at::kDouble), w.to(at::kDouble).t());
+    const auto check = [&](const at::Tensor& got, const at::Tensor& want, const char* what) {
+      ASSERT_EQ(got.sizes(), want.sizes()) << what;
+      const at::Tensor error = (got.to(at::kDouble) - want).abs();
+      const at::Tensor allowed = want.abs() * 2 * ulp + 1e-3;
+      EXPECT_TRUE((error <= allowed).all().item<bool>())
+          << what << " " << rows << "x" << n << "x" << k << ": worst error " << error.max().item<double>();
+    };
+    check(fused_linear(x, w, at::Tensor()), exact, "plain");
+    check(fused_linear(x, w, bias), exact + bias.to(at::kDouble), "with a bias");
+    at::Tensor into = residual.clone();
+    const at::Tensor returned = fused_linear(x, w, bias, into);
+    EXPECT_EQ(returned.data_ptr(), into.data_ptr());
+    check(into, exact + bias.to(at::kDouble) + residual.to(at::kDouble), "added into a residual");
+  }
+  EXPECT_FALSE(fused_linear_supports(at::zeros({5, 64}, options()), at::zeros({8, 64}, options())));  // 5 rows
+  EXPECT_FALSE(fused_linear_supports(at::zeros({1, 60}, options()), at::zeros({8, 60}, options())));  // k % 8
 }
 
 // softmax(q k^T * scale) v over keys [start, end) of each request, in float64 on the CPU.

@@ -77,6 +77,79 @@ int blocks_for(int64_t work, int threads) {
   return static_cast<int>(std::min<int64_t>((work + threads - 1) / threads, 65535 * 8));
 }
 
+__device__ __forceinline__ float warp_max(float x) {
+#pragma unroll
+  for (int off = 16; off > 0; off /= 2) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, off));
+  return x;
+}
+__device__ __forceinline__ float warp_sum(float x) {
+#pragma unroll
+  for (int off = 16; off > 0; off /= 2) x += __shfl_xor_sync(0xffffffffu, x, off);
+  return x;
+}
+
+// ---- small_gemm: one warp per output feature; each lane reads 16 bytes of the weight row per
+// load with kGemmUnroll loads in flight (streamed past L1: each weight byte is read once), the
+// input rows from L1, and the warp sums its lanes at the end.
+constexpr int kGemmWarps = 8;
+constexpr int kGemmUnroll = 4;
+
+template <typename T>
+__device__ __forceinline__ void load8_streaming(const T* p, float* out) {
+  const uint4 raw = __ldcs(reinterpret_cast<const uint4*>(p));
+  load8<T>(reinterpret_cast<const T*>(&raw), out);
+}
+
+template <typename T, int R>
+__global__ void __launch_bounds__(32 * kGemmWarps) small_gemm_kernel(SmallGemm a) {
+  const int lane = threadIdx.x % 32;
+  const int64_t n = static_cast<int64_t>(blockIdx.x) * kGemmWarps + threadIdx.x / 32;
+  if (n >= a.n) return;
+  const T* w = static_cast<const T*>(a.w) + n * a.k;
+  const T* x = static_cast<const T*>(a.x);
+  float acc[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+  constexpr int64_t kStep = 32 * 8;  // elements a warp reads per load
+  int64_t k0 = lane * 8;
+  for (; k0 + (kGemmUnroll - 1) * kStep < a.k; k0 += kGemmUnroll * kStep) {
+    float wv[kGemmUnroll][8];
+#pragma unroll
+    for (int u = 0; u < kGemmUnroll; ++u) load8_streaming<T>(w + k0 + u * kStep, wv[u]);
+#pragma unroll
+    for (int u = 0; u < kGemmUnroll; ++u) {
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        float xv[8];
+        load8<T>(x + r * a.x_row + k0 + u * kStep, xv);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) acc[r] = fmaf(wv[u][i], xv[i], acc[r]);
+      }
+    }
+  }
+  for (; k0 < a.k; k0 += kStep) {
+    float wv[8];
+    load8_streaming<T>(w + k0, wv);
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      float xv[8];
+      load8<T>(x + r * a.x_row + k0, xv);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) acc[r] = fmaf(wv[i], xv[i], acc[r]);
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc[r] = warp_sum(acc[r]);
+  if (lane != 0) return;
+  T* y = static_cast<T*>(a.y);
+  const float bias = a.bias != nullptr ? to_float<T>(static_cast<const T*>(a.bias)[n]) : 0.0f;
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    T& out = y[r * a.y_row + n];
+    out = from_float<T>(acc[r] + bias + (a.accumulate ? to_float<T>(out) : 0.0f));
+  }
+}
+
 // ---- rope_and_cache: one thread per rotated pair (i, i + head_dim / 2) of one head of one token.
 template <typename T>
 __global__ void rope_and_cache_kernel(RopeAndCache a) {
@@ -124,16 +197,6 @@ constexpr int kMaxGroupAll = 8;  // q heads per KV head, at most
 constexpr int kMaxChunk = 256;  // keys of one block, at most
 constexpr float kLog2e = 1.4426950408889634f;
 
-__device__ __forceinline__ float warp_max(float x) {
-#pragma unroll
-  for (int off = 16; off > 0; off /= 2) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, off));
-  return x;
-}
-__device__ __forceinline__ float warp_sum(float x) {
-#pragma unroll
-  for (int off = 16; off > 0; off /= 2) x += __shfl_xor_sync(0xffffffffu, x, off);
-  return x;
-}
 
 // The running softmax of one head over some keys: max m (log2 units), sum l of 2^(s - m), and
 // the sum of 2^(s - m) * v (8 elements of it in a thread).
@@ -400,6 +463,22 @@ struct SiluMulRun {
   }
 };
 
+template <typename T>
+struct SmallGemmRun {
+  static void run(const SmallGemm& a, cudaStream_t stream) {
+    if (a.n == 0) return;
+    const dim3 grid(static_cast<unsigned>((a.n + kGemmWarps - 1) / kGemmWarps));
+    switch (a.rows) {
+      case 1: small_gemm_kernel<T, 1><<<grid, 32 * kGemmWarps, 0, stream>>>(a); break;
+      case 2: small_gemm_kernel<T, 2><<<grid, 32 * kGemmWarps, 0, stream>>>(a); break;
+      case 3: small_gemm_kernel<T, 3><<<grid, 32 * kGemmWarps, 0, stream>>>(a); break;
+      case 4: small_gemm_kernel<T, 4><<<grid, 32 * kGemmWarps, 0, stream>>>(a); break;
+      default: throw std::invalid_argument("small_gemm: rows must be 1 to 4");
+    }
+    check_launch("small_gemm");
+  }
+};
+
 }  // namespace
 
 void rope_and_cache(const RopeAndCache& a, void* stream) {
@@ -435,6 +514,19 @@ void decode_attention(const DecodeAttention& a, void* stream) {
 
 void silu_mul(Dtype dtype, const void* x, int64_t x_row, void* out, int64_t rows, int64_t n, void* stream) {
   by_dtype<SiluMulRun>(dtype, x, x_row, out, rows, n, static_cast<cudaStream_t>(stream));
+}
+
+bool small_gemm_supported(Dtype dtype, int64_t rows, int64_t k) {
+  return dtype != Dtype::kFloat32 && rows >= 1 && rows <= 4 && k > 0 && k % 8 == 0;
+}
+
+void small_gemm(const SmallGemm& a, void* stream) {
+  if (!small_gemm_supported(a.dtype, a.rows, a.k)) throw std::invalid_argument("small_gemm: unsupported shape or dtype");
+  switch (a.dtype) {
+    case Dtype::kFloat16: return SmallGemmRun<__half>::run(a, static_cast<cudaStream_t>(stream));
+    case Dtype::kBFloat16: return SmallGemmRun<__nv_bfloat16>::run(a, static_cast<cudaStream_t>(stream));
+    case Dtype::kFloat32: break;
+  }
 }
 
 }  // namespace shardplan::cuda

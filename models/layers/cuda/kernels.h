@@ -7,7 +7,9 @@
 //   - decode_attention: one query token per request over the filled part of its KV cache only
 //     ([start, end) read from the device, so it runs inside a CUDA graph), split over the keys
 //     (flash-decoding) with the query heads of one KV head sharing every key they read;
-//   - silu_mul: silu(gate) * up of the fused gate/up projection.
+//   - silu_mul: silu(gate) * up of the fused gate/up projection;
+//   - small_gemm: the projections of a decode step of 1 to 4 rows, one pass over the weight at
+//     close to the memory's speed (cuBLAS's kernels for these shapes reach about 79% of it).
 // Element types: float32, float16, bfloat16. Every launch is asynchronous on `stream`.
 #pragma once
 
@@ -64,5 +66,22 @@ void decode_attention(const DecodeAttention& a, void* stream);
 
 // out[r, i] = silu(x[r, i]) * x[r, n + i] for rows r of `x` (`x_row` elements apart), i < n.
 void silu_mul(Dtype dtype, const void* x, int64_t x_row, void* out, int64_t rows, int64_t n, void* stream);
+
+// y[r, :] = w @ x[r, :] (+ bias) (+ y[r, :] when accumulate) for r < rows: w [n, k] row-major,
+// x and y rows `x_row` / `y_row` elements apart. Accumulated in float32 and rounded once, as
+// cuBLAS does; the order of the sums differs, so results are within rounding of ATen's.
+struct SmallGemm {
+  Dtype dtype = Dtype::kBFloat16;
+  const void* w = nullptr;
+  const void* x = nullptr;
+  const void* bias = nullptr;  // [n] or null
+  void* y = nullptr;
+  int64_t n = 0, k = 0, rows = 1, x_row = 0, y_row = 0;
+  bool accumulate = false;
+};
+// Whether small_gemm runs this: a 16-bit type, 1 to 4 rows, k a multiple of 8 (with w, x and
+// their rows 16-byte aligned: the caller checks the pointers).
+bool small_gemm_supported(Dtype dtype, int64_t rows, int64_t k);
+void small_gemm(const SmallGemm& a, void* stream);
 
 }  // namespace shardplan::cuda
