@@ -26,7 +26,8 @@ TEST(ErrorBase, EveryExceptionTypeCarriesItsExitCode) {
   EXPECT_EQ(RenderError("x").exit_code(), 2);
   EXPECT_EQ(WeightsError(WeightsError::Code::kInvalid, "x").exit_code(), 1);
   EXPECT_EQ(WeightsError(WeightsError::Code::kIo, "x").exit_code(), 2);
-  EXPECT_EQ(CommError("x").exit_code(), 2);
+  EXPECT_EQ(CommError("x").exit_code(), kExitRunFault);  // a fault of the run: 3
+  EXPECT_EQ(CommError("x", kExitUsage).exit_code(), 2);
   EXPECT_EQ(LaunchError("x").exit_code(), 2);
   EXPECT_EQ(RunError(RunError::Code::kInvalid, "x").exit_code(), 1);
   EXPECT_EQ(unsupported("a thing").exit_code(), 2);
