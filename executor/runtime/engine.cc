@@ -226,20 +226,10 @@ Engine::Engine(const Plan& plan, int64_t rank, Communicator* comm, const TensorS
   model_->allocate(requests, capacity_);
   if (options_.profile) profiler_ = std::make_unique<Profiler>(options_.device.is_cuda(), kCollectivesSlot + 1);
 
-  // Finished requests may leave the batch where every rank computes every request all along the
-  // text stream: then rows are requests on every rank alike, no collective or slice cuts them,
-  // and the ranks (choosing the same tokens) drop the same rows at the same step.
-  const auto whole_batch = [&](const BoundCollective& c) { return c.op == CollectiveOp::kAllReduce || c.dim != 0; };
-  rows_can_leave_ = model_->keeps_rows() && !binding_.exchange_tokens &&
-                    binding_.input_requests.begin == 0 && binding_.input_requests.count == w.batch &&
-                    binding_.output_requests.begin == 0 && binding_.output_requests.count == w.batch &&
-                    std::all_of(binding_.output.begin(), binding_.output.end(), whole_batch);
-  for (const ModuleBinding& m : binding_.modules) {
-    if (m.stream != Stream::kText) continue;
-    rows_can_leave_ = rows_can_leave_ && !m.exchange && !m.slice.active && m.request_range.begin == 0 &&
-                      m.request_range.count == w.batch &&
-                      std::all_of(m.before.begin(), m.before.end(), whole_batch);
-  }
+  // Finished requests may leave the batch where the rank computes every request all along the
+  // text stream (the binding says so; the ranks, choosing the same tokens, drop the same rows at
+  // the same step) and the family's caches can drop rows.
+  rows_can_leave_ = binding_.every_request_everywhere && model_->keeps_rows();
 }
 
 // The decode step as a CUDA graph: static buffers for what changes between steps (the token ids,

@@ -277,6 +277,22 @@ class PlanBinder {
   }
 };
 
+// Whether the rank computes every request of the batch all along the text stream: its prompts,
+// every text module (no local slice, no expert exchange), the collectives in front of them and at
+// the output (none gathers or scatters requests) and its tokens.
+bool holds_every_request_everywhere(const PlanBinding& b, int64_t batch) {
+  const auto whole = [batch](const RequestRange& r) { return r.begin == 0 && r.count == batch; };
+  const auto keeps_rows = [](const BoundCollective& c) { return c.op == CollectiveOp::kAllReduce || c.dim != 0; };
+  if (b.exchange_tokens || !whole(b.input_requests) || !whole(b.output_requests) ||
+      !std::all_of(b.output.begin(), b.output.end(), keeps_rows)) {
+    return false;
+  }
+  return std::all_of(b.modules.begin(), b.modules.end(), [&](const ModuleBinding& m) {
+    return m.stream != Stream::kText || (!m.exchange && !m.slice.active && whole(m.request_range) &&
+                                         std::all_of(m.before.begin(), m.before.end(), keeps_rows));
+  });
+}
+
 PlanBinding bind_plan_with(const Plan& plan, int64_t rank, RequestCheckMemo* memo) {
   const Mesh& mesh = plan.mesh;
   const int64_t batch = plan.spec().workload.batch;
@@ -411,6 +427,7 @@ PlanBinding bind_plan_with(const Plan& plan, int64_t rank, RequestCheckMemo* mem
     binding.token_exchange.group = group_holding(mesh.groups(exchange), rank);
     binding.token_exchange.what = "all_gather" + axes_list(exchange) + " of the sampled tokens";
   }
+  binding.every_request_everywhere = holds_every_request_everywhere(binding, batch);
   return binding;
 }
 

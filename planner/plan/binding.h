@@ -90,6 +90,9 @@ struct PlanBinding {
   BoundCollective token_exchange;
   RequestRange input_requests;          // the rank's prompts
   RequestRange output_requests;         // the rank's logits and tokens
+  // The rank computes every request all along the text stream (no batch axis, no data-parallel
+  // text module, no expert exchange): requests may leave its batch without changing any collective.
+  bool every_request_everywhere = false;
 };
 
 // Binds `plan` for `rank`. Checks (BindError, "... not supported by the executor yet"): every collective sits in front of a module, after an encoder's inner

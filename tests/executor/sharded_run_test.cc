@@ -278,6 +278,38 @@ TEST(PlanBindingTest, ResidualIsAddedOnGroupRankZeroOnly) {
   }
 }
 
+// Finished requests may leave a rank's batch only where it computes every request all along the
+// text stream: tensor-parallel yes; a batch axis, data-parallel attention between tensor-parallel
+// MLPs (requests gathered and scattered), or a data-parallel model (tokens exchanged) no.
+TEST(PlanBindingTest, EveryRequestEverywhereOnlyWhereNoCollectiveSplitsRequests) {
+  const auto everywhere = [](const std::string& name, const SpecText& s) {
+    const std::unique_ptr<Plan> plan = load_plan(write_spec(name, s));
+    bool all = true, any = false;
+    for (int64_t rank = 0; rank < plan->world_size(); ++rank) {
+      const bool b = bind_plan(*plan, rank).every_request_everywhere;
+      all = all && b;
+      any = any || b;
+    }
+    EXPECT_EQ(all, any) << name << ": the ranks disagree";
+    return all;
+  };
+  SpecText tensor;  // tensor over tp: 2
+  EXPECT_TRUE(everywhere("everywhere_tp", tensor));
+  SpecText batch_axis;
+  batch_axis.mesh = "dp: 2;tp: 2";
+  batch_axis.batch_axes = "[dp]";
+  EXPECT_FALSE(everywhere("everywhere_dp_tp", batch_axis));
+  SpecText attention_data;
+  attention_data.modules =
+      "  - kind: [embedding, mlp, lm_head]\n    mode: tensor\n    axes: [tp]\n"
+      "  - kind: attention\n    mode: data\n    axes: [tp]\n";
+  EXPECT_FALSE(everywhere("everywhere_attn_dp", attention_data));
+  SpecText data;
+  data.mesh = "dp: 2";
+  data.modules = "  - kind: [embedding, attention, mlp, lm_head]\n    mode: data\n    axes: [dp]\n";
+  EXPECT_FALSE(everywhere("everywhere_data", data));
+}
+
 TEST(VerifyTest, CompareLogitsFailsOutsideTheTolerance) {
   const at::Tensor ref = at::randn({3, 2, 10}, at::TensorOptions().dtype(at::kFloat)) * 4;
   const at::Tensor tokens = ref.argmax(-1).transpose(0, 1).contiguous();
