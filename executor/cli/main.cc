@@ -30,7 +30,6 @@
 namespace shardplan {
 namespace {
 
-
 int fail(int code, const std::string& message) {
   std::cerr << "executor: error: " << message << "\n";
   return code;

@@ -10,7 +10,6 @@
 namespace shardplan {
 namespace {
 
-
 std::string ids_json(const std::vector<int64_t>& ids) {
   std::string out = "[";
   for (size_t i = 0; i < ids.size(); ++i) {

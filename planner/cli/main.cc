@@ -30,7 +30,6 @@
 namespace shardplan {
 namespace {
 
-
 void print_diagnostics(const Diagnostics& diags) {
   for (const Diagnostic& d : diags.all()) std::cerr << format_diagnostic(d) << "\n";
 }

@@ -130,9 +130,9 @@ RenderedImage render_dot(const std::string& dot, ImageFormat format) {
   // NOTE: without a text layout Graphviz knows the widths of Helvetica, Times and Courier only
   // (any other name gets Times's, too narrow for a sans-serif face).
   std::string text = dot;
-  for (size_t at = text.find("fontname=\"DejaVu Sans\""); at != std::string::npos;
-       at = text.find("fontname=\"DejaVu Sans\"", at)) {
-    text.replace(at, 22, "fontname=\"Helvetica\"");
+  const std::string ours = std::string("fontname=\"") + kPlanFont + "\"", helvetica = "fontname=\"Helvetica\"";
+  for (size_t at = text.find(ours); at != std::string::npos; at = text.find(ours, at + helvetica.size())) {
+    text.replace(at, ours.size(), helvetica);
   }
 #endif
   GVC_t* gvc = gvContextPlugins(kPlugins, 0);

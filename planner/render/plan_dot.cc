@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "planner/plan/plan_text.h"
+#include "planner/render/graphviz_render.h"
 #include "planner/render/render_error.h"
 #include "planner/spec/spec_check.h"
 
@@ -15,11 +16,7 @@ namespace shardplan {
 
 namespace {
 
-// NOTE: DejaVu Sans is installed with Graphviz on Debian (fonts-dejavu-core) and is what
-// fontconfig gives for "sans-serif" on most Linux machines: the boxes are sized from its real
-// widths (graphviz_render.cc) and a viewer draws the text in the same font. A build without
-// Graphviz's pango plugin lays out with Helvetica's built-in widths instead.
-constexpr const char* kFont = "DejaVu Sans";
+constexpr const char* kFont = kPlanFont;  // graphviz_render.h says why
 constexpr const char* kCommColor = "#c62828";
 constexpr const char* kFlowColor = "#8c8c8c";
 constexpr const char* kMutedColor = "#555555";

@@ -69,7 +69,6 @@ TEST(SamplingTest, ARequestsTokensDependOnItsSeedAlone) {
   EXPECT_FALSE(any_sampling(std::vector<SamplingParams>(2)));
 }
 
-
 // After requests leave the batch, a row holds another request: the sampler follows `rows`, so a
 // request draws the same tokens whichever row it sits in, and padding rows (-1) draw nothing.
 TEST(SamplingTest, RowsFollowTheRequestsAsTheBatchShrinks) {
@@ -108,7 +107,6 @@ TEST(SamplingTest, StopStringFinishesTheRequest) {
   EXPECT_FALSE(sampler.request_finished(0));
   EXPECT_FALSE(sampler.finished());
 }
-
 
 // The batch sizes a shrinking batch steps down through under CUDA graphs.
 TEST(GraphBatchSize, DefaultsAndTheSpecsSizes) {
