@@ -373,7 +373,9 @@ def main():
     parser.add_argument("--style", required=True, choices=["smollm2"] + list(STYLES))
     parser.add_argument("--work", required=True, help="folder for the built tokenizer.json files")
     parser.add_argument("--tokenizer", help="smollm2: its tokenizer.json")
-    parser.add_argument("--strings", type=int, default=20000)
+    # SHARDPLAN_REFERENCE_STRINGS: fewer under the sanitizers (scripts/sanitize.sh), the same
+    # generator's first ones (every kind of string: the kinds take turns).
+    parser.add_argument("--strings", type=int, default=int(os.environ.get("SHARDPLAN_REFERENCE_STRINGS", 20000)))
     parser.add_argument("--id-sequences", type=int, default=2000)
     args = parser.parse_args()
 
