@@ -223,8 +223,9 @@ TEST(LocalRanks, RanksIgnoringSigtermAreKilledAfterTheGrace) {
   EXPECT_LT(result.seconds, 12.0);       // ... and then SIGKILL, long before the ranks' 120 s sleep
 }
 
-// An interrupt of the launcher (`sig`) stops every rank; it returns 128 + sig once they are gone.
-void expect_interrupt_stops_the_ranks(int sig, const std::string& name) {
+// An interrupt of the launcher (`sig`) stops every rank with `rank_sig` (`rank_name`); it returns
+// 128 + sig once they are gone.
+void expect_interrupt_stops_the_ranks(int sig, const std::string& name, int rank_sig, const std::string& rank_name) {
   std::vector<int> rank_pids;
   const ChildResult result = run_in_child(
       [] {
@@ -250,6 +251,12 @@ void expect_interrupt_stops_the_ranks(int sig, const std::string& name) {
   EXPECT_NE(result.err.find("interrupted (signal " + std::to_string(sig) + ", " + name + ")"), std::string::npos)
       << result.err;
   EXPECT_LT(result.seconds, 10.0);
+  for (int r = 0; r < 3; ++r) {
+    EXPECT_NE(result.err.find("rank " + std::to_string(r) + " stopped (signal " + std::to_string(rank_sig) + ", " +
+                              rank_name + ")"),
+              std::string::npos)
+        << result.err;
+  }
   for (int pid : rank_pids) {
     errno = 0;
     EXPECT_EQ(::kill(pid, 0), -1) << "rank pid " << pid << " still exists";
@@ -257,10 +264,12 @@ void expect_interrupt_stops_the_ranks(int sig, const std::string& name) {
   }
 }
 
-TEST(LocalRanks, ForwardsSigintToTheRanks) { expect_interrupt_stops_the_ranks(SIGINT, "SIGINT"); }
+TEST(LocalRanks, ForwardsSigintToTheRanks) { expect_interrupt_stops_the_ranks(SIGINT, "SIGINT", SIGINT, "SIGINT"); }
 
 // A closed terminal (SIGHUP) stops the run as SIGTERM does, with no rank left behind.
-TEST(LocalRanks, HangUpStopsTheRanksLikeSigterm) { expect_interrupt_stops_the_ranks(SIGHUP, "SIGHUP"); }
+TEST(LocalRanks, HangUpStopsTheRanksLikeSigterm) {
+  expect_interrupt_stops_the_ranks(SIGHUP, "SIGHUP", SIGTERM, "SIGTERM");
+}
 
 TEST(LocalRanks, RunLongerThanTheTimeoutIsStopped) {
   const ChildResult result = run_in_child(
