@@ -5,11 +5,7 @@
 set -eu
 planner=$1
 src=$2
-chromium=$(command -v chromium || command -v chromium-browser || true)
-if [ -z "$chromium" ]; then
-  echo "SKIPPED: chromium is not installed (apt-get install -y chromium)"
-  exit 77
-fi
+. "$src/tests/render/find_chromium.sh"
 if ! command -v python3 > /dev/null; then
   echo "SKIPPED: python3 is not installed"
   exit 77

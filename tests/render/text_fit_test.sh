@@ -6,11 +6,7 @@
 set -eu
 planner=$1
 src=$2
-chromium=$(command -v chromium || command -v chromium-browser || true)
-if [ -z "$chromium" ]; then
-  echo "SKIPPED: chromium is not installed (apt-get install -y chromium)"
-  exit 77
-fi
+. "$src/tests/render/find_chromium.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for spec in examples/tiny-llama-tp2.yaml specs/llava-1.5-7b-vision-dp-tp4.yaml \
