@@ -115,8 +115,11 @@ void compute_costs(Plan& plan) {
       }
       continue;
     }
+    // A tensor split gives every rank a slice of one size (shard.cc); only an expert's split
+    // tensor differs by rank (empty off its owners).
+    const int64_t same = p.expert_axes.empty() ? shard_for_rank(p, mesh, 0).numel() * bytes : -1;
     for (int64_t r = 0; r < world; ++r) {
-      const int64_t b = shard_for_rank(p, mesh, r).numel() * bytes;
+      const int64_t b = same >= 0 ? same : shard_for_rank(p, mesh, r).numel() * bytes;
       plan.ranks[r].weight_bytes += b;
       per_rank[r] += b;
       decode_bytes[r] += share * static_cast<double>(b);

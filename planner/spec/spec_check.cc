@@ -241,11 +241,8 @@ class SpecChecker {
         error(pos, "axis '" + name + "' is listed twice in this rule");
         continue;
       }
-      if (is_batch_axis(name) &&
-          (rule.mode == ParallelMode::kTensor || rule.mode == ParallelMode::kExpert)) {
-        error(pos, "batch axis '" + name + "' cannot be used by " +
-                       (rule.mode == ParallelMode::kExpert ? "an" : "a") + " '" +
-                       to_string(rule.mode) + "' rule: requests are already split over it");
+      if (is_batch_axis(name) && rule.mode == ParallelMode::kTensor) {
+        error(pos, "batch axis '" + name + "' cannot be used by a 'tensor' rule: requests are already split over it");
       }
     }
     if (rule.axes.empty() && rule.mode != ParallelMode::kReplicate) {

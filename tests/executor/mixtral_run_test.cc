@@ -199,9 +199,8 @@ TEST_F(MixtralRunTest, AttentionDataMoeExpertAllToAll) {
 }
 
 TEST_F(MixtralRunTest, DataTimesExpertWithBatchAxes) {
-  // {dp: 2, ep: 2}, requests split over dp (a batch axis cannot carry experts: the planner
-  // refuses it). Attention tensor over ep and experts over ep: tokens replicated over ep, so
-  // each rank runs its experts and the all_reduce over ep follows.
+  // {dp: 2, ep: 2}, requests split over dp. Attention tensor over ep and experts over ep: tokens
+  // replicated over ep, so each rank runs its experts and the all_reduce over ep follows.
   SpecText s;
   s.mesh = "dp: 2;ep: 2";
   s.batch_axes = "[dp]";
@@ -223,6 +222,37 @@ TEST_F(MixtralRunTest, DataTimesExpertWithBatchAxes) {
   for (const auto& calls : exchanged.calls) {
     EXPECT_EQ(count_calls(calls, "all_to_all all_to_all[ep] dispatch in model.layers."), kLayers * kSteps);
     EXPECT_EQ(count_calls(calls, "all_to_all all_to_all[ep] combine in model.layers."), kLayers * kSteps);
+    EXPECT_EQ(count_calls(calls, "all_reduce"), 0);
+  }
+}
+
+// Experts over a batch axis and a tensor axis ({dp: 2, tp: 2}, requests over dp, attention
+// tensor over tp, experts over [dp, tp]: one pair of experts per rank, DeepSeek's layout of
+// data-parallel attention groups around experts over every GPU): the tokens, split over dp, reach
+// their experts' owners by all_to_all over dp; replicated over tp, each rank runs its own experts
+// and the all_reduce over tp sums them.
+TEST_F(MixtralRunTest, ExpertsOverABatchAxisAndATensorAxis) {
+  SpecText s;
+  s.mesh = "dp: 2;tp: 2";
+  s.batch_axes = "[dp]";
+  s.modules =
+      "  - kind: [embedding, attention, lm_head]\n    mode: tensor\n    axes: [tp]\n"
+      "  - kind: moe\n    mode: expert\n    axes: [dp, tp]\n";
+  const ThreadedRun run = expect_matches_unsharded("mixtral_dp2_tp2_experts_dp_tp", s);
+  for (const auto& calls : run.calls) {
+    EXPECT_EQ(count_calls(calls, "all_to_all all_to_all[dp] dispatch in model.layers."), kLayers * kSteps);
+    EXPECT_EQ(count_calls(calls, "all_to_all all_to_all[dp] combine in model.layers."), kLayers * kSteps);
+    EXPECT_EQ(count_calls(calls, "all_reduce all_reduce[tp] after model.layers.0.block_sparse_moe"), kSteps);
+  }
+  // Experts over dp alone, attention data over tp: the tokens are split over both, the experts
+  // replicated over tp; only the all_to_all over dp moves tokens.
+  s.batch = 8;
+  s.modules =
+      "  - kind: [embedding, attention, lm_head]\n    mode: data\n    axes: [tp]\n"
+      "  - kind: moe\n    mode: expert\n    axes: [dp]\n";
+  const ThreadedRun over_dp = expect_matches_unsharded("mixtral_dp2_tp2_experts_dp", s);
+  for (const auto& calls : over_dp.calls) {
+    EXPECT_EQ(count_calls(calls, "all_to_all all_to_all[dp] dispatch in model.layers."), kLayers * kSteps);
     EXPECT_EQ(count_calls(calls, "all_reduce"), 0);
   }
 }
