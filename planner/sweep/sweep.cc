@@ -19,11 +19,12 @@ namespace {
 
 constexpr char kConfigPlaceholder[] = "@CONFIG@";
 
-// One choice of mode for the modules of some kinds.
+// One choice of mode for the modules of some kinds, over some mesh axes.
 struct Choice {
   std::vector<std::string> kinds;
   std::string mode;                 // replicate, tensor, data, expert
-  std::string shared_expert;        // "", replicate, tensor (moe only)
+  std::vector<std::string> axes;    // empty for replicate
+  std::string shared_expert;        // "", replicate, tensor (moe only; tensor over tp)
   std::string label;
 };
 
@@ -33,66 +34,99 @@ std::string join(const std::vector<std::string>& v, const char* sep) {
   return out;
 }
 
-// The alternatives per group of kinds the model has, over the tp axis.
-std::vector<std::vector<Choice>> choice_groups(const ModelGraph& graph) {
+// One mesh: requests over dp and ep (batch axes), the modules' modes over tp, and the experts of
+// an MoE over ep (ep > 1 only for models with experts).
+struct MeshShape {
+  int64_t dp = 1, ep = 1, tp = 1;
+  std::string name() const {
+    std::string n;
+    if (dp > 1) n += "dp" + std::to_string(dp) + "-";
+    if (ep > 1) n += "ep" + std::to_string(ep) + "-";
+    return n + "tp" + std::to_string(tp);
+  }
+};
+
+// The alternatives per group of kinds the model has. Over tp (when tp > 1) every kind's modes;
+// with an ep axis the experts are split over it (alone or with tp): an MoE kept off ep would
+// make the mesh the same as dp x ep.
+std::vector<std::vector<Choice>> choice_groups(const ModelGraph& graph, const MeshShape& m) {
   std::set<ModuleKind> kinds;
   bool shared = false;
-  for (const Module& m : graph.modules) {
-    kinds.insert(m.kind);
-    shared = shared || m.dims.shared_expert_intermediate > 0;
+  for (const Module& mod : graph.modules) {
+    kinds.insert(mod.kind);
+    shared = shared || mod.dims.shared_expert_intermediate > 0;
   }
+  const std::vector<std::string> tp = {"tp"};
   std::vector<std::vector<Choice>> groups;
-  groups.push_back({{{"attention"}, "tensor", "", "attention tensor"}, {{"attention"}, "data", "", "attention data"}});
-  if (kinds.count(ModuleKind::kMlp)) {
-    groups.push_back({{{"mlp"}, "tensor", "", "mlp tensor"}, {{"mlp"}, "data", "", "mlp data"}});
-  }
-  if (kinds.count(ModuleKind::kMoe)) {
+  if (kinds.count(ModuleKind::kMoe) && (m.tp > 1 || m.ep > 1)) {
+    // (mode, axes, label)
+    std::vector<std::tuple<std::string, std::vector<std::string>, std::string>> routed;
+    if (m.ep > 1) {
+      routed.emplace_back("expert", std::vector<std::string>{"ep"}, "moe expert over ep");
+      if (m.tp > 1) routed.emplace_back("expert", std::vector<std::string>{"ep", "tp"}, "moe expert over ep x tp");
+    } else {
+      routed.emplace_back("tensor", tp, "moe tensor");
+      routed.emplace_back("expert", tp, "moe expert");
+    }
     std::vector<Choice> moe;
-    for (const char* mode : {"tensor", "expert"}) {
-      if (shared) {
-        for (const char* s : {"replicate", "tensor"}) {
-          moe.push_back({{"moe"}, mode, s, std::string("moe ") + mode + " (shared " + s + ")"});
-        }
-      } else {
-        moe.push_back({{"moe"}, mode, "", std::string("moe ") + mode});
+    for (const auto& [mode, axes, label] : routed) {
+      if (!shared) {
+        moe.push_back({{"moe"}, mode, axes, "", label});
+        continue;
       }
+      // The shared expert replicated, or tensor over tp (it needs its tokens whole there).
+      moe.push_back({{"moe"}, mode, axes, "replicate", label + " (shared replicate)"});
+      if (m.tp > 1) moe.push_back({{"moe"}, mode, axes, "tensor", label + " (shared tensor)"});
     }
     groups.push_back(moe);
   }
-  if (kinds.count(ModuleKind::kCrossAttention)) {
-    groups.push_back({{{"cross_attention"}, "tensor", "", "cross-attention tensor"},
-                      {{"cross_attention"}, "data", "", "cross-attention data"}});
+  if (m.tp == 1) return groups;  // the other kinds: replicated, their requests split over dp and ep
+  groups.insert(groups.begin(),
+                {{{"attention"}, "tensor", tp, "", "attention tensor"}, {{"attention"}, "data", tp, "", "attention data"}});
+  if (kinds.count(ModuleKind::kMlp)) {
+    groups.push_back({{{"mlp"}, "tensor", tp, "", "mlp tensor"}, {{"mlp"}, "data", tp, "", "mlp data"}});
   }
-  groups.push_back({{{"embedding", "lm_head"}, "tensor", "", "vocabulary tensor"},
-                    {{"embedding", "lm_head"}, "replicate", "", "vocabulary replicated"}});
+  if (kinds.count(ModuleKind::kCrossAttention)) {
+    groups.push_back({{{"cross_attention"}, "tensor", tp, "", "cross-attention tensor"},
+                      {{"cross_attention"}, "data", tp, "", "cross-attention data"}});
+  }
+  groups.push_back({{{"embedding", "lm_head"}, "tensor", tp, "", "vocabulary tensor"},
+                    {{"embedding", "lm_head"}, "replicate", {}, "", "vocabulary replicated"}});
   if (kinds.count(ModuleKind::kEncoder)) {
-    groups.push_back({{{"encoder"}, "data", "", "encoder data"},
-                      {{"encoder"}, "tensor", "", "encoder tensor"},
-                      {{"encoder"}, "replicate", "", "encoder replicated"}});
+    groups.push_back({{{"encoder"}, "data", tp, "", "encoder data"},
+                      {{"encoder"}, "tensor", tp, "", "encoder tensor"},
+                      {{"encoder"}, "replicate", {}, "", "encoder replicated"}});
   }
   if (kinds.count(ModuleKind::kProjector)) {
-    groups.push_back({{{"projector"}, "tensor", "", "projector tensor"},
-                      {{"projector"}, "replicate", "", "projector replicated"}});
+    groups.push_back({{{"projector"}, "tensor", tp, "", "projector tensor"},
+                      {{"projector"}, "replicate", {}, "", "projector replicated"}});
   }
   return groups;
 }
 
-std::string spec_yaml(const std::string& name, const SweepOptions& o, int64_t dp, int64_t tp,
+std::string spec_yaml(const std::string& name, const SweepOptions& o, const MeshShape& m,
                       const std::vector<const Choice*>& picks, bool images) {
   std::ostringstream y;
   y << "# yaml-language-server: $schema=../schemas/spec.schema.json\n"
     << "# Written by planner sweep (docs/sweep.md).\nversion: 1\nname: \"" << name << "\"\nmodel:\n  config: "
     << kConfigPlaceholder << "\n  dtype: " << o.dtype << "\n";
-  std::vector<std::string> mesh;
-  if (dp > 1) mesh.push_back("dp: " + std::to_string(dp));
-  if (tp > 1 || dp == 1) mesh.push_back("tp: " + std::to_string(tp));
+  std::vector<std::string> mesh, batch_axes;
+  if (m.dp > 1) {
+    mesh.push_back("dp: " + std::to_string(m.dp));
+    batch_axes.push_back("dp");
+  }
+  if (m.ep > 1) {
+    mesh.push_back("ep: " + std::to_string(m.ep));
+    batch_axes.push_back("ep");
+  }
+  if (m.tp > 1 || mesh.empty()) mesh.push_back("tp: " + std::to_string(m.tp));
   y << "mesh: {" << join(mesh, ", ") << "}\n";
-  if (dp > 1) y << "batch_axes: [dp]\n";
-  if (tp > 1 && !picks.empty()) {
+  if (!batch_axes.empty()) y << "batch_axes: [" << join(batch_axes, ", ") << "]\n";
+  if (!picks.empty()) {
     y << "modules:\n";
     for (const Choice* c : picks) {
       y << "  - {kind: [" << join(c->kinds, ", ") << "], mode: " << c->mode;
-      if (c->mode != "replicate") y << ", axes: [tp]";
+      if (!c->axes.empty()) y << ", axes: [" << join(c->axes, ", ") << "]";
       if (!c->shared_expert.empty()) {
         y << ", shared_expert: {mode: " << c->shared_expert << (c->shared_expert == "tensor" ? ", axes: [tp]" : "")
           << "}";
@@ -178,36 +212,36 @@ Prediction predict(const Plan& plan, const Hardware& hw) {
 SweepResult run_sweep(const SweepOptions& o) {
   const ModelGraph graph = load_model_graph(o.config_path);
   const bool images = graph.workload.tokens_per_image > 0;
-  const std::vector<std::vector<Choice>> groups = choice_groups(graph);
   const std::string config_abs = std::filesystem::absolute(o.config_path).string();
   std::filesystem::create_directories(o.scratch_dir);
+  bool experts = false;
+  for (const Module& mod : graph.modules) experts = experts || mod.kind == ModuleKind::kMoe;
 
-  // Every (mesh, choice per group); with tp = 1 the modes over tp do not matter: one candidate.
+  // Every mesh dp x ep x tp = world and every choice per group over it.
   struct Pending {
     std::string name, yaml;
   };
   std::vector<Pending> pending;
   for (int64_t dp = 1; dp <= o.world; ++dp) {
-    if (o.world % dp != 0) continue;
-    const int64_t tp = o.world / dp;
-    const std::string mesh_name = (dp > 1 ? "dp" + std::to_string(dp) + "-" : std::string()) + "tp" + std::to_string(tp);
-    if (tp == 1) {
-      pending.push_back({mesh_name + ": every module replicated", spec_yaml(mesh_name, o, dp, tp, {}, images)});
-      continue;
-    }
-    std::vector<size_t> index(groups.size(), 0);
-    while (true) {
-      std::vector<const Choice*> picks;
-      std::vector<std::string> labels;
-      for (size_t g = 0; g < groups.size(); ++g) {
-        picks.push_back(&groups[g][index[g]]);
-        labels.push_back(groups[g][index[g]].label);
+    for (int64_t ep = 1; ep <= o.world / dp; ++ep) {
+      if (o.world % (dp * ep) != 0 || (ep > 1 && !experts)) continue;
+      const MeshShape mesh{dp, ep, o.world / (dp * ep)};
+      const std::vector<std::vector<Choice>> groups = choice_groups(graph, mesh);
+      std::vector<size_t> index(groups.size(), 0);
+      while (true) {
+        std::vector<const Choice*> picks;
+        std::vector<std::string> labels;
+        for (size_t g = 0; g < groups.size(); ++g) {
+          picks.push_back(&groups[g][index[g]]);
+          labels.push_back(groups[g][index[g]].label);
+        }
+        if (mesh.tp == 1) labels.insert(labels.begin(), "every module replicated");
+        const std::string name = mesh.name() + ": " + join(labels, ", ");
+        pending.push_back({name, spec_yaml(name, o, mesh, picks, images)});
+        size_t g = 0;
+        while (g < groups.size() && ++index[g] == groups[g].size()) index[g++] = 0;
+        if (g == groups.size()) break;
       }
-      const std::string name = mesh_name + ": " + join(labels, ", ");
-      pending.push_back({name, spec_yaml(name, o, dp, tp, picks, images)});
-      size_t g = 0;
-      while (g < groups.size() && ++index[g] == groups[g].size()) index[g++] = 0;
-      if (g == groups.size()) break;
     }
   }
 

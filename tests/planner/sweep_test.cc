@@ -46,14 +46,10 @@ SweepResult sweep(const std::string& config, int64_t world, SweepWorkload worklo
   return run_sweep(o);
 }
 
-TEST(SweepTest, EveryEmittedSpecPassesPlannerCheck) {
-  SweepWorkload w;
-  w.batch = 16;
-  w.images_per_request = 2;
-  const SweepResult r = sweep("llava-1.5-7b.json", 4, w, "llava");
-  ASSERT_GE(r.ranked.size(), 10u);
+// Writes each emitted spec and checks it as `planner check` does (spec and every rank's binding).
+void expect_every_emitted_spec_passes_check(const SweepResult& r, const std::string& name) {
   EXPECT_EQ(r.generated, static_cast<int64_t>(r.ranked.size()) + r.invalid + r.too_large);
-  const fs::path dir = scratch("llava-emitted");
+  const fs::path dir = scratch(name + "-emitted");
   for (size_t i = 0; i < r.ranked.size(); ++i) {
     const std::string file = (dir / ("spec-" + std::to_string(i) + ".yaml")).string();
     std::ofstream(file) << r.ranked[i].yaml;
@@ -69,6 +65,33 @@ TEST(SweepTest, EveryEmittedSpecPassesPlannerCheck) {
   for (size_t i = 1; i < r.ranked.size(); ++i) {
     EXPECT_GE(r.ranked[i - 1].prediction.tokens_per_s, r.ranked[i].prediction.tokens_per_s);
   }
+}
+
+bool any_named(const SweepResult& r, const std::string& prefix, const std::string& part) {
+  for (const SweepCandidate& c : r.ranked) {
+    if (c.name.rfind(prefix, 0) == 0 && c.name.find(part) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST(SweepTest, EveryEmittedSpecPassesPlannerCheck) {
+  SweepWorkload w;
+  w.batch = 16;
+  w.images_per_request = 2;
+  const SweepResult llava = sweep("llava-1.5-7b.json", 4, w, "llava");
+  ASSERT_GE(llava.ranked.size(), 10u);
+  expect_every_emitted_spec_passes_check(llava, "llava");
+  // Mixed layouts on orthogonal axes: requests over dp and ep, attention and vocabulary over tp,
+  // experts over ep or ep x tp; on 8 GPUs every mesh of three axes (2 x 2 x 2) among them.
+  const SweepResult mixtral = sweep("mixtral-8x7b.json", 8, w, "mixtral");
+  expect_every_emitted_spec_passes_check(mixtral, "mixtral");
+  EXPECT_TRUE(any_named(mixtral, "dp2-ep2-tp2: attention tensor, moe expert over ep x tp", ""));
+  EXPECT_TRUE(any_named(mixtral, "dp2-ep2-tp2: attention data, moe expert over ep,", ""));
+  EXPECT_TRUE(any_named(mixtral, "ep8-tp1: every module replicated, moe expert over ep", ""));
+  // With a shared expert: replicated or tensor over tp next to the routed experts over ep.
+  const SweepResult qwen = sweep("qwen1.5-moe-a2.7b.json", 4, w, "qwen-moe");
+  expect_every_emitted_spec_passes_check(qwen, "qwen-moe");
+  EXPECT_TRUE(any_named(qwen, "ep2-tp2:", "moe expert over ep x tp (shared tensor)"));
 }
 
 TEST(SweepTest, KnownInvalidLayoutsAreNeverEmitted) {
@@ -88,6 +111,10 @@ TEST(SweepTest, KnownInvalidLayoutsAreNeverEmitted) {
   for (const SweepCandidate& c : llama.ranked) {
     EXPECT_EQ(c.name.find("data"), std::string::npos) << c.name;
     EXPECT_EQ(c.name.find("dp"), std::string::npos) << c.name;
+  }
+  // A model without experts gets no expert axis.
+  for (const SweepCandidate& c : llama.ranked) {
+    EXPECT_EQ(c.name.substr(0, c.name.find(':')).find("ep"), std::string::npos) << c.name;
   }
   // Llama-3-70B does not fit one H200 replicated (141 GB of weights in bf16).
   const SweepResult big = sweep("llama-3-70b.json", 8, SweepWorkload{}, "llama-70b");
@@ -116,6 +143,21 @@ TEST(SweepTest, TheRankingFollowsTheWorkload) {
   images.batch = 16;
   images.images_per_request = 8;
   EXPECT_NE(sweep("llava-1.5-7b.json", 4, images, "images").ranked.at(0).name.find("encoder data"), std::string::npos);
+  // An MoE with many requests: attention data-parallel (no all-reduce per layer) and the experts
+  // spread over every GPU (each reads an eighth of them) beat tensor parallel; with few requests
+  // and long outputs, tensor parallel (an eighth of every weight per GPU) wins again.
+  SweepWorkload crowd;
+  crowd.batch = 1024;
+  crowd.prompt_tokens = 128;
+  crowd.new_tokens = 64;
+  const std::string moe_best = sweep("mixtral-8x7b.json", 8, crowd, "moe-crowd").ranked.at(0).name;
+  EXPECT_NE(moe_best.find("moe expert over ep"), std::string::npos) << moe_best;
+  SweepWorkload few;
+  few.batch = 64;
+  few.prompt_tokens = 1024;
+  few.new_tokens = 512;
+  const std::string moe_few = sweep("mixtral-8x7b.json", 8, few, "moe-few").ranked.at(0).name;
+  EXPECT_EQ(moe_few.rfind("tp8: attention tensor", 0), 0u) << moe_few;
 }
 
 TEST(SweepTest, HardwareFiles) {
