@@ -242,6 +242,14 @@ struct Engine::DecodeGraph {
   int64_t attend_len = 0;
 };
 
+// An encoder-stream module as a CUDA graph: its input copied into `in`, its output in `out`.
+struct Engine::EncoderGraph {
+#if SHARDPLAN_CUDA_EVENTS
+  at::cuda::CUDAGraph graph;
+#endif
+  at::Tensor in, out;
+};
+
 Engine::~Engine() = default;
 
 int64_t graph_batch_size(int64_t running, int64_t full, const std::vector<int64_t>& sizes) {
@@ -264,6 +272,48 @@ bool Engine::graphs_enabled(int64_t decode_rows) const {
   }
   return SHARDPLAN_CUDA_EVENTS && options_.cuda_graphs && options_.device.is_cuda() &&
          model_->decode_capturable(rows) && (plan_.world_size() == 1 || comm_->capturable());
+}
+
+bool Engine::encoder_graphs_enabled() const {
+  return SHARDPLAN_CUDA_EVENTS && options_.cuda_graphs && options_.device.is_cuda() && !profiler_ &&
+         (plan_.world_size() == 1 || comm_->capturable());
+}
+
+at::Tensor Engine::run_encoder(size_t i, const ModuleInputs& in, const StepPositions& step) {
+#if SHARDPLAN_CUDA_EVENTS
+  if (!encoder_graphs_enabled() || in.main.numel() == 0) return run_module(i, in, step);
+  const auto key = std::make_pair(i, in.main.sizes().vec());
+  const auto found = encoder_graphs_.find(key);
+  if (found != encoder_graphs_.end()) {
+    found->second->in.copy_(in.main);
+    found->second->graph.replay();
+    return found->second->out;
+  }
+  // The first run at this item count is eager (cuBLAS, cuDNN and the allocator warm up), then
+  // the module is captured; later prefills with the same count replay it.
+  const at::Tensor out = run_module(i, in, step).clone();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto g = std::make_unique<EncoderGraph>();
+  g->in = in.main.clone();
+  ModuleInputs captured = in;
+  captured.main = g->in;
+  at::cuda::device_synchronize();
+  {
+    // NOTE: as the decode step's: captured on a side stream, the tensor-parallel tower's
+    // all-reduces inside it; nothing runs during the capture.
+    const c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool(false, options_.device.index());
+    const c10::cuda::CUDAStreamGuard guard(stream);
+    g->graph.capture_begin();
+    g->out = run_module(i, captured, step);
+    g->graph.capture_end();
+  }
+  at::cuda::device_synchronize();
+  encoder_graphs_[key] = std::move(g);
+  encoder_capture_s_ += seconds_since(t0);
+  return out;
+#else
+  return run_module(i, in, step);
+#endif
 }
 
 StepPositions Engine::step_at(int64_t first, int64_t tokens, int64_t attend_len) const {
@@ -393,7 +443,7 @@ at::Tensor Engine::forward(at::Tensor x, const EngineInputs* prefill, const Step
       at::Tensor& items = streams.at(m.stream);
       for (const BoundCollective& c : m.before) items = run(c, items);
       in.main = take_rows(m.slice, items);
-      items = run_module(i, in, step);
+      items = run_encoder(i, in, step);
       continue;
     }
     for (const BoundCollective& c : m.before) x = run(c, x);
@@ -457,6 +507,7 @@ Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced
   int64_t steps = max_steps >= 0 ? std::min(max_steps, w.new_tokens) : w.new_tokens;
   if (forced) steps = std::min(steps, forced->size(1));  // a run that ended early is followed as far as it went
   const auto t0 = std::chrono::steady_clock::now();
+  encoder_capture_s_ = 0;
   Generation g;
   g.requests = binding_.output_requests;
   if (profiler_) profiler_->reset();
@@ -468,6 +519,7 @@ Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced
   if (steps == 0) {
     // new_tokens: 0 runs prefill alone (timed as the duration); no tokens, no logits.
     forward(ids, &inputs, step_at(0, prompt, prompt)).to(at::kCPU);
+    g.encoder_capture_s = encoder_capture_s_;
     g.last_token_s = seconds_since(t0);
     if (profiler_) profiler_->flush();
     g.seconds_by_kind = profiled();
@@ -491,6 +543,7 @@ Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced
     at::Tensor out;
     if (prefill) {
       out = forward(ids, &inputs, step_at(0, prompt, prompt));
+      g.encoder_capture_s = encoder_capture_s_;
     } else if (graphed && graph != decode_graphs_.end()) {
       out = replay_decode(*graph->second, ids, prompt + s - 1);
     } else {

@@ -38,7 +38,9 @@ struct EngineOptions {
   bool profile = false;
   // Capture the decode step in a CUDA graph once (after its first eager run) and replay it for
   // every later step, the plan's collectives inside it (CUDA only; a family whose decode waits
-  // for the host, MoE routing, runs eagerly).
+  // for the host, MoE routing, runs eagerly). Likewise each encoder-stream module (vision tower,
+  // projector, audio encoder) per count of items it encodes on the rank: captured after its
+  // first eager run (the warm-up's prefill), replayed by every later prefill with that count.
   bool cuda_graphs = true;
 };
 
@@ -49,6 +51,7 @@ struct Generation {
   at::Tensor logits;          // [new_tokens, requests, vocab] float32, CPU (keep_logits only)
   double first_token_s = 0;   // from the start of prefill to the first tokens on this rank
   double graph_capture_s = 0; // the decode step's CUDA graph captures in this call (0: none)
+  double encoder_capture_s = 0; // the encoders' CUDA graph captures in this call (0: none)
   double last_token_s = 0;    // ... to the last tokens
   // The rows each decode step ran (requests still running, padded up to a CUDA graph's batch
   // size): falls as requests finish and leave the batch (Engine::generate).
@@ -123,6 +126,8 @@ class Engine {
   const PlanBinding& binding() const { return binding_; }
   // Whether decode steps replay a captured CUDA graph (after the first decode step ran).
   bool uses_cuda_graphs() const { return !decode_graphs_.empty(); }
+  // The encoder graphs captured so far: one per (encoder-stream module, item count).
+  size_t encoder_graph_count() const { return encoder_graphs_.size(); }
 
   class Profiler;  // --profile's timer (engine.cc)
 
@@ -152,6 +157,13 @@ class Engine {
   double capture_decode(const at::Tensor& ids, int64_t position);
   at::Tensor replay_decode(DecodeGraph& graph, const at::Tensor& ids, int64_t position);
   std::map<int64_t, std::unique_ptr<DecodeGraph>> decode_graphs_;  // by rows
+  // An encoder-stream module (prefill only) through its CUDA graph for in.main's shape: replayed
+  // when captured, else run eagerly and captured (the seconds added to encoder_capture_s_).
+  struct EncoderGraph;  // engine.cc
+  bool encoder_graphs_enabled() const;
+  at::Tensor run_encoder(size_t i, const ModuleInputs& in, const StepPositions& step);
+  std::map<std::pair<size_t, std::vector<int64_t>>, std::unique_ptr<EncoderGraph>> encoder_graphs_;
+  double encoder_capture_s_ = 0;  // captures since generate() began
   // Whether finished requests may leave the batch (see generate); rows_shrunk_: some have left in
   // this run, so the caches and first rows are views of their first rows.
   bool rows_can_leave_ = false;

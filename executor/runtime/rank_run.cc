@@ -157,6 +157,8 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
   Generation g;
   double capture_s = 0;       // the decode step's CUDA graph capture (warm-up or first step)
   bool decode_graph = false;
+  double encoder_capture_s = 0;  // the encoders' CUDA graph captures (warm-up or first prefill)
+  int64_t encoder_graphs = 0;
   {
     // NOTE: the rank's shards and caches are freed before --verify loads the whole model on
     // rank 0's device (a 70B model in bf16 fits an H200 alone, not next to its TP8 shard).
@@ -174,7 +176,11 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
     // NOTE: the model keeps what it uses (fused projections in place of their parts): the loaded
     // slices it fused are freed here, so the rank holds its weights once.
     shards.clear();
-    if (options.warm_up) capture_s = engine.generate(inputs, nullptr, 2).graph_capture_s;
+    if (options.warm_up) {
+      const Generation warm = engine.generate(inputs, nullptr, 2);
+      capture_s = warm.graph_capture_s;
+      encoder_capture_s = warm.encoder_capture_s;
+    }
 
     if (comm) comm->barrier("start of the workload");
     std::unique_ptr<RequestSampler> sampler;
@@ -187,6 +193,8 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
     Progress running("generating", std::max<int64_t>(w.new_tokens, 1), "steps", options.progress);
     g = engine.generate(inputs, nullptr, -1, sampler.get(), &running);
     capture_s += g.graph_capture_s;
+    encoder_capture_s += g.encoder_capture_s;
+    encoder_graphs = static_cast<int64_t>(engine.encoder_graph_count());
     decode_graph = engine.uses_cuda_graphs();
   }
   const int64_t peak_memory = peak_memory_bytes(options.device);
@@ -250,6 +258,8 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
   report.decode_batch = g.decode_rows;
   report.load_s = load_s;
   report.graph_capture_s = capture_s;
+  report.encoder_graphs = encoder_graphs;
+  report.encoder_capture_s = encoder_capture_s;
   // The kinds the model has, in engine_time_categories() order, then the collectives.
   const std::vector<std::string> categories = engine_time_categories();
   const at::Tensor mean_kinds = kinds.defined() ? kinds.to(at::kCPU).mean(0) : at::Tensor();

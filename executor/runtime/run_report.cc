@@ -68,6 +68,10 @@ std::string report_text(const RunReport& r) {
          " per request)\n";
   out += "duration: " + fixed(r.duration_s, 4) + " s\n";
   if (r.decode_graph) out += "decode step: CUDA graph, captured in " + fixed(r.graph_capture_s * 1e3, 1) + " ms\n";
+  if (r.encoder_graphs > 0) {
+    out += "encoders: " + std::to_string(r.encoder_graphs) + " CUDA graph" + (r.encoder_graphs > 1 ? "s" : "") +
+           " (one per module and item count), captured in " + fixed(r.encoder_capture_s * 1e3, 1) + " ms\n";
+  }
   if (!r.decode_batch.empty() && r.decode_batch.front() != r.decode_batch.back()) {
     std::string sizes;
     for (size_t i = 0; i < r.decode_batch.size(); ++i) {
@@ -136,7 +140,8 @@ nlohmann::json report_json(const RunReport& r) {
       {"weight_bytes_read", r.weight_bytes_read},
       {"load_s", r.load_s},
       {"peak_memory_bytes", r.peak_memory_bytes},
-      {"cuda_graphs", {{"decode", r.decode_graph}, {"capture_ms", r.graph_capture_s * 1e3}}},
+      {"cuda_graphs", {{"decode", r.decode_graph}, {"capture_ms", r.graph_capture_s * 1e3},
+                       {"encoders", r.encoder_graphs}, {"encoder_capture_ms", r.encoder_capture_s * 1e3}}},
       {"decode_batch", r.decode_batch},
       {"generated_token_ids", r.generated},
   };

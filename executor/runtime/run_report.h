@@ -11,7 +11,7 @@
 // JSON keys: spec, name, model_type, dtype, device, world_size, mesh ({axis: size}), requests,
 // prompt_tokens, image_tokens, images_per_request, new_tokens, input_tokens, output_tokens, duration_s, output_tokens_per_s,
 // ttft_ms {mean, median, p99}, tpot_ms {mean, median, p99}, weight_bytes_read (per rank),
-// cuda_graphs ({decode: bool, capture_ms}), decode_batch (rank 0's batch per decode step), time_by_kind_s (with --profile only: {kind: seconds, ..., collectives: seconds}, mean over ranks),
+// cuda_graphs ({decode: bool, capture_ms, encoders: graphs, encoder_capture_ms}), decode_batch (rank 0's batch per decode step), time_by_kind_s (with --profile only: {kind: seconds, ..., collectives: seconds}, mean over ranks),
 // generated_token_ids (per request, in request order), and with --verify, verify {max_abs_diff,
 // worst_step, worst_request, logits_scale, rtol, tolerance, tokens_identical, token_mismatches,
 // passed}.
@@ -68,6 +68,8 @@ struct RunReport {
   bool decode_graph = false;                    // decode steps replayed a CUDA graph (rank 0)
   double graph_capture_s = 0;                   // its captures (rank 0): at start-up, and at each smaller
                                                 // batch size the first time requests leaving reach it
+  int64_t encoder_graphs = 0;                   // encoder-stream modules captured as CUDA graphs (rank 0)
+  double encoder_capture_s = 0;                 // their captures (rank 0), at start-up
   // Rank 0's batch per decode step: falls as requests finish and leave it (Engine::generate).
   std::vector<int64_t> decode_batch;
   // Seconds per module kind of the module kinds the model has, then "collectives" (the plan's
