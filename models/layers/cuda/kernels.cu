@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -73,15 +74,61 @@ void check_launch(const char* what) {
   if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
 }
 
+// Programmatic dependent launch (compute capability 9.0 on): each kernel here lets the next one
+// launch as soon as all its blocks have started (launch_dependents), and waits for the one before
+// it to finish (griddepcontrol.wait) before it reads or writes what that one touches; so a
+// kernel's launch and ramp overlap the tail of the one before (a decode step is ~10 kernels a
+// layer). The GEMV sends its first weight loads out before it waits (weights do not depend on the
+// kernel before). Without the launch attribute (older GPUs, SHARDPLAN_PDL=0) both are no-ops.
+__device__ __forceinline__ void let_next_kernel_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wait_for_previous_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// Whether launches carry the programmatic-serialization attribute on the current device.
+bool dependent_launch_enabled() {
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) return false;
+  static int enabled[64] = {};  // 0 unknown, 1 yes, 2 no
+  int& e = enabled[device % 64];
+  if (e == 0) {
+    int major = 0;
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+    const char* env = std::getenv("SHARDPLAN_PDL");
+    e = major >= 9 && !(env != nullptr && std::string(env) == "0") ? 1 : 2;
+  }
+  return e == 1;
+}
+
+template <typename... Params, typename... Args>
+void launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args... args) {
+  if (!dependent_launch_enabled()) {
+    kernel<<<grid, block, smem, stream>>>(args...);
+    return;
+  }
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attribute;
+  config.numAttrs = 1;
+  cudaLaunchKernelEx(&config, kernel, args...);
+}
+
 int blocks_for(int64_t work, int threads) {
   return static_cast<int>(std::min<int64_t>((work + threads - 1) / threads, 65535 * 8));
 }
 
-__device__ __forceinline__ float warp_max(float x) {
-#pragma unroll
-  for (int off = 16; off > 0; off /= 2) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, off));
-  return x;
-}
 __device__ __forceinline__ float warp_sum(float x) {
 #pragma unroll
   for (int off = 16; off > 0; off /= 2) x += __shfl_xor_sync(0xffffffffu, x, off);
@@ -102,40 +149,54 @@ __device__ __forceinline__ void load8_streaming(const T* p, float* out) {
 
 template <typename T, int R>
 __global__ void __launch_bounds__(32 * kGemmWarps) small_gemm_kernel(SmallGemm a) {
+  let_next_kernel_launch();
   const int lane = threadIdx.x % 32;
   const int64_t n = static_cast<int64_t>(blockIdx.x) * kGemmWarps + threadIdx.x / 32;
-  if (n >= a.n) return;
-  const T* w = static_cast<const T*>(a.w) + n * a.k;
+  const bool active = n < a.n;
+  const T* w = static_cast<const T*>(a.w) + (active ? n : 0) * a.k;
+  constexpr int64_t kStep = 32 * 8;  // elements a warp reads per load
+  int64_t k0 = lane * 8;
+  const auto whole_chunk = [&] { return k0 + (kGemmUnroll - 1) * kStep < a.k; };
+  // The first chunk of weights goes out before waiting for the kernel before (it cannot write them).
+  float wv[kGemmUnroll][8];
+  if (active && whole_chunk()) {
+#pragma unroll
+    for (int u = 0; u < kGemmUnroll; ++u) load8_streaming<T>(w + k0 + u * kStep, wv[u]);
+  }
+  wait_for_previous_kernel();
+  if (!active) return;
   const T* x = static_cast<const T*>(a.x);
+  const int64_t x_row = a.x_row;
   float acc[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = 0.0f;
-  constexpr int64_t kStep = 32 * 8;  // elements a warp reads per load
-  int64_t k0 = lane * 8;
-  for (; k0 + (kGemmUnroll - 1) * kStep < a.k; k0 += kGemmUnroll * kStep) {
-    float wv[kGemmUnroll][8];
+  if (whole_chunk()) {
+    while (true) {
 #pragma unroll
-    for (int u = 0; u < kGemmUnroll; ++u) load8_streaming<T>(w + k0 + u * kStep, wv[u]);
+      for (int u = 0; u < kGemmUnroll; ++u) {
 #pragma unroll
-    for (int u = 0; u < kGemmUnroll; ++u) {
+        for (int r = 0; r < R; ++r) {
+          float xv[8];
+          load8<T>(x + r * x_row + k0 + u * kStep, xv);
 #pragma unroll
-      for (int r = 0; r < R; ++r) {
-        float xv[8];
-        load8<T>(x + r * a.x_row + k0 + u * kStep, xv);
-#pragma unroll
-        for (int i = 0; i < 8; ++i) acc[r] = fmaf(wv[u][i], xv[i], acc[r]);
+          for (int i = 0; i < 8; ++i) acc[r] = fmaf(wv[u][i], xv[i], acc[r]);
+        }
       }
+      k0 += kGemmUnroll * kStep;
+      if (!whole_chunk()) break;
+#pragma unroll
+      for (int u = 0; u < kGemmUnroll; ++u) load8_streaming<T>(w + k0 + u * kStep, wv[u]);
     }
   }
   for (; k0 < a.k; k0 += kStep) {
-    float wv[8];
-    load8_streaming<T>(w + k0, wv);
+    float wt[8];
+    load8_streaming<T>(w + k0, wt);
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       float xv[8];
-      load8<T>(x + r * a.x_row + k0, xv);
+      load8<T>(x + r * x_row + k0, xv);
 #pragma unroll
-      for (int i = 0; i < 8; ++i) acc[r] = fmaf(wv[i], xv[i], acc[r]);
+      for (int i = 0; i < 8; ++i) acc[r] = fmaf(wt[i], xv[i], acc[r]);
     }
   }
 #pragma unroll
@@ -153,6 +214,8 @@ __global__ void __launch_bounds__(32 * kGemmWarps) small_gemm_kernel(SmallGemm a
 // ---- rope_and_cache: one thread per rotated pair (i, i + head_dim / 2) of one head of one token.
 template <typename T>
 __global__ void rope_and_cache_kernel(RopeAndCache a) {
+  let_next_kernel_launch();
+  wait_for_previous_kernel();
   const int64_t half = a.head_dim / 2;
   const int64_t heads = a.q_heads + 2 * a.kv_heads;
   const int64_t total = a.batch * a.tokens * heads * half;
@@ -216,6 +279,8 @@ __device__ __forceinline__ float merged_scale(float m, float big) { return m == 
 // for decode_combine_kernel.
 template <typename T, int D, int kMaxGroup>
 __global__ void __launch_bounds__(kThreads) decode_attention_kernel(DecodeAttention a, int64_t chunk) {
+  let_next_kernel_launch();
+  wait_for_previous_kernel();
   constexpr int kVec = 8;
   constexpr int kTeam = D / kVec;
   constexpr int kTeams = kThreads / kTeam;
@@ -360,6 +425,8 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(DecodeAttent
 // Merges the chunks of one (request, q head): thread d computes output element d.
 template <typename T>
 __global__ void decode_combine_kernel(DecodeAttention a) {
+  let_next_kernel_launch();
+  wait_for_previous_kernel();
   const int64_t row = blockIdx.x;  // request * q_heads + head
   const int64_t D = a.head_dim, S = a.splits;
   const float* ws_o = a.workspace;
@@ -390,17 +457,17 @@ void launch_decode_attention(const DecodeAttention& a, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(a.splits), static_cast<unsigned>(groups), static_cast<unsigned>(a.batch));
   // NOTE: the registers of q and of the sums grow with the group: the smallest kernel that fits.
   if (group <= 1) {
-    decode_attention_kernel<T, D, 1><<<grid, kThreads, 0, stream>>>(a, chunk);
+    launch(decode_attention_kernel<T, D, 1>, grid, kThreads, 0, stream, a, chunk);
   } else if (group <= 2) {
-    decode_attention_kernel<T, D, 2><<<grid, kThreads, 0, stream>>>(a, chunk);
+    launch(decode_attention_kernel<T, D, 2>, grid, kThreads, 0, stream, a, chunk);
   } else if (group <= 4) {
-    decode_attention_kernel<T, D, 4><<<grid, kThreads, 0, stream>>>(a, chunk);
+    launch(decode_attention_kernel<T, D, 4>, grid, kThreads, 0, stream, a, chunk);
   } else {
-    decode_attention_kernel<T, D, 8><<<grid, kThreads, 0, stream>>>(a, chunk);
+    launch(decode_attention_kernel<T, D, 8>, grid, kThreads, 0, stream, a, chunk);
   }
   check_launch("decode_attention");
   if (a.splits > 1) {
-    decode_combine_kernel<T><<<static_cast<unsigned>(a.batch * a.q_heads), D, 0, stream>>>(a);
+    launch(decode_combine_kernel<T>, dim3(static_cast<unsigned>(a.batch * a.q_heads)), dim3(static_cast<unsigned>(D)), 0, stream, a);
     check_launch("decode_attention (combine)");
   }
 }
@@ -419,6 +486,8 @@ void decode_attention_typed(const DecodeAttention& a, cudaStream_t stream) {
 // ---- silu_mul
 template <typename T>
 __global__ void silu_mul_kernel(const T* x, int64_t x_row, T* out, int64_t rows, int64_t n) {
+  let_next_kernel_launch();
+  wait_for_previous_kernel();
   const int64_t total = rows * n;
   for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -445,7 +514,7 @@ struct RopeRun {
   static void run(const RopeAndCache& a, cudaStream_t stream) {
     const int64_t work = a.batch * a.tokens * (a.q_heads + 2 * a.kv_heads) * (a.head_dim / 2);
     if (work == 0) return;
-    rope_and_cache_kernel<T><<<blocks_for(work, 256), 256, 0, stream>>>(a);
+    launch(rope_and_cache_kernel<T>, dim3(blocks_for(work, 256)), dim3(256), 0, stream, a);
     check_launch("rope_and_cache");
   }
 };
@@ -457,8 +526,8 @@ template <typename T>
 struct SiluMulRun {
   static void run(const void* x, int64_t x_row, void* out, int64_t rows, int64_t n, cudaStream_t stream) {
     if (rows * n == 0) return;
-    silu_mul_kernel<T><<<blocks_for(rows * n, 256), 256, 0, stream>>>(static_cast<const T*>(x), x_row,
-                                                                      static_cast<T*>(out), rows, n);
+    launch(silu_mul_kernel<T>, dim3(blocks_for(rows * n, 256)), dim3(256), 0, stream, static_cast<const T*>(x), x_row,
+           static_cast<T*>(out), rows, n);
     check_launch("silu_mul");
   }
 };
@@ -469,10 +538,10 @@ struct SmallGemmRun {
     if (a.n == 0) return;
     const dim3 grid(static_cast<unsigned>((a.n + kGemmWarps - 1) / kGemmWarps));
     switch (a.rows) {
-      case 1: small_gemm_kernel<T, 1><<<grid, 32 * kGemmWarps, 0, stream>>>(a); break;
-      case 2: small_gemm_kernel<T, 2><<<grid, 32 * kGemmWarps, 0, stream>>>(a); break;
-      case 3: small_gemm_kernel<T, 3><<<grid, 32 * kGemmWarps, 0, stream>>>(a); break;
-      case 4: small_gemm_kernel<T, 4><<<grid, 32 * kGemmWarps, 0, stream>>>(a); break;
+      case 1: launch(small_gemm_kernel<T, 1>, grid, dim3(32 * kGemmWarps), 0, stream, a); break;
+      case 2: launch(small_gemm_kernel<T, 2>, grid, dim3(32 * kGemmWarps), 0, stream, a); break;
+      case 3: launch(small_gemm_kernel<T, 3>, grid, dim3(32 * kGemmWarps), 0, stream, a); break;
+      case 4: launch(small_gemm_kernel<T, 4>, grid, dim3(32 * kGemmWarps), 0, stream, a); break;
       default: throw std::invalid_argument("small_gemm: rows must be 1 to 4");
     }
     check_launch("small_gemm");
