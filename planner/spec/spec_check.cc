@@ -227,7 +227,7 @@ class SpecChecker {
   }
 
   void check_rule(const RuleSpec& rule) {
-    // Axes: known, once each, not a batch axis for tensor / expert.
+    // Axes: known, once each, not a batch axis for tensor.
     std::set<std::string> seen;
     for (size_t i = 0; i < rule.axes.size(); ++i) {
       const auto& name = rule.axes[i];

@@ -16,7 +16,8 @@ namespace shardplan {
 // Checks, each reported at the offending key or value with the values involved:
 //  - mesh: sizes >= 1, at most kMaxWorldSize ranks (then nothing else is checked);
 //  - batch_axes: known axes, each listed once; workload.batch divisible by their product;
-//  - every rule: axes known and listed once; a batch axis never used by a tensor or expert rule;
+//  - every rule: axes known and listed once; a batch axis never used by a tensor rule (an expert
+//    rule may: its tokens reach the experts by all_to_all there);
 //    tensor / data / expert need axes (replicate with axes is a warning); the mode is allowed for
 //    every kind the rule names or matches; a path rule never points inside an encoder; a rule
 //    that matches no module is a warning;
