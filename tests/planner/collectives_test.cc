@@ -95,6 +95,36 @@ workload:
   EXPECT_EQ(list.back(), "all_gather[tp] after proj_out");
 }
 
+TEST(Collectives, ExpertsOverABatchAxisAndATensorAxis) {
+  // Requests over dp, attention tensor over tp, every expert on one of the 4 ranks: the tokens,
+  // split over dp, go to their experts' owners by all_to_all over dp and back; over tp they are
+  // whole, each rank runs its own experts, and the partial sums meet in one all_reduce over tp.
+  auto plan = plan_from_text("moe-dp-tp", R"(version: 1
+model:
+  config: ../models/configs/tiny-mixtral.json
+mesh: {dp: 2, tp: 2}
+batch_axes: [dp]
+modules:
+  - {kind: [embedding, attention, lm_head], mode: tensor, axes: [tp]}
+  - {kind: moe, mode: expert, axes: [dp, tp]}
+workload:
+  batch: 4
+)");
+  ASSERT_TRUE(plan);
+  const std::vector<std::string> list = ops(*plan);
+  const std::vector<std::string> layer0 = {
+      "all_reduce[tp] after model.layers.0.self_attn",
+      "all_to_all[dp] after model.layers.0.self_attn",
+      "all_to_all[dp] after model.layers.0.block_sparse_moe",
+      "all_reduce[tp] after model.layers.0.block_sparse_moe",
+  };
+  ASSERT_GE(list.size(), 5u);
+  EXPECT_EQ(std::vector<std::string>(list.begin() + 1, list.begin() + 5), layer0);
+  EXPECT_EQ(plan->comms[2].purpose, CollectivePurpose::kMoeDispatch);
+  EXPECT_EQ(plan->comms[3].purpose, CollectivePurpose::kMoeCombine);
+  EXPECT_EQ(plan->comms[2].groups, (std::vector<RankGroup>{{0, 2}, {1, 3}}));
+}
+
 TEST(Collectives, ModuleLayoutsNeverComputeOnPartialSums) {
   auto plan = plan_from_text("mixed", R"(version: 1
 model:
