@@ -199,15 +199,24 @@ void compute_costs(Plan& plan) {
           a2a *= mesh.axes()[x].size;
         }
       }
-      // Each rank holds experts/g of the experts and sees the tokens of the a2a group.
-      matrix_elems = 0;
+      // Each rank holds experts/g of the routed experts and sees the tokens of the a2a group; the
+      // router and a shared expert run on the rank's own tokens (a replicated shared expert whole
+      // on the rank that adds it: the busiest rank), split only by the shared expert's tensor mode.
+      double routed = 0, own = 0;
       for (const Param& p : m.params) {
         if (!is_matrix(p)) continue;
         double elems = static_cast<double>(p.numel());
-        if (p.expert >= 0) elems *= static_cast<double>(d.experts_per_token) / d.experts;
-        matrix_elems += elems;
+        if (p.expert >= 0) {
+          routed += elems * static_cast<double>(d.experts_per_token) / d.experts;
+          continue;
+        }
+        if (p.shared_expert && mp.shared_mode == ParallelMode::kTensor &&
+            p.tensor_split.type == TensorSplit::Type::kUnits) {
+          elems /= std::min<int64_t>(mesh.group_size(mp.shared_axes), p.tensor_split.units);
+        }
+        own += elems;
       }
-      matrix_elems = matrix_elems * a2a / std::max<int64_t>(g, 1);
+      matrix_elems = routed * a2a / std::max<int64_t>(g, 1) + own;
     }
     if (m.kind == ModuleKind::kMoe && d.experts > 0) {
       // A prefill's rows go to their experts (sparse): each token's k copies of its row, their

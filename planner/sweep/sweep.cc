@@ -48,7 +48,8 @@ struct MeshShape {
 
 // The alternatives per group of kinds the model has. Over tp (when tp > 1) every kind's modes;
 // with an ep axis the experts are split over it (alone or with tp): an MoE kept off ep would
-// make the mesh the same as dp x ep.
+// make the mesh the same as dp x ep. With ep the other kinds are tensor over tp or replicated: a
+// data mode over tp next to experts over ep x tp is the plan of the mesh with ep and tp merged.
 std::vector<std::vector<Choice>> choice_groups(const ModelGraph& graph, const MeshShape& m) {
   std::set<ModuleKind> kinds;
   bool shared = false;
@@ -59,37 +60,43 @@ std::vector<std::vector<Choice>> choice_groups(const ModelGraph& graph, const Me
   const std::vector<std::string> tp = {"tp"};
   std::vector<std::vector<Choice>> groups;
   if (kinds.count(ModuleKind::kMoe) && (m.tp > 1 || m.ep > 1)) {
-    // (mode, axes, label)
-    std::vector<std::tuple<std::string, std::vector<std::string>, std::string>> routed;
+    std::vector<Choice> routed;  // the routed experts' choices, completed with the shared expert's below
     if (m.ep > 1) {
-      routed.emplace_back("expert", std::vector<std::string>{"ep"}, "moe expert over ep");
-      if (m.tp > 1) routed.emplace_back("expert", std::vector<std::string>{"ep", "tp"}, "moe expert over ep x tp");
+      routed.push_back({{"moe"}, "expert", {"ep"}, "", "moe expert over ep"});
+      if (m.tp > 1) routed.push_back({{"moe"}, "expert", {"ep", "tp"}, "", "moe expert over ep x tp"});
     } else {
-      routed.emplace_back("tensor", tp, "moe tensor");
-      routed.emplace_back("expert", tp, "moe expert");
+      routed.push_back({{"moe"}, "tensor", tp, "", "moe tensor"});
+      routed.push_back({{"moe"}, "expert", tp, "", "moe expert"});
     }
     std::vector<Choice> moe;
-    for (const auto& [mode, axes, label] : routed) {
+    for (Choice c : routed) {
       if (!shared) {
-        moe.push_back({{"moe"}, mode, axes, "", label});
+        moe.push_back(c);
         continue;
       }
       // The shared expert replicated, or tensor over tp (it needs its tokens whole there).
-      moe.push_back({{"moe"}, mode, axes, "replicate", label + " (shared replicate)"});
-      if (m.tp > 1) moe.push_back({{"moe"}, mode, axes, "tensor", label + " (shared tensor)"});
+      const std::string label = c.label;
+      c.shared_expert = "replicate";
+      c.label = label + " (shared replicate)";
+      moe.push_back(c);
+      if (m.tp > 1) {
+        c.shared_expert = "tensor";
+        c.label = label + " (shared tensor)";
+        moe.push_back(c);
+      }
     }
     groups.push_back(moe);
   }
   if (m.tp == 1) return groups;  // the other kinds: replicated, their requests split over dp and ep
-  groups.insert(groups.begin(),
-                {{{"attention"}, "tensor", tp, "", "attention tensor"}, {{"attention"}, "data", tp, "", "attention data"}});
-  if (kinds.count(ModuleKind::kMlp)) {
-    groups.push_back({{{"mlp"}, "tensor", tp, "", "mlp tensor"}, {{"mlp"}, "data", tp, "", "mlp data"}});
-  }
-  if (kinds.count(ModuleKind::kCrossAttention)) {
-    groups.push_back({{{"cross_attention"}, "tensor", tp, "", "cross-attention tensor"},
-                      {{"cross_attention"}, "data", tp, "", "cross-attention data"}});
-  }
+  const bool data = m.ep == 1;
+  const auto tensor_or_data = [&](std::vector<std::string> kinds_of, const std::string& name) {
+    std::vector<Choice> g = {{kinds_of, "tensor", tp, "", name + " tensor"}};
+    if (data) g.push_back({kinds_of, "data", tp, "", name + " data"});
+    return g;
+  };
+  groups.insert(groups.begin(), tensor_or_data({"attention"}, "attention"));
+  if (kinds.count(ModuleKind::kMlp)) groups.push_back(tensor_or_data({"mlp"}, "mlp"));
+  if (kinds.count(ModuleKind::kCrossAttention)) groups.push_back(tensor_or_data({"cross_attention"}, "cross-attention"));
   groups.push_back({{{"embedding", "lm_head"}, "tensor", tp, "", "vocabulary tensor"},
                     {{"embedding", "lm_head"}, "replicate", {}, "", "vocabulary replicated"}});
   if (kinds.count(ModuleKind::kEncoder)) {
@@ -235,7 +242,7 @@ SweepResult run_sweep(const SweepOptions& o) {
           picks.push_back(&groups[g][index[g]]);
           labels.push_back(groups[g][index[g]].label);
         }
-        if (mesh.tp == 1) labels.insert(labels.begin(), "every module replicated");
+        if (mesh.tp == 1) labels.push_back(labels.empty() ? "every module replicated" : "the rest replicated");
         const std::string name = mesh.name() + ": " + join(labels, ", ");
         pending.push_back({name, spec_yaml(name, o, mesh, picks, images)});
         size_t g = 0;

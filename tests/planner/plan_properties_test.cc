@@ -19,8 +19,9 @@
 //      must agree;
 //  (e) every collective's groups partition all ranks, each group of the product of its axes'
 //      sizes, as Mesh::groups lists them;
-//  (f) no collective runs over a batch axis: with batch_axes [dp] on {dp: 2, tp: 4}, every group
-//      lies inside a tp group.
+//  (f) no collective runs over a batch axis but an expert MoE's all_to_all pair (its tokens, split
+//      over the axis, reach the experts there): with batch_axes [dp] on {dp: 2, tp: 4}, every
+//      other group lies inside a tp group.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -300,6 +301,8 @@ Scenario random_scenario(const ModelCase& model, const MeshShape& mesh, uint32_t
         r.mode = ParallelMode::kReplicate;
       } else {
         std::vector<std::string> pool = free_axes;
+        // An expert rule may also list batch axes (its tokens reach the experts by all_to_all).
+        if (r.mode == ParallelMode::kExpert) pool.insert(pool.end(), sc.batch_axes.begin(), sc.batch_axes.end());
         std::shuffle(pool.begin(), pool.end(), rng);
         pool.resize(1 + pick(pool.size()));
         r.axes = pool;
@@ -658,7 +661,8 @@ std::string check_mesh(const Plan& plan) {
   return "";
 }
 
-// (e) + (f, general): groups partition the ranks; no batch axis.
+// (e) + (f, general): groups partition the ranks; a batch axis only under an expert MoE's
+// all_to_all pair, over the MoE's own axes.
 std::string check_groups(const Plan& plan) {
   const Mesh& mesh = plan.mesh;
   for (size_t i = 0; i < plan.comms.size(); ++i) {
@@ -670,7 +674,16 @@ std::string check_groups(const Plan& plan) {
     if (distinct.size() != c.axes.size()) return where + "an axis twice";
     for (const auto& a : c.axes) {
       if (size_of(mesh, a) < 0) return where + "unknown axis " + a;
-      if (contains(plan.spec().batch_axes, a)) return where + "runs over the batch axis " + a;
+      if (contains(plan.spec().batch_axes, a)) {
+        const bool exchange = c.op == CollectiveOp::kAllToAll && (c.purpose == CollectivePurpose::kMoeDispatch ||
+                                                                   c.purpose == CollectivePurpose::kMoeCombine);
+        const std::string& moe = c.purpose == CollectivePurpose::kMoeDispatch ? c.before : c.after;
+        const auto mp = std::find_if(plan.modules.begin(), plan.modules.end(),
+                                     [&](const ModulePlan& m) { return m.module->path == moe; });
+        if (!exchange || mp == plan.modules.end() || mp->mode != ParallelMode::kExpert || !contains(mp->axes, a)) {
+          return where + "runs over the batch axis " + a;
+        }
+      }
     }
     const int64_t g = product(mesh, c.axes);
     std::vector<int> seen(mesh.world_size(), 0);
@@ -1320,7 +1333,8 @@ TEST(PlanProperties, ShippedSpecs) {
 }
 
 // (f) {dp: 2, tp: 4} with batch_axes [dp]: requests are split over dp, so every collective stays
-// inside a tp group, [0,1,2,3] or [4,5,6,7], whatever the modes over tp.
+// inside a tp group, [0,1,2,3] or [4,5,6,7], whatever the modes over tp (but an expert rule's
+// all_to_all over dp where the random rules put experts over dp).
 // Every collective stays inside a tp group when requests are split over dp.
 TEST(PlanProperties, BatchAxisKeepsCollectivesInsideTpGroups) {
   const MeshShape mesh = {{"dp", 2}, {"tp", 4}};
@@ -1357,6 +1371,8 @@ TEST(PlanProperties, BatchAxisKeepsCollectivesInsideTpGroups) {
       check_plan(*plan, label, totals);
       for (const Collective& c : plan->comms) {
         ++comms;
+        // An expert rule over dp exchanges its tokens there (check_plan's (f) allows only that).
+        if (c.op == CollectiveOp::kAllToAll && contains(c.axes, std::string("dp"))) continue;
         for (const RankGroup& group : c.groups) {
           const bool inside = std::any_of(tp_groups.begin(), tp_groups.end(), [&](const auto& tg) {
             return std::all_of(group.begin(), group.end(), [&](int64_t r) { return tg.count(r) > 0; });
@@ -1370,6 +1386,58 @@ TEST(PlanProperties, BatchAxisKeepsCollectivesInsideTpGroups) {
   report(totals);
   EXPECT_GE(plans, 60);
   EXPECT_GE(comms, 1000);
+}
+
+// (f) for experts over a batch axis: {dp: 2, tp: 4}, requests over dp, experts over [dp, tp] or
+// [dp]: the MoE's all_to_all pair runs over dp (groups {r, r + 4}); every other collective stays
+// inside a tp group; (a) to (e) hold as for every plan.
+TEST(PlanProperties, ExpertsOverABatchAxisExchangeOnlyThere) {
+  const MeshShape mesh = {{"dp", 2}, {"tp", 4}};
+  const std::vector<std::set<int64_t>> tp_groups = {{0, 1, 2, 3}, {4, 5, 6, 7}};
+  int64_t plans = 0, exchanges = 0;
+  Totals totals;
+  for (const ModelCase& model : shipped_models()) {
+    bool moe = false;
+    for (const Module& m : model.graph.modules) moe = moe || m.kind == ModuleKind::kMoe;
+    if (!moe) continue;
+    const std::vector<Scenario> scenarios = {
+        {"expert[dp, tp], rest tensor[tp]",
+         {"dp"},
+         {RuleCase{kDenseKinds, "", ParallelMode::kTensor, {"tp"}},
+          RuleCase{{ModuleKind::kMoe}, "", ParallelMode::kExpert, {"dp", "tp"}}}},
+        {"expert[dp], attention data[tp]",
+         {"dp"},
+         {RuleCase{{ModuleKind::kAttention}, "", ParallelMode::kData, {"tp"}},
+          RuleCase{{ModuleKind::kMoe}, "", ParallelMode::kExpert, {"dp"}}}},
+        {"expert[tp, dp], attention data[tp]",
+         {"dp"},
+         {RuleCase{{ModuleKind::kAttention}, "", ParallelMode::kData, {"tp"}},
+          RuleCase{{ModuleKind::kMoe}, "", ParallelMode::kExpert, {"tp", "dp"}}}},
+    };
+    for (const Scenario& sc : scenarios) {
+      auto plan = plan_if_valid(model, mesh, sc);
+      if (!plan) continue;  // Qwen1.5-MoE's 60 experts do not split over 8
+      ++plans;
+      const std::string label = model.name + " {dp: 2, tp: 4} batch_axes [dp] " + sc.label;
+      check_plan(*plan, label, totals);
+      for (const Collective& c : plan->comms) {
+        if (contains(c.axes, std::string("dp"))) {
+          EXPECT_EQ(c.op, CollectiveOp::kAllToAll) << label << " after " << c.after;
+          ++exchanges;
+          continue;
+        }
+        for (const RankGroup& group : c.groups) {
+          const bool inside = std::any_of(tp_groups.begin(), tp_groups.end(), [&](const auto& tg) {
+            return std::all_of(group.begin(), group.end(), [&](int64_t r) { return tg.count(r) > 0; });
+          });
+          EXPECT_TRUE(inside) << label << ": " << to_string(c.op) << "[" << join(c.axes) << "] after " << c.after;
+        }
+      }
+    }
+  }
+  report(totals);
+  EXPECT_GE(plans, 10);  // 4 MoE configs x 3, less Qwen1.5-MoE's two over 8 ranks
+  EXPECT_GE(exchanges, 2 * plans);  // a dispatch and a combine per MoE layer at least
 }
 
 // The smallest case of what (d) finds on whisper: the encoder splits the clips over tp, the

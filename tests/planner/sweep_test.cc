@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
 
 #include <unistd.h>
@@ -86,8 +87,17 @@ TEST(SweepTest, EveryEmittedSpecPassesPlannerCheck) {
   const SweepResult mixtral = sweep("mixtral-8x7b.json", 8, w, "mixtral");
   expect_every_emitted_spec_passes_check(mixtral, "mixtral");
   EXPECT_TRUE(any_named(mixtral, "dp2-ep2-tp2: attention tensor, moe expert over ep x tp", ""));
-  EXPECT_TRUE(any_named(mixtral, "dp2-ep2-tp2: attention data, moe expert over ep,", ""));
-  EXPECT_TRUE(any_named(mixtral, "ep8-tp1: every module replicated, moe expert over ep", ""));
+  EXPECT_TRUE(any_named(mixtral, "dp2-ep2-tp2: attention tensor, moe expert over ep,", ""));
+  EXPECT_TRUE(any_named(mixtral, "ep8-tp1: moe expert over ep, the rest replicated", ""));
+  // Next to experts over ep no kind is data-parallel over tp (that plan is the mesh with ep and
+  // tp merged), and no two plans share a name.
+  std::set<std::string> names;
+  for (const SweepCandidate& c : mixtral.ranked) {
+    EXPECT_TRUE(names.insert(c.name).second) << "two plans named " << c.name;
+    if (c.name.find("-ep") != std::string::npos || c.name.rfind("ep", 0) == 0) {
+      EXPECT_EQ(c.name.find(" data"), std::string::npos) << c.name;
+    }
+  }
   // With a shared expert: replicated or tensor over tp next to the routed experts over ep.
   const SweepResult qwen = sweep("qwen1.5-moe-a2.7b.json", 4, w, "qwen-moe");
   expect_every_emitted_spec_passes_check(qwen, "qwen-moe");
