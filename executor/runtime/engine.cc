@@ -31,6 +31,27 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+#if SHARDPLAN_CUDA_EVENTS
+// Captures what `body` launches into `graph` (from `pool`, a pool shared by several graphs, or
+// {0, 0} for the graph's own) and returns the seconds it took. NOTE: the capture runs on a side
+// stream and records the kernels (and the plan's collectives: NCCL joins the capture) without
+// running them, so nothing the body touches changes.
+template <typename Body>
+double capture_graph(at::cuda::CUDAGraph& graph, at::Device device, at::cuda::MempoolId_t pool, Body body) {
+  const auto t0 = std::chrono::steady_clock::now();
+  at::cuda::device_synchronize();
+  {
+    const c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool(false, device.index());
+    const c10::cuda::CUDAStreamGuard guard(stream);
+    graph.capture_begin(pool);
+    body();
+    graph.capture_end();
+  }
+  at::cuda::device_synchronize();
+  return seconds_since(t0);
+}
+#endif
+
 constexpr ModuleKind kTimedKinds[] = {ModuleKind::kEmbedding, ModuleKind::kAttention, ModuleKind::kCrossAttention,
                                       ModuleKind::kMlp,       ModuleKind::kMoe,       ModuleKind::kEncoder,
                                       ModuleKind::kProjector, ModuleKind::kLmHead};
@@ -290,26 +311,20 @@ at::Tensor Engine::run_encoder(size_t i, const ModuleInputs& in, const StepPosit
     return found->second->out;
   }
   // The first run at this item count is eager (cuBLAS, cuDNN and the allocator warm up), then
-  // the module is captured; later prefills with the same count replay it.
-  const at::Tensor out = run_module(i, in, step).clone();
-  const auto t0 = std::chrono::steady_clock::now();
+  // the module is captured; later prefills with the same count replay it. The encoders' graphs
+  // share one memory pool: they run one after another, and each one's output is read before
+  // the next prefill replays any of them.
+  const at::Tensor out = run_module(i, in, step);
+  if (encoder_pool_ == std::pair<unsigned long long, unsigned long long>{0, 0}) {
+    encoder_pool_ = at::cuda::graph_pool_handle();
+  }
   auto g = std::make_unique<EncoderGraph>();
   g->in = in.main.clone();
   ModuleInputs captured = in;
   captured.main = g->in;
-  at::cuda::device_synchronize();
-  {
-    // NOTE: as the decode step's: captured on a side stream, the tensor-parallel tower's
-    // all-reduces inside it; nothing runs during the capture.
-    const c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool(false, options_.device.index());
-    const c10::cuda::CUDAStreamGuard guard(stream);
-    g->graph.capture_begin();
-    g->out = run_module(i, captured, step);
-    g->graph.capture_end();
-  }
-  at::cuda::device_synchronize();
+  encoder_capture_s_ += capture_graph(g->graph, options_.device, encoder_pool_,
+                                      [&] { g->out = run_module(i, captured, step); });
   encoder_graphs_[key] = std::move(g);
-  encoder_capture_s_ += seconds_since(t0);
   return out;
 #else
   return run_module(i, in, step);
@@ -333,7 +348,6 @@ StepPositions Engine::step_at(int64_t first, int64_t tokens, int64_t attend_len)
 
 double Engine::capture_decode(const at::Tensor& ids, int64_t position) {
 #if SHARDPLAN_CUDA_EVENTS
-  const auto t0 = std::chrono::steady_clock::now();
   auto g = std::make_unique<DecodeGraph>();
   const StepPositions step = step_at(position, 1, capacity_);
   g->ids = ids.clone();
@@ -344,19 +358,11 @@ double Engine::capture_decode(const at::Tensor& ids, int64_t position) {
   StepPositions captured = step;
   captured.positions = g->positions;
   captured.allowed = g->allowed;  // (a ragged batch's first rows are the engine's, fixed per run)
-  at::cuda::device_synchronize();
-  {
-    // NOTE: a graph is captured on a side stream; the capture records the kernels (and the plan's
-    // collectives, NCCL joining the capture) without running them, so the KV caches are untouched.
-    const c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool(false, options_.device.index());
-    const c10::cuda::CUDAStreamGuard guard(stream);
-    g->graph.capture_begin();
-    g->out = forward(g->ids, nullptr, captured);
-    g->graph.capture_end();
-  }
-  at::cuda::device_synchronize();
+  // NOTE: the KV caches are untouched by the capture (nothing runs).
+  const double seconds =
+      capture_graph(g->graph, options_.device, {0, 0}, [&] { g->out = forward(g->ids, nullptr, captured); });
   decode_graphs_[rows] = std::move(g);
-  return seconds_since(t0);
+  return seconds;
 #else
   (void)ids;
   (void)position;

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/progress.h"
@@ -164,6 +165,7 @@ class Engine {
   at::Tensor run_encoder(size_t i, const ModuleInputs& in, const StepPositions& step);
   std::map<std::pair<size_t, std::vector<int64_t>>, std::unique_ptr<EncoderGraph>> encoder_graphs_;
   double encoder_capture_s_ = 0;  // captures since generate() began
+  std::pair<unsigned long long, unsigned long long> encoder_pool_{0, 0};  // their memory pool (MempoolId_t)
   // Whether finished requests may leave the batch (see generate); rows_shrunk_: some have left in
   // this run, so the caches and first rows are views of their first rows.
   bool rows_can_leave_ = false;

@@ -275,7 +275,9 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
     const std::unique_ptr<Plan> one = unsharded_plan(plan);
     const Checkpoint whole = open_checkpoint(plan, options);
     const TensorShards all = load_rank_shards(*one, 0, whole, dtype, options.device);
-    Engine reference(*one, 0, nullptr, all, EngineOptions{options.device, dtype, true, false, options.cuda_graphs});
+    // NOTE: the reference runs eagerly: it is what the graphs are checked against, and it holds
+    // the whole model on rank 0 (no graph memory pools next to it).
+    Engine reference(*one, 0, nullptr, all, EngineOptions{options.device, dtype, true, false, /*cuda_graphs=*/false});
     const Generation ref = reference.generate(inputs, &all_tokens);
     const at::Tensor sharded = by_request(plan, logits, 1, held);
     report.verify = compare_logits(sharded, ref.logits, all_tokens, spec.dtype);

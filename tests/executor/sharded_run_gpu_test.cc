@@ -11,6 +11,7 @@
 
 #include "executor/runtime/engine.h"
 #include "executor/runtime/rank_weights.h"
+#include "executor/runtime/run_report.h"
 #include "executor/runtime/workload.h"
 #include "executor/weights/safetensors.h"
 #include "tests/executor/runtime_test_util.h"
@@ -110,13 +111,15 @@ TEST_F(GpuRunTest, ForwardMatchesTransformers) {
 }
 
 // The encoders as CUDA graphs (one per module and item count, captured after the first eager
-// prefill, replayed by the next): the same tokens and logits as without graphs, and the graphs
-// are there (llava: the vision tower and the projector; whisper: the audio encoder).
+// prefill, replayed by the next): a replay with other images or clips gives the eager run's
+// tokens and logits for them (the graph reads its input buffer, refilled each prefill), and the
+// graphs are there (llava: the vision tower and the projector; whisper: the audio encoder), also
+// in the run's report.
 TEST_F(GpuRunTest, EncoderGraphsGiveTheEagerRunsLogits) {
   struct Case {
     const char* config;
     int images;
-    size_t graphs;
+    int64_t graphs;
   };
   for (const Case& c : {Case{"tiny-llava.json", 2, 2}, Case{"tiny-whisper.json", 0, 1}}) {
     SpecText s;
@@ -127,22 +130,26 @@ TEST_F(GpuRunTest, EncoderGraphsGiveTheEagerRunsLogits) {
     s.prompt_tokens = 5;
     const std::unique_ptr<Plan> plan = load_plan(write_spec(std::string("gpu_encoder_graphs_") + c.config, s));
     const Checkpoint ckpt = Checkpoint::open(*plan->spec().checkpoint_path);
-    const EngineInputs inputs = make_engine_inputs(*plan, 7);
-    const auto run = [&](bool graphs, int times, size_t* captured) {
-      Engine engine(*plan, 0, nullptr, load_rank_shards(*plan, 0, ckpt, at::kFloat, kCuda),
-                    EngineOptions{kCuda, at::kFloat, /*keep_logits=*/true, /*profile=*/false, graphs});
-      Generation g;
-      for (int t = 0; t < times; ++t) g = engine.generate(inputs);
-      *captured = engine.encoder_graph_count();
-      return g;
-    };
-    size_t eager_graphs = 0, graphs = 0;
-    const Generation eager = run(false, 1, &eager_graphs);
-    const Generation replayed = run(true, 2, &graphs);  // the second prefill replays the encoders
-    EXPECT_EQ(eager_graphs, 0u) << c.config;
-    EXPECT_EQ(graphs, c.graphs) << c.config;
-    EXPECT_TRUE(at::equal(eager.tokens, replayed.tokens)) << c.config;
-    EXPECT_LT((eager.logits - replayed.logits).abs().max().item<double>(), 1e-4) << c.config;
+    const EngineInputs first = make_engine_inputs(*plan, 7), second = make_engine_inputs(*plan, 8);
+    Engine eager(*plan, 0, nullptr, load_rank_shards(*plan, 0, ckpt, at::kFloat, kCuda),
+                 EngineOptions{kCuda, at::kFloat, /*keep_logits=*/true, /*profile=*/false, /*cuda_graphs=*/false});
+    const Generation want = eager.generate(second);
+    EXPECT_EQ(eager.encoder_graph_count(), 0u) << c.config;
+    Engine graphed(*plan, 0, nullptr, load_rank_shards(*plan, 0, ckpt, at::kFloat, kCuda),
+                   EngineOptions{kCuda, at::kFloat, /*keep_logits=*/true, /*profile=*/false, /*cuda_graphs=*/true});
+    graphed.generate(first);                         // eager, then captured
+    const Generation got = graphed.generate(second);  // replayed on other inputs
+    EXPECT_EQ(graphed.encoder_graph_count(), static_cast<size_t>(c.graphs)) << c.config;
+    EXPECT_EQ(got.encoder_capture_s, 0.0) << c.config << ": captured again";
+    EXPECT_TRUE(at::equal(want.tokens, got.tokens)) << c.config;
+    EXPECT_LT((want.logits - got.logits).abs().max().item<double>(), 1e-4) << c.config;
+    const at::Tensor& items1 = c.images > 0 ? first.pixels : first.audio;
+    const at::Tensor& items2 = c.images > 0 ? second.pixels : second.audio;
+    ASSERT_FALSE(at::equal(items1, items2)) << c.config << ": the two seeds gave the same encoder inputs";
+    // The report of a run (one prefill: the graphs captured after it) says how many.
+    const RunReport r = run_threaded(*plan, /*verify=*/false, kCuda).report;
+    EXPECT_EQ(r.encoder_graphs, c.graphs) << c.config;
+    EXPECT_EQ(report_json(r)["cuda_graphs"]["encoders"].get<int64_t>(), c.graphs) << c.config;
   }
 }
 
