@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 
@@ -79,7 +81,8 @@ void check_launch(const char* what) {
 // it to finish (griddepcontrol.wait) before it reads or writes what that one touches; so a
 // kernel's launch and ramp overlap the tail of the one before (a decode step is ~10 kernels a
 // layer). The GEMV sends its first weight loads out before it waits (weights do not depend on the
-// kernel before). Without the launch attribute (older GPUs, SHARDPLAN_PDL=0) both are no-ops.
+// kernel before). Without the launch attribute (older GPUs, SHARDPLAN_PDL=0; see dependent_launch)
+// both are no-ops.
 __device__ __forceinline__ void let_next_kernel_launch() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
@@ -91,24 +94,32 @@ __device__ __forceinline__ void wait_for_previous_kernel() {
 #endif
 }
 
-// Whether launches carry the programmatic-serialization attribute on the current device.
-bool dependent_launch_enabled() {
+// Whether `kernel` launches with the programmatic-serialization attribute on the current device:
+// compute capability 9.0 or later, the kernel compiled for 9.0 or later (its PTX: a build whose
+// kernels come from older PTX, JIT-compiled, has no griddepcontrol.wait in them), and not
+// SHARDPLAN_PDL=0. Decided once per (kernel, device).
+bool dependent_launch(const void* kernel) {
+  static std::mutex mutex;
+  static std::map<std::pair<const void*, int>, bool> known;
   int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess) return false;
-  static int enabled[64] = {};  // 0 unknown, 1 yes, 2 no
-  int& e = enabled[device % 64];
-  if (e == 0) {
-    int major = 0;
-    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
-    const char* env = std::getenv("SHARDPLAN_PDL");
-    e = major >= 9 && !(env != nullptr && std::string(env) == "0") ? 1 : 2;
-  }
-  return e == 1;
+  const std::lock_guard<std::mutex> lock(mutex);
+  const auto key = std::make_pair(kernel, device);
+  const auto found = known.find(key);
+  if (found != known.end()) return found->second;
+  int major = 0;
+  cudaFuncAttributes attributes = {};
+  const char* env = std::getenv("SHARDPLAN_PDL");
+  const bool on = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
+                  major >= 9 && cudaFuncGetAttributes(&attributes, kernel) == cudaSuccess &&
+                  attributes.ptxVersion >= 90 && !(env != nullptr && std::string(env) == "0");
+  known.emplace(key, on);
+  return on;
 }
 
 template <typename... Params, typename... Args>
 void launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args... args) {
-  if (!dependent_launch_enabled()) {
+  if (!dependent_launch(reinterpret_cast<const void*>(kernel))) {
     kernel<<<grid, block, smem, stream>>>(args...);
     return;
   }
@@ -122,7 +133,8 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaS
   attribute[0].val.programmaticStreamSerializationAllowed = 1;
   config.attrs = attribute;
   config.numAttrs = 1;
-  cudaLaunchKernelEx(&config, kernel, args...);
+  const cudaError_t e = cudaLaunchKernelEx(&config, kernel, args...);
+  if (e != cudaSuccess) throw std::runtime_error(std::string("kernel launch: ") + cudaGetErrorString(e));
 }
 
 int blocks_for(int64_t work, int threads) {
