@@ -5,16 +5,19 @@
 #     with its encoder CUDA graphs (the default), with --no-cuda-graphs, and a baseline executor
 #     (--baseline EXE: another build, e.g. of the commit the performance issue measured);
 #   - the vision tower's data-parallel scaling at 64 images (64 requests x 1 image, the language
-#     model replicated): encoder images/s on 1 and on G GPUs (--profile's time by kind), scaling =
-#     images/s on G / (G x images/s on 1). Skipped, and said so, with one GPU.
+#     model replicated): encoder images/s on 1 and on G GPUs (--profile's time by kind, so the
+#     towers run eagerly: --profile turns the graphs off), scaling = images/s on G / (G x images/s
+#     on 1). Skipped, and said so, with one GPU.
+# Each run is one `executor run` (its time to first token: one request, one sample); --repeat N
+# runs each N times and reports the median.
 #
 #   bench/encoder.sh [--executor EXE] [--baseline EXE] [--baseline-label TEXT] [--gpus G]
-#                    [--python PY] [--out DIR] [--doc FILE.md]
+#                    [--repeat N] [--python PY] [--out DIR] [--doc FILE.md]
 # Defaults: build/executor/executor, G = the GPUs present, OUT build/bench-encoder, the page
 # docs/encoder-performance.md and its SVG beside it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-executor=build/executor/executor baseline="" baseline_label="baseline" gpus="" out=build/bench-encoder
+executor=build/executor/executor baseline="" baseline_label="baseline" gpus="" out=build/bench-encoder repeat=1
 doc=docs/encoder-performance.md
 python=$([[ -x .venv/bin/python3 ]] && echo .venv/bin/python3 || echo python3)
 while (($#)); do
@@ -23,15 +26,17 @@ while (($#)); do
     --baseline) baseline=$2; shift 2 ;;
     --baseline-label) baseline_label=$2; shift 2 ;;
     --gpus) gpus=$2; shift 2 ;;
+    --repeat) repeat=$2; shift 2 ;;
     --python) python=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --doc) doc=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "encoder.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
 [[ -x $executor ]] || { echo "encoder.sh: no executor at $executor (build first)" >&2; exit 2; }
 [[ -z $baseline || -x $baseline ]] || { echo "encoder.sh: no baseline executor at $baseline" >&2; exit 2; }
+[[ $repeat =~ ^[1-9][0-9]*$ ]] || { echo "encoder.sh: --repeat must be a positive integer, not '$repeat'" >&2; exit 2; }
 command -v nvidia-smi >/dev/null || { echo "encoder.sh: needs a CUDA GPU (nvidia-smi not found)" >&2; exit 2; }
 present=$(nvidia-smi -L | grep -c '^GPU')
 gpus=${gpus:-$present}
@@ -72,16 +77,29 @@ YAML
 }
 
 runs=()
-# run NAME EXE [FLAGS...]: one `executor run --format json` of NAME.yaml.
+# run NAME EXE [FLAGS...]: `executor run --format json` of NAME.yaml, --repeat times (NAME.json
+# the first report with ttft_ms.median the median over the runs).
 run() {
-  local name=$1 exe=$2
+  local name=$1 exe=$2 i
   shift 2
-  log "executor run: $name $*"
-  if "$exe" run --spec "$out/${name%%+*}.yaml" --device cuda --format json "$@" >"$out/$name.json" 2>"$out/$name.err"; then
-    runs+=("$name")
-  else
-    log "run failed: $name (see $out/$name.err)"; tail -3 "$out/$name.err" >&2
-  fi
+  for ((i = 1; i <= repeat; i++)); do
+    log "executor run: $name $* ($i of $repeat)"
+    if ! "$exe" run --spec "$out/${name%%+*}.yaml" --device cuda --format json "$@" >"$out/$name.$i.json" \
+        2>"$out/$name.err"; then
+      log "run failed: $name (see $out/$name.err)"; tail -3 "$out/$name.err" >&2
+      return
+    fi
+  done
+  "$python" - "$out" "$name" "$repeat" <<'PY'
+import json, statistics, sys
+out, name, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+reports = [json.load(open(f"{out}/{name}.{i}.json")) for i in range(1, n + 1)]
+first = reports[0]
+first["ttft_ms"]["median"] = statistics.median(r["ttft_ms"]["median"] for r in reports)
+first["repeats"] = n
+json.dump(first, open(f"{out}/{name}.json", "w"))
+PY
+  runs+=("$name")
 }
 
 spec ttft 1 1 replicate
@@ -97,10 +115,10 @@ else
   log "one GPU: the data-parallel scaling needs two or more (skipped)"
 fi
 
-"$python" - "$out" "$doc" "$gpus" "$baseline_label" "${runs[@]}" <<'PY'
+"$python" - "$out" "$doc" "$gpus" "$baseline_label" "$repeat" ${runs[@]+"${runs[@]}"} <<'PY'
 # The page and its SVG from the runs' JSON reports.
 import datetime, json, os, subprocess, sys
-out, doc, gpus, baseline_label, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5:]
+out, doc, gpus, baseline_label, repeat, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), sys.argv[6:]
 rep = {r: json.load(open(os.path.join(out, r + ".json"))) for r in runs}
 def gpu_name():
     try:
@@ -115,9 +133,11 @@ labels = {"ttft+graphs": "encoder CUDA graphs (default)", "ttft+no-graphs": "--n
 ttft = [(labels[r], rep[r]["ttft_ms"]["median"], rep[r].get("cuda_graphs", {})) for r in labels if r in rep]
 lines = ["# Encoders on the GPU: time to first token with encoder graphs, and data-parallel scaling", "",
          "Produced by `bench/encoder.sh` (one invocation; rerun it to refresh this page).", "",
-         f"- date: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; device: {gpus} x {gpu_name()}; commit {commit}",
+         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; device: {gpus} x {gpu_name()}; commit {commit}",
          "- model: llava-1.5-7b (random weights), bfloat16; 1 request, 1 image (576 image tokens), "
-         "16 text tokens, 8 new tokens; every run warms up (a prefill and a decode step) before it is timed", "",
+         "16 text tokens, 8 new tokens; every run warms up (a prefill and a decode step) before it is timed; "
+         + ("one run each (the time to first token of its one request: one sample)" if repeat == 1 else
+            f"the median over {repeat} runs each"), "",
          "| run | time to first token ms | encoder graphs | their capture ms |", "|---|---|---|---|"]
 for name, ms, graphs in ttft:
     lines.append(f"| {name} | {ms:.2f} | {graphs.get('encoders', '-')} | "
@@ -137,7 +157,7 @@ if len(scale) == 2:
     one = images_per_s("scale-1+profile")
     many_name = [r for r in scale if r != "scale-1+profile"][0]
     many = images_per_s(many_name)
-    lines += ["## Vision tower data-parallel scaling (64 requests x 1 image)", "",
+    lines += ["## Vision tower data-parallel scaling (64 requests x 1 image; eager towers: --profile)", "",
               "| GPUs | encoder images/s | scaling |", "|---|---|---|",
               f"| 1 | {one:.0f} | 1 |", f"| {gpus} | {many:.0f} | {many / (gpus * one):.0%} of linear |", ""]
 else:
