@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks, in a real browser, that every text of an SVG plan picture lies inside its box.
+"""Checks, in a real browser, that every text of an SVG plan picture lies inside its box (across and down).
 
 Usage: text_fit.py CHROMIUM SVG... . Each SVG is inlined into an HTML page whose script measures
 every <text> of every node and cluster (getBBox, with the fonts this machine has) against the
@@ -20,18 +20,21 @@ for (const group of document.querySelectorAll('g.node, g.cluster')) {
   const shapes = [...group.querySelectorAll('polygon, path, ellipse, rect')]
     .filter(s => s.getAttribute('fill') !== 'none' || s.getAttribute('stroke') !== 'none');
   if (shapes.length === 0) continue;
-  // The group's own outline: the widest of its shapes.
-  let left = Infinity, right = -Infinity;
+  // The group's own outline: the extent of its shapes, across and down.
+  let left = Infinity, right = -Infinity, top = Infinity, bottom = -Infinity;
   for (const s of shapes) {
     const b = s.getBBox();
     left = Math.min(left, b.x);
     right = Math.max(right, b.x + b.width);
+    top = Math.min(top, b.y);
+    bottom = Math.max(bottom, b.y + b.height);
   }
   for (const t of group.querySelectorAll('text')) {
     texts += 1;
     const b = t.getBBox();
-    if (b.x < left - 0.5 || b.x + b.width > right + 0.5) {
-      out.push({text: t.textContent, text_left: b.x, text_right: b.x + b.width, box_left: left, box_right: right});
+    if (b.x < left - 0.5 || b.x + b.width > right + 0.5 || b.y < top - 0.5 || b.y + b.height > bottom + 0.5) {
+      out.push({text: t.textContent, text_left: b.x, text_right: b.x + b.width, box_left: left, box_right: right,
+                text_top: b.y, text_bottom: b.y + b.height, box_top: top, box_bottom: bottom});
     }
   }
 }
@@ -65,7 +68,8 @@ def main():
                 failed = True
             for o in result["overflows"]:
                 print(f"FAILED: {svg.name}: '{o['text']}' spans x {o['text_left']:.1f}..{o['text_right']:.1f}, "
-                      f"its box {o['box_left']:.1f}..{o['box_right']:.1f}")
+                      f"y {o['text_top']:.1f}..{o['text_bottom']:.1f}; its box x {o['box_left']:.1f}.."
+                      f"{o['box_right']:.1f}, y {o['box_top']:.1f}..{o['box_bottom']:.1f}")
                 failed = True
             print(f"{svg.name}: {result['texts']} texts, {len(result['overflows'])} outside their box")
     return 1 if failed else 0
