@@ -154,6 +154,15 @@ class MixtralRunTest : public ::testing::Test {
 constexpr int kSteps = 4;   // prefill + 3 decode steps
 constexpr int kLayers = 2;  // tiny-mixtral
 
+// Every rank exchanged its tokens with an all_to_all dispatch and combine over `axis` in every
+// layer at every step.
+void expect_exchanged_over(const ThreadedRun& run, const std::string& axis) {
+  for (const auto& calls : run.calls) {
+    EXPECT_EQ(count_calls(calls, "all_to_all all_to_all[" + axis + "] dispatch in model.layers."), kLayers * kSteps);
+    EXPECT_EQ(count_calls(calls, "all_to_all all_to_all[" + axis + "] combine in model.layers."), kLayers * kSteps);
+  }
+}
+
 TEST_F(MixtralRunTest, MoeTensorOverTwoAndFour) {
   for (int n : {2, 4}) {
     SpecText s;
@@ -190,11 +199,8 @@ TEST_F(MixtralRunTest, AttentionDataMoeExpertAllToAll) {
         "  - kind: [embedding, attention, lm_head]\n    mode: data\n    axes: [ep]\n"
         "  - kind: moe\n    mode: expert\n    axes: [ep]\n";
     const ThreadedRun run = expect_matches_unsharded("mixtral_attn_dp_moe_ep" + std::to_string(n), s);
-    for (const auto& calls : run.calls) {
-      EXPECT_EQ(count_calls(calls, "all_to_all all_to_all[ep] dispatch in model.layers."), kLayers * kSteps);
-      EXPECT_EQ(count_calls(calls, "all_to_all all_to_all[ep] combine in model.layers."), kLayers * kSteps);
-      EXPECT_EQ(count_calls(calls, "all_reduce"), 0);
-    }
+    expect_exchanged_over(run, "ep");
+    for (const auto& calls : run.calls) EXPECT_EQ(count_calls(calls, "all_reduce"), 0);
   }
 }
 
@@ -219,11 +225,8 @@ TEST_F(MixtralRunTest, DataTimesExpertWithBatchAxes) {
       "  - kind: [embedding, attention, lm_head]\n    mode: data\n    axes: [ep]\n"
       "  - kind: moe\n    mode: expert\n    axes: [ep]\n";
   const ThreadedRun exchanged = expect_matches_unsharded("mixtral_dp2_attn_dp_ep2", s);
-  for (const auto& calls : exchanged.calls) {
-    EXPECT_EQ(count_calls(calls, "all_to_all all_to_all[ep] dispatch in model.layers."), kLayers * kSteps);
-    EXPECT_EQ(count_calls(calls, "all_to_all all_to_all[ep] combine in model.layers."), kLayers * kSteps);
-    EXPECT_EQ(count_calls(calls, "all_reduce"), 0);
-  }
+  expect_exchanged_over(exchanged, "ep");
+  for (const auto& calls : exchanged.calls) EXPECT_EQ(count_calls(calls, "all_reduce"), 0);
 }
 
 // Experts over a batch axis and a tensor axis ({dp: 2, tp: 2}, requests over dp, attention
@@ -239,9 +242,8 @@ TEST_F(MixtralRunTest, ExpertsOverABatchAxisAndATensorAxis) {
       "  - kind: [embedding, attention, lm_head]\n    mode: tensor\n    axes: [tp]\n"
       "  - kind: moe\n    mode: expert\n    axes: [dp, tp]\n";
   const ThreadedRun run = expect_matches_unsharded("mixtral_dp2_tp2_experts_dp_tp", s);
+  expect_exchanged_over(run, "dp");
   for (const auto& calls : run.calls) {
-    EXPECT_EQ(count_calls(calls, "all_to_all all_to_all[dp] dispatch in model.layers."), kLayers * kSteps);
-    EXPECT_EQ(count_calls(calls, "all_to_all all_to_all[dp] combine in model.layers."), kLayers * kSteps);
     EXPECT_EQ(count_calls(calls, "all_reduce all_reduce[tp] after model.layers.0.block_sparse_moe"), kSteps);
   }
   // Experts over dp alone, attention data over tp: the tokens are split over both, the experts
@@ -251,10 +253,8 @@ TEST_F(MixtralRunTest, ExpertsOverABatchAxisAndATensorAxis) {
       "  - kind: [embedding, attention, lm_head]\n    mode: data\n    axes: [tp]\n"
       "  - kind: moe\n    mode: expert\n    axes: [dp]\n";
   const ThreadedRun over_dp = expect_matches_unsharded("mixtral_dp2_tp2_experts_dp", s);
-  for (const auto& calls : over_dp.calls) {
-    EXPECT_EQ(count_calls(calls, "all_to_all all_to_all[dp] dispatch in model.layers."), kLayers * kSteps);
-    EXPECT_EQ(count_calls(calls, "all_reduce"), 0);
-  }
+  expect_exchanged_over(over_dp, "dp");
+  for (const auto& calls : over_dp.calls) EXPECT_EQ(count_calls(calls, "all_reduce"), 0);
 }
 
 TEST_F(MixtralRunTest, ReportsTimeByModuleKind) {
