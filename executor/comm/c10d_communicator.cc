@@ -349,6 +349,18 @@ void C10dCommunicator::join(const CommCallSite& setup) {
         if (hosts_store_) {
           SHARDPLAN_COMM_CHECK(setup, store_->set(verdict_key, std::vector<uint8_t>(verdict.begin(), verdict.end())));
           std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the others read it before the store goes
+        } else {
+          // NOTE: this rank's clock may have started before the host's (it was started first, or
+          // the host was slow to open the store): the host's verdict, which names the missing
+          // ranks, is awaited a little longer before this rank's count is given instead.
+          const auto grace = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+          while (std::chrono::steady_clock::now() < grace) {
+            if (SHARDPLAN_COMM_CHECK(setup, store_->check({verdict_key}))) {
+              const std::vector<uint8_t> named = SHARDPLAN_COMM_CHECK(setup, store_->get(verdict_key));
+              fail(setup, std::string(named.begin(), named.end()), kExitRunFault);
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          }
         }
         fail(setup, verdict, kExitRunFault);
       }
