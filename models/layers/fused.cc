@@ -107,16 +107,8 @@ at::Tensor fused_decode_attention(const at::Tensor& q, const at::Tensor& k_cache
   require(grouped || (head_map.scalar_type() == at::kLong && head_map.numel() == q_heads && head_map.is_cuda()),
           "head_map: one int64 a q head");
   const c10::cuda::CUDAGuard guard(q.device());
-  const int64_t groups = grouped ? kv_heads : q_heads;
   const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   cuda::DecodeAttention a;
-  a.splits = splits > 0 ? std::max(splits, (capacity + 255) / 256)
-                        : cuda::decode_attention_splits(batch, groups, capacity, sms);
-  at::Tensor workspace;
-  if (const int64_t floats = cuda::decode_attention_workspace(batch, q_heads, d, a.splits)) {
-    workspace = at::empty({floats}, q.options().dtype(at::kFloat));
-    a.workspace = workspace.data_ptr<float>();
-  }
   at::Tensor out = at::empty_like(q);
   a.dtype = dtype_of(q);
   a.q = q.data_ptr();
@@ -135,6 +127,12 @@ at::Tensor fused_decode_attention(const at::Tensor& q, const at::Tensor& k_cache
   a.kv_heads = kv_heads;
   a.head_dim = d;
   a.capacity = capacity;
+  a.splits = cuda::decode_attention_splits(a, sms, splits);
+  at::Tensor workspace;
+  if (const int64_t floats = cuda::decode_attention_workspace(batch, q_heads, d, a.splits)) {
+    workspace = at::empty({floats}, q.options().dtype(at::kFloat));
+    a.workspace = workspace.data_ptr<float>();
+  }
   cuda::decode_attention(a, stream_of(q));
   return out;
 }

@@ -31,8 +31,8 @@ bool fused_decode_attention_supports(int64_t head_dim, int64_t q_heads, int64_t 
 // int64 tensor of 1 or batch elements; window 0: none). `head_map` [q_heads] int64 gives each q
 // head's KV head, undefined when q heads [g * group, (g + 1) * group) read KV head g. Only the
 // filled rows are read, whatever the capacity. Returns [batch, q_heads, 1, head_dim].
-// `splits` > 0 sets the key chunks per (request, KV head) (at least capacity / 256; benchmarks),
-// 0 lets the kernel pick. `first_row` [batch] int64 (device): each request reads from that row on
+// `splits` > 0 sets the key chunks per (request, KV head) (benchmarks; on CUDA cores at least
+// capacity / 256), 0 lets the kernel pick. `first_row` [batch] int64 (device): each request reads from that row on
 // (a ragged batch's left padding); undefined: from row 0.
 at::Tensor fused_decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
                                   const at::Tensor& last_position, int64_t window, const at::Tensor& head_map,
@@ -42,12 +42,13 @@ at::Tensor fused_decode_attention(const at::Tensor& q, const at::Tensor& k_cache
 at::Tensor fused_silu_mul(const at::Tensor& x);
 
 // Whether fused_linear runs x [..., k] @ weight [n, k].T: the build has the kernels, both are
-// CUDA tensors of float16 or bfloat16, x has 1 to 4 rows and is contiguous, the weight is
+// CUDA tensors of float16 or bfloat16, x has 1 to 4 rows (up to 8 on compute capability 8.0 and
+// later) and is contiguous, the weight is
 // contiguous, k is a multiple of 8 and both start 16-byte aligned.
 bool fused_linear_supports(const at::Tensor& x, const at::Tensor& weight);
 // x @ weight.T (+ bias [n]), as at::linear; with `into` ([..., n], contiguous) the product (and
 // bias) is added to it in place and it is returned, as addmm_ into a residual. The decode step's
-// projections at 1 to 4 rows: one pass over the weight at close to the memory's speed.
+// projections at 1 to 8 rows: one pass over the weight at close to the memory's speed.
 at::Tensor fused_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
                         at::Tensor into = at::Tensor());
 

@@ -75,7 +75,7 @@ TEST_P(FusedKernelsTest, SiluMulGivesTheAtenBits) {
 }
 
 // The decode GEMV against a float64 product: within the output's rounding (two units of its
-// last place, as ATen's cuBLAS path is), for 1 to 4 rows, with and without a bias, written fresh
+// last place, as ATen's cuBLAS path is), for 1 to 8 rows, with and without a bias, written fresh
 // or added into a residual; odd feature counts and inner sizes of 8 to 14336. float32 stays on
 // cuBLAS (fused_linear_supports says no).
 TEST_P(FusedKernelsTest, LinearOfFewRowsIsWithinRoundingOfTheExactProduct) {
@@ -85,7 +85,9 @@ TEST_P(FusedKernelsTest, LinearOfFewRowsIsWithinRoundingOfTheExactProduct) {
   }
   const double ulp = GetParam() == at::kBFloat16 ? 1.0 / 128 : 1.0 / 1024;
   for (const auto& [rows, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
-           {1, 4096, 4096}, {1, 37, 8}, {2, 1001, 14336}, {3, 6144, 4096}, {4, 513, 2056}}) {
+           {1, 4096, 4096}, {1, 37, 8}, {2, 1001, 14336}, {3, 6144, 4096}, {4, 513, 2056},
+           // 5 to 8 rows: tensor cores; k of a partial last span (136, 2056) and of one lane's piece (8)
+           {5, 1001, 14336}, {6, 37, 8}, {7, 513, 2056}, {8, 4096, 4096}, {8, 6144, 136}}) {
     const at::Tensor x = at::randn({rows, 1, k}, options());
     const at::Tensor w = at::randn({n, k}, options()) / std::sqrt(static_cast<double>(k));
     const at::Tensor bias = at::randn({n}, options());
@@ -106,7 +108,7 @@ TEST_P(FusedKernelsTest, LinearOfFewRowsIsWithinRoundingOfTheExactProduct) {
     EXPECT_EQ(returned.data_ptr(), into.data_ptr());
     check(into, exact + bias.to(at::kDouble) + residual.to(at::kDouble), "added into a residual");
   }
-  EXPECT_FALSE(fused_linear_supports(at::zeros({5, 64}, options()), at::zeros({8, 64}, options())));  // 5 rows
+  EXPECT_FALSE(fused_linear_supports(at::zeros({9, 64}, options()), at::zeros({8, 64}, options())));  // 9 rows
   EXPECT_FALSE(fused_linear_supports(at::zeros({1, 60}, options()), at::zeros({8, 60}, options())));  // k % 8
 }
 
@@ -191,6 +193,33 @@ TEST_P(FusedKernelsTest, DecodeAttentionSkipsEachRequestsPadding) {
   const at::Tensor got = fused_decode_attention(q, k, v, last_position, 0, at::Tensor(), 1 / std::sqrt(double(d)), 0,
                                                 first_row);
   expect_close(got, reference_attention(q, k, v, ends, 0, map, firsts), GetParam(), "first rows 0, 17, 600");
+}
+
+// Any count of key chunks gives the same result (one chunk writes the output itself, more go
+// through the combine step; on tensor cores the chunks follow the filled rows, so some are empty
+// here), for each head size, and over a long cache (many tiles a warp, the copy pipeline wrapping).
+TEST_P(FusedKernelsTest, DecodeAttentionAnyChunkCountAndHeadSize) {
+  for (const auto& [d, cap, ends] : std::vector<std::tuple<int64_t, int64_t, std::vector<int64_t>>>{
+           {64, 700, {5, 650, 129}}, {128, 700, {5, 650, 129}}, {256, 700, {5, 650, 129}}, {128, 4160, {4128, 17, 3001}}}) {
+    const int64_t b = 3, qh = 16, kvh = 4;
+    const at::Tensor q = at::randn({b, qh, 1, d}, options());
+    at::Tensor k = at::randn({b, kvh, cap, d}, options()), v = at::randn({b, kvh, cap, d}, options());
+    std::vector<int64_t> map(qh), last;
+    for (int64_t h = 0; h < qh; ++h) map[h] = h / (qh / kvh);
+    for (int64_t r = 0; r < b; ++r) {
+      k[r].narrow(1, ends[r], cap - ends[r]).fill_(NAN);
+      v[r].narrow(1, ends[r], cap - ends[r]).fill_(NAN);
+      last.push_back(ends[r] - 1);
+    }
+    const at::Tensor last_position = at::tensor(last, at::kLong).to(kCuda);
+    const at::Tensor want = reference_attention(q, k, v, ends, 0, map);
+    for (const int64_t splits : {int64_t{1}, int64_t{2}, int64_t{7}, int64_t{40}, int64_t{0}}) {
+      const at::Tensor got = fused_decode_attention(q, k, v, last_position, 0, at::Tensor(), 1 / std::sqrt(double(d)), splits);
+      expect_close(got, want, GetParam(),
+                   "head dim " + std::to_string(d) + ", capacity " + std::to_string(cap) + ", " +
+                       (splits > 0 ? std::to_string(splits) + " chunks" : "chunks by the kernel"));
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, FusedKernelsTest, ::testing::Values(at::kFloat, at::kHalf, at::kBFloat16));

@@ -6,10 +6,12 @@
 //     cache at the step's positions, q written head-first (one kernel for ~10);
 //   - decode_attention: one query token per request over the filled part of its KV cache only
 //     ([start, end) read from the device, so it runs inside a CUDA graph), split over the keys
-//     (flash-decoding) with the query heads of one KV head sharing every key they read;
+//     (flash-decoding) with the query heads of one KV head sharing every key they read; on
+//     tensor cores for 16-bit types (a long cache at close to the memory's speed);
 //   - silu_mul: silu(gate) * up of the fused gate/up projection;
-//   - small_gemm: the projections of a decode step of 1 to 4 rows, one pass over the weight at
-//     close to the memory's speed (cuBLAS's kernels for these shapes reach about 79% of it).
+//   - small_gemm: the projections of a decode step of 1 to 8 rows, one pass over the weight at
+//     close to the memory's speed (cuBLAS's kernels for these shapes reach about 79% of it); 5 to
+//     8 rows on tensor cores.
 // Element types: float32, float16, bfloat16. Every launch is asynchronous on `stream`.
 #pragma once
 
@@ -58,8 +60,13 @@ struct DecodeAttention {
 };
 // Whether decode_attention runs this shape (head_dim 64, 128 or 256; a group of at most 8).
 bool decode_attention_supported(int64_t head_dim, int64_t group);
-// Key chunks for a cache of `capacity` positions: enough blocks for the device's SMs.
-int64_t decode_attention_splits(int64_t batch, int64_t kv_groups, int64_t capacity, int sm_count);
+// Whether `a` runs on tensor cores (float16 and bfloat16 on compute capability 8.0 and later,
+// 16-byte aligned caches): chunks then follow each request's filled rows and have no size limit;
+// otherwise (CUDA cores) a chunk is capacity / splits keys, at most 256.
+bool decode_attention_on_tensor_cores(const DecodeAttention& a);
+// Key chunks per (request, KV head) for `a` (its shapes, type and pointers set): `requested` when
+// it is positive (raised to what CUDA cores need), else enough blocks for `sm_count` SMs.
+int64_t decode_attention_splits(const DecodeAttention& a, int sm_count, int64_t requested = 0);
 // Floats of workspace for `splits` > 1 (0 for one split).
 int64_t decode_attention_workspace(int64_t batch, int64_t q_heads, int64_t head_dim, int64_t splits);
 void decode_attention(const DecodeAttention& a, void* stream);
@@ -79,8 +86,9 @@ struct SmallGemm {
   int64_t n = 0, k = 0, rows = 1, x_row = 0, y_row = 0;
   bool accumulate = false;
 };
-// Whether small_gemm runs this: a 16-bit type, 1 to 4 rows, k a multiple of 8 (with w, x and
-// their rows 16-byte aligned: the caller checks the pointers).
+// Whether small_gemm runs this: a 16-bit type, 1 to 4 rows (5 to 8 on compute capability 8.0 and
+// later), k a multiple of 8 (with w, x and their rows 16-byte aligned: the caller checks the
+// pointers).
 bool small_gemm_supported(Dtype dtype, int64_t rows, int64_t k);
 void small_gemm(const SmallGemm& a, void* stream);
 

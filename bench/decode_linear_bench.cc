@@ -1,0 +1,76 @@
+// The decode step's projections (models/layers/cuda/ small_gemm through fused_linear) against
+// cuBLAS (at::matmul) and the memory bound, on one GPU: y = x W^T for x of `rows` rows and the
+// Llama-3-8B weights of one layer and the LM head, bfloat16. Prints microseconds a call (CUDA
+// events around 20 calls back to back, median of 50 samples after warm-up), the weight bytes
+// each reads and the rate; the copy rate of a 1 GiB device-to-device copy, measured in the same
+// run, is the bound. Built with the CUDA kernels; run on a GPU host:
+//   build/models/decode_linear_bench [rows]...
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <ATen/cuda/CUDAEvent.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <vector>
+
+#include "models/layers/fused.h"
+
+namespace {
+
+constexpr int kBackToBack = 20;
+
+double median_us(const std::function<void()>& fn) {
+  for (int i = 0; i < 5; ++i) fn();
+  std::vector<double> us;
+  for (int i = 0; i < 50; ++i) {
+    at::cuda::CUDAEvent a(cudaEventDefault), b(cudaEventDefault);
+    a.record();
+    for (int j = 0; j < kBackToBack; ++j) fn();
+    b.record();
+    b.synchronize();
+    us.push_back(a.elapsed_time(b) * 1e3 / kBackToBack);
+  }
+  std::sort(us.begin(), us.end());
+  return us[us.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (!at::hasCUDA()) {
+    std::fprintf(stderr, "decode_linear_bench: no CUDA device\n");
+    return 2;
+  }
+  std::vector<int64_t> rows = {1, 4, 8};
+  if (argc > 1) {
+    rows.clear();
+    for (int i = 1; i < argc; ++i) rows.push_back(std::atoll(argv[i]));
+  }
+  const auto opts = at::TensorOptions().dtype(at::kBFloat16).device(at::kCUDA);
+  // The copy rate: read and write 1 GiB each (2 GiB moved).
+  const at::Tensor src = at::empty({int64_t{1} << 29}, opts), dst = at::empty_like(src);
+  const double copy_gbs = 2.0 * src.nbytes() / (median_us([&] { dst.copy_(src); }) * 1e3);
+  std::printf("copy rate: %.0f GB/s\n\n", copy_gbs);
+  std::printf("| rows | weight n x k | MB | kernel us | GB/s | x bound | cuBLAS us | GB/s |\n");
+  std::printf("|---|---|---|---|---|---|---|---|\n");
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {
+      {6144, 4096}, {4096, 4096}, {28672, 4096}, {4096, 14336}, {128256, 4096}};  // qkv, o, gate/up, down, head
+  for (const int64_t r : rows) {
+    for (const auto& [n, k] : shapes) {
+      const at::Tensor x = at::randn({r, 1, k}, opts), w = at::randn({n, k}, opts) / 64;
+      if (!shardplan::fused_linear_supports(x, w)) {
+        std::printf("| %lld | %lld x %lld | (not run by the kernels) |\n", (long long)r, (long long)n, (long long)k);
+        continue;
+      }
+      const double mb = 2.0 * n * k / 1e6;
+      const double ours = median_us([&] { shardplan::fused_linear(x, w, at::Tensor()); });
+      const double cublas = median_us([&] { at::matmul(x, w.t()); });
+      std::printf("| %lld | %lld x %lld | %.1f | %.1f | %.0f | %.2f | %.1f | %.0f |\n", (long long)r, (long long)n,
+                  (long long)k, mb, ours, mb / ours * 1e3, (mb / ours * 1e3 > 0 ? copy_gbs / (mb / ours * 1e3) : 0),
+                  cublas, mb / cublas * 1e3);
+    }
+  }
+  return 0;
+}
