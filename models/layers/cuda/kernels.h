@@ -10,8 +10,8 @@
 //     tensor cores for 16-bit types (a long cache at close to the memory's speed);
 //   - silu_mul: silu(gate) * up of the fused gate/up projection;
 //   - small_gemm: the projections of a decode step of 1 to 8 rows, one pass over the weight at
-//     close to the memory's speed (cuBLAS's kernels for these shapes reach about 79% of it); 5 to
-//     8 rows on tensor cores.
+//     close to the memory's speed (cuBLAS's kernels for these shapes reach about 79% of it); 3 to
+//     8 rows on tensor cores where the GPU has them (compute capability 8.0).
 // Element types: float32, float16, bfloat16. Every launch is asynchronous on `stream`.
 #pragma once
 
