@@ -991,8 +991,11 @@ int64_t decode_attention_splits(const DecodeAttention& a, int sm_count, int64_t 
   const int64_t groups = a.head_map == nullptr ? a.kv_heads : a.q_heads, pairs = std::max<int64_t>(1, a.batch * groups);
   if (const int blocks = mma_blocks_per_sm(a); blocks > 0) {
     if (requested > 0) return requested;
-    // One wave: as many chunks as leave no SM slot idle, each at least a tile for every warp.
-    const int64_t most = std::max<int64_t>(1, (a.capacity + kWarps * kTileKeys - 1) / (kWarps * kTileKeys));
+    // One wave: as many chunks as leave no SM slot idle, each of at least kMinChunkKeys keys: below
+    // that a chunk's start-up and the combine step cost more than the parallelism gains
+    // (decode_attention_bench on an H200: batch 1 over 192 keys 5 us in one chunk, 10 in three).
+    constexpr int64_t kMinChunkKeys = 512;
+    const int64_t most = std::max<int64_t>(1, a.capacity / kMinChunkKeys);
     return std::clamp<int64_t>(static_cast<int64_t>(sm_count) * blocks / pairs, 1, most);
   }
   const auto splits_of = [&](int64_t c) { return (a.capacity + c - 1) / c; };
