@@ -45,6 +45,12 @@ bool fused_kernels_for(const at::Tensor& t) {
   return s == at::kFloat || s == at::kHalf || s == at::kBFloat16;
 }
 
+bool fused_kernels_use_tensor_cores(const at::Tensor& t) {
+  if (!fused_kernels_for(t) || t.scalar_type() == at::kFloat) return false;
+  const c10::cuda::CUDAGuard guard(t.device());
+  return cuda::tensor_cores_run(dtype_of(t));
+}
+
 at::Tensor fused_rope_and_cache(const at::Tensor& qkv, int64_t q_heads, int64_t kv_heads, const at::Tensor& cos,
                                 const at::Tensor& sin, const at::Tensor& positions, at::Tensor& k_cache,
                                 at::Tensor& v_cache) {
@@ -127,7 +133,7 @@ at::Tensor fused_decode_attention(const at::Tensor& q, const at::Tensor& k_cache
   a.kv_heads = kv_heads;
   a.head_dim = d;
   a.capacity = capacity;
-  a.splits = cuda::decode_attention_splits(a, sms, splits);
+  cuda::choose_decode_attention_splits(a, sms, splits);
   at::Tensor workspace;
   if (const int64_t floats = cuda::decode_attention_workspace(batch, q_heads, d, a.splits)) {
     workspace = at::empty({floats}, q.options().dtype(at::kFloat));
@@ -196,6 +202,7 @@ at::Tensor fused_linear(const at::Tensor& x, const at::Tensor& weight, const at:
 #else  // no CUDA kernels in this build: the forwards take the ATen path
 
 bool fused_kernels_for(const at::Tensor&) { return false; }
+bool fused_kernels_use_tensor_cores(const at::Tensor&) { return false; }
 
 namespace {
 [[noreturn]] void unavailable() { throw std::logic_error("this build has no CUDA kernels (SHARDPLAN_CUDA_KERNELS)"); }

@@ -15,6 +15,11 @@ namespace shardplan {
 // Whether the build has the kernels and `t` is a CUDA tensor of float32, float16 or bfloat16.
 bool fused_kernels_for(const at::Tensor& t);
 
+// Whether the kernels run on tensor cores for `t` (the decode attention, and the projections of 3
+// to 8 rows): fused_kernels_for(t), float16 or bfloat16, and its GPU and the build at compute
+// capability 8.0 or later. Otherwise they run on CUDA cores (1 to 4 rows for the projections).
+bool fused_kernels_use_tensor_cores(const at::Tensor& t);
+
 // RoPE on the q and k heads of a fused q/k/v projection `qkv` [batch, tokens, (q_heads + 2 *
 // kv_heads) * head_dim] (last dim contiguous), rows `positions` [tokens] of `cos`/`sin`
 // [positions, head_dim]; the rotated k and the v written into the caches [batch, kv_heads,

@@ -5,6 +5,7 @@
 // CUDA-graph decode gives the eager decode's logits.
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
+#include <ATen/cuda/CUDAContext.h>
 
 #include <cmath>
 #include <tuple>
@@ -74,6 +75,15 @@ TEST_P(FusedKernelsTest, SiluMulGivesTheAtenBits) {
   EXPECT_LE((fused.to(at::kDouble) - aten.to(at::kDouble)).abs().max().item<double>(), 0.0);
 }
 
+// float16 and bfloat16 run the tensor-core kernels wherever the GPU has them (the build's
+// architectures include 8.0 or later): otherwise the tests below would check the CUDA-core
+// fallbacks only, and the decode step would run them.
+TEST_P(FusedKernelsTest, SixteenBitTypesRunOnTensorCoresFromComputeCapability8) {
+  const int major = at::cuda::getCurrentDeviceProperties()->major;
+  EXPECT_EQ(fused_kernels_use_tensor_cores(at::zeros({1}, options())), GetParam() != at::kFloat && major >= 8)
+      << "compute capability " << major;
+}
+
 // The decode GEMV against a float64 product: within the output's rounding (two units of its
 // last place, as ATen's cuBLAS path is), for 1 to 8 rows, with and without a bias, written fresh
 // or added into a residual; odd feature counts and inner sizes of 8 to 14336. float32 stays on
@@ -86,9 +96,11 @@ TEST_P(FusedKernelsTest, LinearOfFewRowsIsWithinRoundingOfTheExactProduct) {
   const double ulp = GetParam() == at::kBFloat16 ? 1.0 / 128 : 1.0 / 1024;
   for (const auto& [rows, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
            {1, 4096, 4096}, {1, 37, 8}, {2, 1001, 14336}, {3, 6144, 4096}, {4, 513, 2056},
-           // 5 to 8 rows: tensor cores; k of a partial last span (136, 2056) and of one lane's piece (8)
+           // 5 to 8 rows (3 and 4 too): tensor cores; k of a partial last span (136, 2056) and of one
+           // lane's piece (8)
            {5, 1001, 14336}, {6, 37, 8}, {7, 513, 2056}, {8, 4096, 4096}, {8, 6144, 136}}) {
     const at::Tensor x = at::randn({rows, 1, k}, options());
+    if (rows > 4 && !fused_kernels_use_tensor_cores(x)) continue;  // CUDA cores: 1 to 4 rows (see below)
     const at::Tensor w = at::randn({n, k}, options()) / std::sqrt(static_cast<double>(k));
     const at::Tensor bias = at::randn({n}, options());
     const at::Tensor residual = at::randn({rows, 1, n}, options());

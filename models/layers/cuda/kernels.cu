@@ -119,6 +119,12 @@ bool dependent_launch(const void* kernel) {
   return on;
 }
 
+// Clears the error a refused query (an attribute the device lacks) left behind, so that the next
+// launch's check does not report it; an error pending before the query is left for its owner.
+void forget_refusal(bool pending_before) {
+  if (!pending_before) cudaGetLastError();
+}
+
 // Whether `kernel` (a tensor-core kernel: its body is empty below 8.0) runs on the current
 // device: compute capability 8.0 on and its PTX for 8.0 or later. Decided once per device.
 bool tensor_core_kernel_runs(const void* kernel) {
@@ -132,9 +138,10 @@ bool tensor_core_kernel_runs(const void* kernel) {
   if (found != known.end()) return found->second;
   int major = 0;
   cudaFuncAttributes attributes = {};
+  const bool pending = cudaPeekAtLastError() != cudaSuccess;
   const bool runs = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
                     major >= 8 && cudaFuncGetAttributes(&attributes, kernel) == cudaSuccess && attributes.ptxVersion >= 80;
-  cudaGetLastError();
+  forget_refusal(pending);
   known.emplace(key, runs);
   return runs;
 }
@@ -602,9 +609,11 @@ __global__ void __launch_bounds__(kThreads) decode_attention_mma_kernel(DecodeAt
   const int64_t end = a.last_position[b * a.last_position_stride] + 1;
   int64_t start = a.window > 0 ? max(int64_t{0}, end - a.window) : int64_t{0};
   if (a.first_row != nullptr) start = max(start, a.first_row[b]);
-  // This block's keys [lo, lo + n): an equal share of the request's rows, in whole tiles.
+  // This block's keys [lo, lo + n): an equal share of the request's rows in whole tiles, at least
+  // min_chunk keys (a cache filled far below its capacity leaves the last chunks empty).
   const int64_t filled = max(int64_t{0}, end - start);
-  const int64_t chunk = ((filled + a.splits - 1) / a.splits + kTileKeys - 1) / kTileKeys * kTileKeys;
+  const int64_t chunk =
+      max(a.min_chunk, ((filled + a.splits - 1) / a.splits + kTileKeys - 1) / kTileKeys * kTileKeys);
   const int64_t lo = start + split * chunk;
   const int64_t n = max(int64_t{0}, min(end, lo + chunk) - lo);
   const int64_t tiles = (n + kTileKeys - 1) / kTileKeys;
@@ -744,11 +753,12 @@ int mma_blocks_per_sm() {
   const auto found = known.find(device);
   if (found != known.end()) return found->second;
   int blocks = 0;
+  const bool pending = cudaPeekAtLastError() != cudaSuccess;
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, mma_smem_bytes<D>()) != cudaSuccess ||
       cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kThreads, mma_smem_bytes<D>()) != cudaSuccess) {
     blocks = 0;
   }
-  cudaGetLastError();  // a refused call leaves no error behind for the next launch
+  forget_refusal(pending);
   known.emplace(device, blocks);
   return blocks;
 }
@@ -820,7 +830,7 @@ void decode_attention_typed(const DecodeAttention& a, cudaStream_t stream) {
   throw std::invalid_argument("decode_attention: head_dim " + std::to_string(a.head_dim) + " is not 64, 128 or 256");
 }
 
-// ---- small_gemm of 5 to 8 rows, on tensor cores (compute capability 8.0 on)
+// ---- small_gemm of 3 to 8 rows, on tensor cores (compute capability 8.0 on)
 //
 // At 8 rows the CUDA-core GEMV above would read its input rows from L1 eight times per weight
 // load, more than L1 delivers. Here a block of kSkinnyWarps warps computes 16 output features for
@@ -987,22 +997,33 @@ bool decode_attention_supported(int64_t head_dim, int64_t group) {
 
 bool decode_attention_on_tensor_cores(const DecodeAttention& a) { return mma_blocks_per_sm(a) > 0; }
 
-int64_t decode_attention_splits(const DecodeAttention& a, int sm_count, int64_t requested) {
+void choose_decode_attention_splits(DecodeAttention& a, int sm_count, int64_t requested) {
   const int64_t groups = a.head_map == nullptr ? a.kv_heads : a.q_heads, pairs = std::max<int64_t>(1, a.batch * groups);
+  a.min_chunk = 0;
   if (const int blocks = mma_blocks_per_sm(a); blocks > 0) {
-    if (requested > 0) return requested;
+    if (requested > 0) {
+      a.splits = requested;
+      return;
+    }
     // One wave: as many chunks as leave no SM slot idle, each of at least kMinChunkKeys keys: below
     // that a chunk's start-up and the combine step cost more than the parallelism gains
     // (decode_attention_bench on an H200: batch 1 over 192 keys 5 us in one chunk, 10 in three).
+    // The chunks divide the filled rows, known on the device only: the kernel keeps them at
+    // least that long, so a cache filled far below its capacity runs fewer, longer chunks.
     constexpr int64_t kMinChunkKeys = 512;
     const int64_t most = std::max<int64_t>(1, a.capacity / kMinChunkKeys);
-    return std::clamp<int64_t>(static_cast<int64_t>(sm_count) * blocks / pairs, 1, most);
+    a.splits = std::clamp<int64_t>(static_cast<int64_t>(sm_count) * blocks / pairs, 1, most);
+    a.min_chunk = kMinChunkKeys;
+    return;
   }
   const auto splits_of = [&](int64_t c) { return (a.capacity + c - 1) / c; };
-  if (requested > 0) return std::max(requested, splits_of(kMaxChunk));
+  if (requested > 0) {
+    a.splits = std::max(requested, splits_of(kMaxChunk));
+    return;
+  }
   int64_t chunk = kMaxChunk;
   while (chunk > 32 && pairs * splits_of(chunk) < 2 * static_cast<int64_t>(sm_count)) chunk /= 2;
-  return std::max<int64_t>(1, splits_of(chunk));
+  a.splits = std::max<int64_t>(1, splits_of(chunk));
 }
 
 int64_t decode_attention_workspace(int64_t batch, int64_t q_heads, int64_t head_dim, int64_t splits) {
@@ -1022,6 +1043,19 @@ void decode_attention(const DecodeAttention& a, void* stream) {
 
 void silu_mul(Dtype dtype, const void* x, int64_t x_row, void* out, int64_t rows, int64_t n, void* stream) {
   by_dtype<SiluMulRun>(dtype, x, x_row, out, rows, n, static_cast<cudaStream_t>(stream));
+}
+
+bool tensor_cores_run(Dtype dtype) {
+  switch (dtype) {
+    case Dtype::kFloat16:
+      return tensor_core_kernel_runs(reinterpret_cast<const void*>(skinny_gemm_kernel<__half>)) &&
+             mma_blocks_per_sm<__half, 128>() > 0;
+    case Dtype::kBFloat16:
+      return tensor_core_kernel_runs(reinterpret_cast<const void*>(skinny_gemm_kernel<__nv_bfloat16>)) &&
+             mma_blocks_per_sm<__nv_bfloat16, 128>() > 0;
+    case Dtype::kFloat32: break;
+  }
+  return false;
 }
 
 bool small_gemm_supported(Dtype dtype, int64_t rows, int64_t k) {

@@ -56,7 +56,8 @@ struct DecodeAttention {
   void* out = nullptr;                // [batch, q_heads, head_dim]
   float* workspace = nullptr;         // decode_attention_workspace() floats
   int64_t batch = 0, q_heads = 0, kv_heads = 0, head_dim = 0, capacity = 0;
-  int64_t splits = 1;                 // key chunks per (request, KV head); decode_attention_splits()
+  int64_t splits = 0;                 // key chunks per (request, KV head): choose_decode_attention_splits()
+  int64_t min_chunk = 0;              // keys a tensor-core chunk takes at least (set with the splits)
 };
 // Whether decode_attention runs this shape (head_dim 64, 128 or 256; a group of at most 8).
 bool decode_attention_supported(int64_t head_dim, int64_t group);
@@ -64,9 +65,10 @@ bool decode_attention_supported(int64_t head_dim, int64_t group);
 // 16-byte aligned caches): chunks then follow each request's filled rows and have no size limit;
 // otherwise (CUDA cores) a chunk is capacity / splits keys, at most 256.
 bool decode_attention_on_tensor_cores(const DecodeAttention& a);
-// Key chunks per (request, KV head) for `a` (its shapes, type and pointers set): `requested` when
-// it is positive (raised to what CUDA cores need), else enough blocks for `sm_count` SMs.
-int64_t decode_attention_splits(const DecodeAttention& a, int sm_count, int64_t requested = 0);
+// Sets a.splits, the key chunks per (request, KV head), and a.min_chunk for `a` (its shapes, type
+// and pointers set): `requested` when it is positive (raised to what CUDA cores need), else enough
+// blocks for `sm_count` SMs.
+void choose_decode_attention_splits(DecodeAttention& a, int sm_count, int64_t requested = 0);
 // Floats of workspace for `splits` > 1 (0 for one split).
 int64_t decode_attention_workspace(int64_t batch, int64_t q_heads, int64_t head_dim, int64_t splits);
 void decode_attention(const DecodeAttention& a, void* stream);
@@ -86,8 +88,12 @@ struct SmallGemm {
   int64_t n = 0, k = 0, rows = 1, x_row = 0, y_row = 0;
   bool accumulate = false;
 };
-// Whether small_gemm runs this: a 16-bit type, 1 to 4 rows (5 to 8 on compute capability 8.0 and
-// later), k a multiple of 8 (with w, x and their rows 16-byte aligned: the caller checks the
+// Whether the tensor-core kernels (decode_attention of head size 128, small_gemm of 3 to 8 rows)
+// run on the current device for `dtype`: a 16-bit type, compute capability 8.0 and later, a build
+// with PTX or code for it.
+bool tensor_cores_run(Dtype dtype);
+// Whether small_gemm runs this: a 16-bit type, 1 to 8 rows (5 to 8 only where tensor_cores_run),
+// k a multiple of 8 (with w, x and their rows 16-byte aligned: the caller checks the
 // pointers).
 bool small_gemm_supported(Dtype dtype, int64_t rows, int64_t k);
 void small_gemm(const SmallGemm& a, void* stream);
