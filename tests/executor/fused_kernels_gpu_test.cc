@@ -209,7 +209,8 @@ TEST_P(FusedKernelsTest, DecodeAttentionSkipsEachRequestsPadding) {
 
 // Any count of key chunks gives the same result (one chunk writes the output itself, more go
 // through the combine step; on tensor cores the chunks follow the filled rows, so some are empty
-// here), for each head size, and over a long cache (many tiles a warp, the copy pipeline wrapping).
+// here), for each head size, and over a long cache (many tiles a warp, the copy pipeline wrapping);
+// with a window and first rows as well.
 TEST_P(FusedKernelsTest, DecodeAttentionAnyChunkCountAndHeadSize) {
   for (const auto& [d, cap, ends] : std::vector<std::tuple<int64_t, int64_t, std::vector<int64_t>>>{
            {64, 700, {5, 650, 129}}, {128, 700, {5, 650, 129}}, {256, 700, {5, 650, 129}}, {128, 4160, {4128, 17, 3001}}}) {
@@ -230,6 +231,23 @@ TEST_P(FusedKernelsTest, DecodeAttentionAnyChunkCountAndHeadSize) {
       expect_close(got, want, GetParam(),
                    "head dim " + std::to_string(d) + ", capacity " + std::to_string(cap) + ", " +
                        (splits > 0 ? std::to_string(splits) + " chunks" : "chunks by the kernel"));
+    }
+    // A window of 100 and each request's first row (its left padding NaN) at every head size too.
+    const std::vector<int64_t> firsts{0, 3, 40};
+    at::Tensor kp = k.clone(), vp = v.clone();
+    for (int64_t r = 0; r < b; ++r) {
+      if (firsts[r] == 0) continue;
+      kp[r].narrow(1, 0, firsts[r]).fill_(NAN);
+      vp[r].narrow(1, 0, firsts[r]).fill_(NAN);
+    }
+    const at::Tensor first_row = at::tensor(firsts, at::kLong).to(kCuda);
+    const at::Tensor windowed = reference_attention(q, kp, vp, ends, 100, map, firsts);
+    for (const int64_t splits : {int64_t{7}, int64_t{0}}) {
+      const at::Tensor got =
+          fused_decode_attention(q, kp, vp, last_position, 100, at::Tensor(), 1 / std::sqrt(double(d)), splits, first_row);
+      expect_close(got, windowed, GetParam(),
+                   "window 100 and first rows, head dim " + std::to_string(d) + ", capacity " + std::to_string(cap) +
+                       ", " + std::to_string(splits) + " chunks");
     }
   }
 }
