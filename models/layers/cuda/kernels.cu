@@ -96,27 +96,36 @@ __device__ __forceinline__ void wait_for_previous_kernel() {
 #endif
 }
 
-// Whether `kernel` launches with the programmatic-serialization attribute on the current device:
-// compute capability 9.0 or later, the kernel compiled for 9.0 or later (its PTX: a build whose
-// kernels come from older PTX, JIT-compiled, has no griddepcontrol.wait in them), and not
-// SHARDPLAN_PDL=0. Decided once per (kernel, device).
-bool dependent_launch(const void* kernel) {
+// `decide(device)` for `kernel` on the current device, computed once per (kernel, device) and
+// remembered (each caller's own table, under its own lock); `fallback` without a current device.
+template <typename Answer, typename Decide>
+Answer once_per_device(const void* kernel, Answer fallback, Decide decide) {
   static std::mutex mutex;
-  static std::map<std::pair<const void*, int>, bool> known;
+  static std::map<std::pair<const void*, int>, Answer> known;
   int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess) return false;
+  if (cudaGetDevice(&device) != cudaSuccess) return fallback;
   const std::lock_guard<std::mutex> lock(mutex);
   const auto key = std::make_pair(kernel, device);
   const auto found = known.find(key);
   if (found != known.end()) return found->second;
-  int major = 0;
-  cudaFuncAttributes attributes = {};
-  const char* env = std::getenv("SHARDPLAN_PDL");
-  const bool on = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
-                  major >= 9 && cudaFuncGetAttributes(&attributes, kernel) == cudaSuccess &&
-                  attributes.ptxVersion >= 90 && !(env != nullptr && std::string(env) == "0");
-  known.emplace(key, on);
-  return on;
+  const Answer answer = decide(device);
+  known.emplace(key, answer);
+  return answer;
+}
+
+// Whether `kernel` launches with the programmatic-serialization attribute on the current device:
+// compute capability 9.0 or later, the kernel compiled for 9.0 or later (its PTX: a build whose
+// kernels come from older PTX, JIT-compiled, has no griddepcontrol.wait in them), and not
+// SHARDPLAN_PDL=0.
+bool dependent_launch(const void* kernel) {
+  return once_per_device(kernel, false, [kernel](int device) {
+    int major = 0;
+    cudaFuncAttributes attributes = {};
+    const char* env = std::getenv("SHARDPLAN_PDL");
+    return cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess && major >= 9 &&
+           cudaFuncGetAttributes(&attributes, kernel) == cudaSuccess && attributes.ptxVersion >= 90 &&
+           !(env != nullptr && std::string(env) == "0");
+  });
 }
 
 // Clears the error a refused query (an attribute the device lacks) left behind, so that the next
@@ -126,24 +135,18 @@ void forget_refusal(bool pending_before) {
 }
 
 // Whether `kernel` (a tensor-core kernel: its body is empty below 8.0) runs on the current
-// device: compute capability 8.0 on and its PTX for 8.0 or later. Decided once per device.
+// device: compute capability 8.0 on and its PTX for 8.0 or later.
 bool tensor_core_kernel_runs(const void* kernel) {
-  static std::mutex mutex;
-  static std::map<std::pair<const void*, int>, bool> known;
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess) return false;
-  const std::lock_guard<std::mutex> lock(mutex);
-  const auto key = std::make_pair(kernel, device);
-  const auto found = known.find(key);
-  if (found != known.end()) return found->second;
-  int major = 0;
-  cudaFuncAttributes attributes = {};
-  const bool pending = cudaPeekAtLastError() != cudaSuccess;
-  const bool runs = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
-                    major >= 8 && cudaFuncGetAttributes(&attributes, kernel) == cudaSuccess && attributes.ptxVersion >= 80;
-  forget_refusal(pending);
-  known.emplace(key, runs);
-  return runs;
+  return once_per_device(kernel, false, [kernel](int device) {
+    int major = 0;
+    cudaFuncAttributes attributes = {};
+    const bool pending = cudaPeekAtLastError() != cudaSuccess;
+    const bool runs = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
+                      major >= 8 && cudaFuncGetAttributes(&attributes, kernel) == cudaSuccess &&
+                      attributes.ptxVersion >= 80;
+    forget_refusal(pending);
+    return runs;
+  });
 }
 
 template <typename... Params, typename... Args>
@@ -743,24 +746,18 @@ __global__ void __launch_bounds__(kThreads) decode_attention_mma_kernel(DecodeAt
 // per device.
 template <typename T, int D>
 int mma_blocks_per_sm() {
-  static std::mutex mutex;
-  static std::map<int, int> known;
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess) return 0;
   const auto kernel = decode_attention_mma_kernel<T, D>;
-  if (!tensor_core_kernel_runs(reinterpret_cast<const void*>(kernel))) return 0;
-  const std::lock_guard<std::mutex> lock(mutex);
-  const auto found = known.find(device);
-  if (found != known.end()) return found->second;
-  int blocks = 0;
-  const bool pending = cudaPeekAtLastError() != cudaSuccess;
-  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, mma_smem_bytes<D>()) != cudaSuccess ||
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kThreads, mma_smem_bytes<D>()) != cudaSuccess) {
-    blocks = 0;
-  }
-  forget_refusal(pending);
-  known.emplace(device, blocks);
-  return blocks;
+  return once_per_device(reinterpret_cast<const void*>(kernel), 0, [kernel](int) {
+    if (!tensor_core_kernel_runs(reinterpret_cast<const void*>(kernel))) return 0;
+    int blocks = 0;
+    const bool pending = cudaPeekAtLastError() != cudaSuccess;
+    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, mma_smem_bytes<D>()) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kThreads, mma_smem_bytes<D>()) != cudaSuccess) {
+      blocks = 0;
+    }
+    forget_refusal(pending);
+    return blocks;
+  });
 }
 
 template <typename T>
@@ -995,8 +992,6 @@ bool decode_attention_supported(int64_t head_dim, int64_t group) {
   return (head_dim == 64 || head_dim == 128 || head_dim == 256) && group >= 1 && group <= kMaxGroupAll;
 }
 
-bool decode_attention_on_tensor_cores(const DecodeAttention& a) { return mma_blocks_per_sm(a) > 0; }
-
 void choose_decode_attention_splits(DecodeAttention& a, int sm_count, int64_t requested) {
   const int64_t groups = a.head_map == nullptr ? a.kv_heads : a.q_heads, pairs = std::max<int64_t>(1, a.batch * groups);
   a.min_chunk = 0;
@@ -1034,7 +1029,7 @@ void decode_attention(const DecodeAttention& a, void* stream) {
   if (!decode_attention_supported(a.head_dim, a.head_map == nullptr ? a.group : 1) || a.splits < 1) {
     throw std::invalid_argument("decode_attention: unsupported head_dim or group");
   }
-  if (!decode_attention_on_tensor_cores(a) && (a.capacity + a.splits - 1) / a.splits > kMaxChunk) {
+  if (mma_blocks_per_sm(a) == 0 && (a.capacity + a.splits - 1) / a.splits > kMaxChunk) {
     throw std::invalid_argument("decode_attention: chunks of more than 256 keys");
   }
   if (a.batch == 0) return;

@@ -61,13 +61,11 @@ struct DecodeAttention {
 };
 // Whether decode_attention runs this shape (head_dim 64, 128 or 256; a group of at most 8).
 bool decode_attention_supported(int64_t head_dim, int64_t group);
-// Whether `a` runs on tensor cores (float16 and bfloat16 on compute capability 8.0 and later,
-// 16-byte aligned caches): chunks then follow each request's filled rows and have no size limit;
-// otherwise (CUDA cores) a chunk is capacity / splits keys, at most 256.
-bool decode_attention_on_tensor_cores(const DecodeAttention& a);
 // Sets a.splits, the key chunks per (request, KV head), and a.min_chunk for `a` (its shapes, type
 // and pointers set): `requested` when it is positive (raised to what CUDA cores need), else enough
-// blocks for `sm_count` SMs.
+// blocks for `sm_count` SMs. On tensor cores (float16 and bfloat16 on compute capability 8.0 and
+// later, 16-byte aligned caches) chunks follow each request's filled rows and have no size limit;
+// otherwise (CUDA cores) a chunk is capacity / splits keys, at most 256.
 void choose_decode_attention_splits(DecodeAttention& a, int sm_count, int64_t requested = 0);
 // Floats of workspace for `splits` > 1 (0 for one split).
 int64_t decode_attention_workspace(int64_t batch, int64_t q_heads, int64_t head_dim, int64_t splits);
