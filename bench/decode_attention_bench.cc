@@ -6,39 +6,17 @@
 //   build/models/decode_attention_bench [batch q_heads kv_heads head_dim filled capacity]...
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
-#include <ATen/cuda/CUDAEvent.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <functional>
 #include <string>
 #include <vector>
 
+#include "bench/cuda_timing.h"
 #include "models/layers/fused.h"
 
-namespace {
-
-// Microseconds a call, the median of 50 samples of kBackToBack calls queued back to back (as in a
-// decode step's CUDA graph, where one kernel's launch hides behind the one before it).
-constexpr int kBackToBack = 20;
-
-double median_us(const std::function<void()>& fn) {
-  for (int i = 0; i < 5; ++i) fn();
-  std::vector<double> us;
-  for (int i = 0; i < 50; ++i) {
-    at::cuda::CUDAEvent a(cudaEventDefault), b(cudaEventDefault);
-    a.record();
-    for (int j = 0; j < kBackToBack; ++j) fn();
-    b.record();
-    b.synchronize();
-    us.push_back(a.elapsed_time(b) * 1e3 / kBackToBack);
-  }
-  std::sort(us.begin(), us.end());
-  return us[us.size() / 2];
-}
-
-}  // namespace
+using shardplan::bench::median_us;
 
 int main(int argc, char** argv) {
   if (!at::hasCUDA()) {

@@ -7,36 +7,16 @@
 //   build/models/decode_linear_bench [rows]...
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
-#include <ATen/cuda/CUDAEvent.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <functional>
 #include <vector>
 
+#include "bench/cuda_timing.h"
 #include "models/layers/fused.h"
 
-namespace {
-
-constexpr int kBackToBack = 20;
-
-double median_us(const std::function<void()>& fn) {
-  for (int i = 0; i < 5; ++i) fn();
-  std::vector<double> us;
-  for (int i = 0; i < 50; ++i) {
-    at::cuda::CUDAEvent a(cudaEventDefault), b(cudaEventDefault);
-    a.record();
-    for (int j = 0; j < kBackToBack; ++j) fn();
-    b.record();
-    b.synchronize();
-    us.push_back(a.elapsed_time(b) * 1e3 / kBackToBack);
-  }
-  std::sort(us.begin(), us.end());
-  return us[us.size() / 2];
-}
-
-}  // namespace
+using shardplan::bench::median_us;
 
 int main(int argc, char** argv) {
   if (!at::hasCUDA()) {
@@ -64,12 +44,11 @@ int main(int argc, char** argv) {
         std::printf("| %lld | %lld x %lld | (not run by the kernels) |\n", (long long)r, (long long)n, (long long)k);
         continue;
       }
-      const double mb = 2.0 * n * k / 1e6;
+      const double mb = 2.0 * n * k / 1e6, bound_us = mb / copy_gbs * 1e3;
       const double ours = median_us([&] { shardplan::fused_linear(x, w, at::Tensor()); });
       const double cublas = median_us([&] { at::matmul(x, w.t()); });
       std::printf("| %lld | %lld x %lld | %.1f | %.1f | %.0f | %.2f | %.1f | %.0f |\n", (long long)r, (long long)n,
-                  (long long)k, mb, ours, mb / ours * 1e3, (mb / ours * 1e3 > 0 ? copy_gbs / (mb / ours * 1e3) : 0),
-                  cublas, mb / cublas * 1e3);
+                  (long long)k, mb, ours, mb / ours * 1e3, ours / bound_us, cublas, mb / cublas * 1e3);
     }
   }
   return 0;
