@@ -2,21 +2,29 @@
 # Executor on GPUs with a Llama-3-8B-shaped random checkpoint: TP1, TP2, TP4 and dp2 x tp2
 # against Hugging Face transformers' greedy generate on the same weights and prompts (tokens
 # identical, logits within the bf16 tolerance), --verify against the unsharded run, and the
-# decode benchmark against the bandwidth bound. Needs 4 GPUs, transformers, and the offline
-# bundle in .bundle (scripts/offline-bundle.sh download).
+# decode benchmark against the bandwidth bound. Runs the layouts that fit the GPUs present (all
+# four on 4); needs transformers and the offline bundle in .bundle (scripts/offline-bundle.sh
+# download).
 #   scripts/gpu/llama-3-8b-check.sh [OUT_DIR]
+# WORK=DIR builds there (default /tmp/shardplan-gpu-work); SKIP_BUILD=1 reuses DIR/build.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
 out=${1:-${OUT:-/tmp/shardplan-gpu}}
 mkdir -p "$out"
-work=/tmp/shardplan-gpu-work
+work=${WORK:-/tmp/shardplan-gpu-work}
 mkdir -p "$work"
 BATCH=${BATCH:-4} PROMPT=${PROMPT:-32} NEW=${NEW:-16} DTYPES=${DTYPES:-float32 bfloat16}
 
-scripts/gpu/build.sh "$work" "$out" || exit 2
+[[ -n ${SKIP_BUILD:-} ]] || scripts/gpu/build.sh "$work" "$out" || exit 2
 exe=$work/build/executor/executor
 nvidia-smi -L
+gpus=$(nvidia-smi -L | grep -c '^GPU')
+declare -A world=([tp1]=1 [tp2]=2 [tp4]=4 [dp2-tp2]=4)
+layouts=()
+for s in tp1 tp2 tp4 dp2-tp2; do
+  if (( ${world[$s]} <= gpus )); then layouts+=("$s"); else echo "$s: skipped (${world[$s]} GPUs, $gpus here)"; fi
+done
 
 status=0
 spec() {  # spec NAME MESH BATCH_AXES DTYPE CHECKPOINT
@@ -60,7 +68,7 @@ for dtype in $DTYPES; do
   spec "$dtype-dp2-tp2" "dp: 2, tp: 2" "dp" "$dtype" "$ckpt"
 
   echo "== $dtype: executor vs transformers, and --verify vs the unsharded run"
-  for s in tp1 tp2 tp4 dp2-tp2; do
+  for s in "${layouts[@]}"; do
     n=$dtype-$s
     t0=$SECONDS
     "$exe" run --spec "$work/$n.yaml" --device cuda --verify --format json --logits-out "$work/$n.npy" \
@@ -76,6 +84,7 @@ done
 
 echo "== decode benchmark"
 b=bfloat16
-bench/executor_bench.sh --device cuda --executor "$exe" --out "$out/bench" \
-  "$work/$b-tp1.yaml" "$work/$b-tp2.yaml" "$work/$b-tp4.yaml" "$work/$b-dp2-tp2.yaml" 2>/dev/null || status=1
+specs=()
+for s in "${layouts[@]}"; do specs+=("$work/$b-$s.yaml"); done
+bench/executor_bench.sh --device cuda --executor "$exe" --out "$out/bench" "${specs[@]}" 2>/dev/null || status=1
 exit $status
