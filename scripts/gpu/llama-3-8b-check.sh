@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Executor on GPUs with a Llama-3-8B-shaped random checkpoint: TP1, TP2, TP4 and dp2 x tp2
 # against Hugging Face transformers' greedy generate on the same weights and prompts (tokens
-# identical, logits within the bf16 tolerance), --verify against the unsharded run, and the
-# decode benchmark against the bandwidth bound. Runs the layouts that fit the GPUs present (all
+# identical, logits within the bf16 tolerance; in half precision both runs also against
+# transformers in float32 on the same weights, scripts/gpu/accuracy.py), --verify against the
+# unsharded run, and the decode benchmark against the bandwidth bound. Runs the layouts that fit the GPUs present (all
 # four on 4); needs transformers and the offline bundle in .bundle (scripts/offline-bundle.sh
 # download).
 #   scripts/gpu/llama-3-8b-check.sh [OUT_DIR]
@@ -61,6 +62,11 @@ for dtype in $DTYPES; do
   python3 scripts/gpu/hf_generate.py "$ckpt" "$BATCH" "$PROMPT" "$NEW" "$dtype" "$work/hf-$dtype" 2>&1 \
     | grep -v -i -E "warn|Loading weights" | tail -3
   echo "transformers generate: $((SECONDS - t0)) s"
+  if [[ $dtype != float32 ]]; then
+    # The reference both half-precision runs are measured against (scripts/gpu/accuracy.py).
+    python3 scripts/gpu/hf_generate.py "$ckpt" "$BATCH" "$PROMPT" "$NEW" float32 "$work/hf-float32-on-$dtype" 2>&1 \
+      | grep -v -i -E "warn|Loading weights" | tail -1
+  fi
 
   spec "$dtype-tp1" "tp: 1" "" "$dtype" "$ckpt"
   spec "$dtype-tp2" "tp: 2" "" "$dtype" "$ckpt"
@@ -77,6 +83,7 @@ for dtype in $DTYPES; do
     [[ $rc -eq 0 ]] || { echo "$n: executor exit $rc:"; tail -3 "$out/$n.err"; status=1; }
     [[ -s $out/$n.json ]] || continue
     python3 scripts/gpu/compare.py "$out/$n.json" "$work/$n.npy" "$work/hf-$dtype" "$dtype" || status=1
+    [[ $dtype == float32 ]] || python3 scripts/gpu/accuracy.py "$out/$n.json" "$work/$n.npy" "$work/hf-$dtype" "$work/hf-float32-on-$dtype"
     python3 -c "import json; v=json.load(open('$out/$n.json')).get('verify'); print('  --verify: relative error %.3g (tolerance %g), largest difference %.3g, tokens identical %s, %s' % (v['relative_error'], v['tolerance'], v['max_abs_diff'], v['tokens_identical'], 'PASSED' if v['passed'] else 'FAILED'))"
     echo "  ($((SECONDS - t0)) s)"
   done
