@@ -3,7 +3,8 @@
 // CUDA), and the peer liveness threads (peer_liveness.h) that stop this rank when a peer dies.
 //
 // The Gloo part is compiled only with SHARDPLAN_WITH_GLOO, the NCCL part only with
-// SHARDPLAN_WITH_NCCL (executor/CMakeLists.txt says when).
+// SHARDPLAN_WITH_NCCL, the one-shot all-reduce over peer memory (peer_all_reduce.h) only with
+// SHARDPLAN_PEER_ALL_REDUCE (executor/CMakeLists.txt says when).
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/Types.hpp>
@@ -15,6 +16,11 @@
 #include <c10/cuda/CUDAFunctions.h>
 
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+#ifdef SHARDPLAN_PEER_ALL_REDUCE
+#include <c10/cuda/CUDAStream.h>
+
+#include "executor/comm/peer_all_reduce.h"
 #endif
 
 #include <ATen/ops/empty.h>
@@ -61,6 +67,9 @@ struct Group {
   RankList ranks;
   int index = 0;                     // this rank's position in `ranks`
   c10::intrusive_ptr<C10dGroup> pg;  // null for a one-member group (nothing to exchange)
+#ifdef SHARDPLAN_PEER_ALL_REDUCE
+  std::unique_ptr<PeerGroup> peer;   // the small all-reduces' path, where the members share a host
+#endif
 };
 
 bool is_16bit_float(const at::Tensor& t) { return t.scalar_type() == at::kBFloat16 || t.scalar_type() == at::kHalf; }
@@ -100,6 +109,9 @@ class C10dCommunicator final : public Communicator {
   void join(const CommCallSite& setup);
   std::string store_address() const { return options_.master_addr + ":" + std::to_string(options_.master_port); }
   c10::intrusive_ptr<C10dGroup> make_group(const RankList& ranks, int index, const CommCallSite& site);
+  void open_peer_group(Group& group, const CommCallSite& site);
+  // Whether `t` is all-reduced over peer memory (the same answer on every member: by size and type).
+  bool peer_all_reduces(const Group& group, const at::Tensor& t) const;
   const Group& member_group(const RankList& ranks, const CommCallSite& site) const;
   void check_tensor(const at::Tensor& t, const CommCallSite& site) const;
   int64_t normalized_dim(const at::Tensor& t, int64_t dim, const CommCallSite& site) const;
@@ -139,6 +151,20 @@ C10dCommunicator::C10dCommunicator(const CommOptions& options) : options_(option
   if (options_.timeout.count() <= 0 || options_.rendezvous_timeout.count() <= 0 || options_.peer_timeout.count() <= 0 ||
       options_.rendezvous_report_every.count() <= 0) {
     fail(setup, "timeouts must be positive");
+  }
+
+  constexpr size_t kLargestPeerMessage = size_t{64} << 20;
+  if (const char* env = std::getenv("SHARDPLAN_PEER_ALL_REDUCE_MAX_BYTES")) {
+    const std::string value = env;
+    if (value.empty() || value.size() > 9 || value.find_first_not_of("0123456789") != std::string::npos) {
+      fail(setup, "SHARDPLAN_PEER_ALL_REDUCE_MAX_BYTES=" + value + " is not a number of bytes");
+    }
+    options_.peer_all_reduce_max_bytes = static_cast<size_t>(std::stoull(value));
+  }
+  if (options_.peer_all_reduce_max_bytes > kLargestPeerMessage) {
+    fail(setup, "the one-shot all-reduce takes messages of at most " + std::to_string(kLargestPeerMessage) +
+                    " bytes, not " + std::to_string(options_.peer_all_reduce_max_bytes) +
+                    " (SHARDPLAN_PEER_ALL_REDUCE_MAX_BYTES; 0: NCCL only)");
   }
 #ifndef SHARDPLAN_WITH_NCCL
   if (!gloo()) fail(setup, "this build has no NCCL (configure with SHARDPLAN_WITH_NCCL on a CUDA libtorch)");
@@ -467,10 +493,62 @@ void C10dCommunicator::create_groups(const std::vector<RankList>& groups) {
     const auto member = std::find(ranks.begin(), ranks.end(), static_cast<int64_t>(options_.rank));
     if (member == ranks.end()) continue;
     const CommCallSite where = site("create_groups", ranks, "");
-    Group group{ranks, static_cast<int>(member - ranks.begin()), {}};
-    if (ranks.size() > 1) run(where, ranks, [&] { group.pg = make_group(ranks, group.index, where); });
+    Group group;
+    group.ranks = ranks;
+    group.index = static_cast<int>(member - ranks.begin());
+    if (ranks.size() > 1) {
+      run(where, ranks, [&] { group.pg = make_group(ranks, group.index, where); });
+      open_peer_group(group, where);
+    }
     groups_.emplace(ranks, std::move(group));
   }
+}
+
+// NCCL groups of 2 to 8 ranks on one host map each other's buffers for the one-shot all-reduce;
+// every member learns the same verdict (a group that cannot, or a build without it, runs NCCL
+// alone, and says why once).
+void C10dCommunicator::open_peer_group(Group& group, const CommCallSite& where) {
+#ifdef SHARDPLAN_PEER_ALL_REDUCE
+  if (gloo() || options_.peer_all_reduce_max_bytes == 0) return;
+  std::string name = "peer:";
+  for (size_t i = 0; i < group.ranks.size(); ++i) name += (i > 0 ? "," : "") + std::to_string(group.ranks[i]);
+  const c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::PrefixStore>(name, store_);
+  const auto exchange = [&](const std::string& key, const std::string& mine) {
+    store->set(key + "/" + std::to_string(group.index), std::vector<uint8_t>(mine.begin(), mine.end()));
+    std::vector<std::string> all;
+    for (size_t m = 0; m < group.ranks.size(); ++m) {
+      const std::vector<uint8_t> theirs = store->get(key + "/" + std::to_string(m));
+      all.emplace_back(theirs.begin(), theirs.end());
+    }
+    return all;
+  };
+  std::string why_not;
+  run(where, group.ranks, [&] {
+    group.peer = SHARDPLAN_COMM_CHECK(
+        where, PeerGroup::open(group.index, static_cast<int>(group.ranks.size()), options_.local_rank,
+                               options_.peer_all_reduce_max_bytes,
+                               static_cast<uint64_t>(options_.timeout.count()) * 1000000, exchange, &why_not));
+  });
+  if (!group.peer && group.index == 0) {
+    log_info("all_reduce over " + format_rank_list(group.ranks) + ": NCCL for every size (no peer memory: " +
+             why_not + ")");
+  }
+#else
+  (void)group;
+  (void)where;
+#endif
+}
+
+bool C10dCommunicator::peer_all_reduces(const Group& group, const at::Tensor& t) const {
+#ifdef SHARDPLAN_PEER_ALL_REDUCE
+  const at::ScalarType type = t.scalar_type();
+  return group.peer && (type == at::kFloat || type == at::kHalf || type == at::kBFloat16) &&
+         static_cast<size_t>(t.numel()) * t.element_size() <= group.peer->max_bytes();
+#else
+  (void)group;
+  (void)t;
+  return false;
+#endif
 }
 
 const Group& C10dCommunicator::member_group(const RankList& ranks, const CommCallSite& where) const {
@@ -545,6 +623,20 @@ void C10dCommunicator::all_reduce(at::Tensor& t, const RankList& ranks, const st
   const Group& group = member_group(ranks, where);
   check_tensor(t, where);
   if (!group.pg) return;
+#ifdef SHARDPLAN_PEER_ALL_REDUCE
+  if (peer_all_reduces(group, t)) {
+    run(where, ranks, [&] {
+      at::Tensor buffer = t.contiguous();
+      const PeerDtype type = t.scalar_type() == at::kFloat  ? PeerDtype::kFloat32
+                             : t.scalar_type() == at::kHalf ? PeerDtype::kFloat16
+                                                            : PeerDtype::kBFloat16;
+      void* stream = c10::cuda::getCurrentCUDAStream(t.device().index()).stream();
+      SHARDPLAN_COMM_CHECK(where, (group.peer->all_reduce(buffer.data_ptr(), buffer.data_ptr(), buffer.numel(), type, stream), 0));
+      if (!buffer.is_same(t)) t.copy_(buffer);
+    });
+    return;
+  }
+#endif
   run(where, ranks, [&] {
     at::Tensor buffer = reduction_buffer(t, /*fresh=*/false);
     std::vector<at::Tensor> tensors{buffer};

@@ -55,6 +55,10 @@ struct CommOptions {
   // The launcher already hosts the TCP store at master_addr:master_port (torchrun sets
   // TORCHELASTIC_USE_AGENT_STORE=True): rank 0 connects to it instead of hosting one.
   bool launcher_hosts_store = false;
+  // NCCL groups of 2 to 8 ranks on one host: an all-reduce of at most this many bytes runs the
+  // one-shot kernel over peer memory (peer_all_reduce.h) instead of NCCL; 0: NCCL for every size.
+  // The environment's SHARDPLAN_PEER_ALL_REDUCE_MAX_BYTES replaces it (the same on every rank).
+  size_t peer_all_reduce_max_bytes = 512 * 1024;
 };
 
 class Communicator {

@@ -1,7 +1,7 @@
 // The Gloo communicator on CPU, 2 to 4 ranks as real processes (comm_test_rank, started directly:
 // no launcher watches them): every collective against the unsharded arithmetic, the subgroups of
 // {dp: 2, tp: 2}, misuse, a hung peer (time-out), and a rank killed or frozen mid-run (every
-// other rank must stop within 60 s naming it).
+// other rank must stop within 60 s naming it). The same through NCCL: comm_gpu_test.cc.
 #include <gtest/gtest.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -9,15 +9,12 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#ifdef SHARDPLAN_WITH_NCCL
-#include <c10/cuda/CUDAFunctions.h>
-#endif
 
 #include <map>
 #include <string>
 #include <vector>
 
-#include "tests/executor/comm_test_util.h"
+#include "tests/executor/comm_scenarios.h"
 
 namespace shardplan::testing {
 namespace {
@@ -31,19 +28,6 @@ using std::chrono::seconds;
 #else
 #define SHARDPLAN_NEED_GLOO() GTEST_SKIP() << "this build has no Gloo communicator"
 #endif
-
-// Runs SCENARIO on `world_size` ranks; every rank must print "rank R: SCENARIO ok" and exit 0.
-void expect_scenario_passes(int world_size, const std::string& scenario,
-                            const std::map<std::string, std::string>& env = {}) {
-  RankProcesses ranks(world_size, {scenario}, env);
-  ASSERT_TRUE(ranks.wait(seconds(45))) << "ranks still running after 45 s\n" << ranks.describe();
-  for (int r = 0; r < world_size; ++r) {
-    EXPECT_TRUE(WIFEXITED(ranks.rank(r).status) && WEXITSTATUS(ranks.rank(r).status) == 0) << "rank " << r << "\n"
-                                                                                           << ranks.describe();
-    EXPECT_NE(ranks.out(r).find("rank " + std::to_string(r) + ": " + scenario + " ok"), std::string::npos)
-        << ranks.describe();
-  }
-}
 
 TEST(GlooCommunicator, AllReduceTwoRanks) {
   SHARDPLAN_NEED_GLOO();
@@ -116,33 +100,6 @@ TEST(GlooCommunicator, HungPeerRaisesCommErrorWithinTheTimeout) {
                   ": all_reduce over group [0,1,2] (\"all_reduce[tp] after model.layers.3.self_attn\") failed: "),
               std::string::npos)
         << ranks.describe();
-  }
-}
-
-// Kills (SIGKILL) or freezes (SIGSTOP) `victim` once every rank is looping over all_reduces;
-// every other rank must exit non-zero within 60 s with a message that contains `expected`.
-void expect_peers_stop(int world_size, int victim, int sig, const std::string& expected,
-                       const std::map<std::string, std::string>& env = {}) {
-  RankProcesses ranks(world_size, {"loop"}, env);
-  for (int r = 0; r < world_size; ++r) {
-    ASSERT_TRUE(ranks.wait_for_output(r, "looping", seconds(30))) << ranks.describe();
-  }
-  ranks.signal(victim, sig);
-  const Clock::time_point struck = Clock::now();
-  std::vector<int> survivors;
-  for (int r = 0; r < world_size; ++r) {
-    if (r != victim) survivors.push_back(r);
-  }
-  const bool all_stopped = ranks.wait(seconds(60), survivors);
-  if (sig == SIGSTOP) ranks.signal(victim, SIGKILL);
-  ASSERT_TRUE(all_stopped) << "some ranks still run 60 s after rank " << victim << " was stopped\n" << ranks.describe();
-  for (int r : survivors) {
-    const double took = seconds_between(struck, ranks.rank(r).exited_at);
-    std::printf("rank %d stopped %.1f s after rank %d\n", r, took, victim);
-    // The default peer time-out (8 s) plus two heartbeats: named within 15 s of the fault.
-    EXPECT_LT(took, 15.0) << ranks.describe();
-    EXPECT_TRUE(WIFEXITED(ranks.rank(r).status) && WEXITSTATUS(ranks.rank(r).status) == 3) << ranks.describe();
-    EXPECT_NE(ranks.err(r).find("rank " + std::to_string(r) + ": " + expected), std::string::npos) << ranks.describe();
   }
 }
 
@@ -229,6 +186,19 @@ TEST(Rendezvous, BusyMasterPortIsNamed) {
   ::close(listener);
 }
 
+// The size limit of the one-shot all-reduce (NCCL groups) is checked on every backend.
+TEST(GlooCommunicator, BadPeerAllReduceSizeIsAClearError) {
+  for (const auto& [value, expected] : std::vector<std::pair<std::string, std::string>>{
+           {"12k", "SHARDPLAN_PEER_ALL_REDUCE_MAX_BYTES=12k is not a number of bytes"},
+           {"999999999", "the one-shot all-reduce takes messages of at most 67108864 bytes, not 999999999"}}) {
+    SCOPED_TRACE(value);
+    RankProcesses ranks(1, {"all_reduce"}, {{"SHARDPLAN_PEER_ALL_REDUCE_MAX_BYTES", value}});
+    ASSERT_TRUE(ranks.wait(seconds(20)));
+    EXPECT_TRUE(WIFEXITED(ranks.rank(0).status) && WEXITSTATUS(ranks.rank(0).status) == 2) << ranks.describe();
+    EXPECT_NE(ranks.err(0).find(expected), std::string::npos) << ranks.err(0);
+  }
+}
+
 TEST(GlooCommunicator, BadLaunchEnvironmentIsAClearError) {
   RankProcesses ranks(1, {"all_reduce"}, {{"WORLD_SIZE", ""}});
   ASSERT_TRUE(ranks.wait(seconds(20)));
@@ -236,32 +206,6 @@ TEST(GlooCommunicator, BadLaunchEnvironmentIsAClearError) {
   EXPECT_NE(ranks.err(0).find("RANK is set but WORLD_SIZE is not"), std::string::npos) << ranks.err(0);
 }
 
-#ifdef SHARDPLAN_WITH_NCCL
-// The same scenarios through NCCL, one GPU per rank (skipped without enough GPUs).
-const std::map<std::string, std::string> kNccl = {{"SHARDPLAN_TEST_BACKEND", "nccl"}};
-
-#define SHARDPLAN_NEED_GPUS(n)         \
-  if (c10::cuda::device_count() < (n)) \
-  GTEST_SKIP() << "needs " << (n) << " CUDA devices, has " << static_cast<int>(c10::cuda::device_count())
-
-TEST(NcclCommunicator, EveryCollectiveOnTwoGpus) {
-  SHARDPLAN_NEED_GPUS(2);
-  for (const char* scenario : {"all_reduce", "all_gather", "reduce_scatter", "all_to_all", "broadcast", "barrier"}) {
-    SCOPED_TRACE(scenario);
-    expect_scenario_passes(2, scenario, kNccl);
-  }
-}
-
-TEST(NcclCommunicator, SubgroupsOfDp2Tp2OnFourGpus) {
-  SHARDPLAN_NEED_GPUS(4);
-  expect_scenario_passes(4, "subgroups", kNccl);
-}
-
-TEST(NcclCommunicator, KilledRankStopsTheOtherRankNamingIt) {
-  SHARDPLAN_NEED_GPUS(2);
-  expect_peers_stop(2, 1, SIGKILL, "rank 1 stopped responding (last heartbeat ", kNccl);
-}
-#endif
 
 }  // namespace
 }  // namespace shardplan::testing

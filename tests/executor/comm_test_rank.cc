@@ -2,10 +2,12 @@
 //   comm_test_rank SCENARIO
 // reads its place from RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT (launch_env_from_environment),
 // runs SCENARIO on CPU through Gloo (or on cuda:LOCAL_RANK through NCCL with
-// SHARDPLAN_TEST_BACKEND=nccl), checks every value it receives against what the unsharded
+// SHARDPLAN_TEST_BACKEND=nccl; every rank on cuda:0 with SHARDPLAN_TEST_ONE_GPU=1, for the
+// peer-memory all-reduce alone), checks every value it receives against what the unsharded
 // arithmetic gives, and prints "rank R: SCENARIO ok" on success. Exit codes: 0 ok, 1 a wrong value,
 // 2 a bad launch environment, 3 a CommError (printed "rank R: CommError: ...").
 #include <ATen/core/Formatting.h>
+#include <ATen/ops/allclose.h>
 #include <ATen/ops/arange.h>
 #include <ATen/ops/cat.h>
 #include <ATen/ops/equal.h>
@@ -30,6 +32,13 @@
 
 #include "executor/comm/communicator.h"
 #include "executor/comm/launcher.h"
+
+#ifdef SHARDPLAN_WITH_NCCL
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
 
 namespace shardplan {
 namespace {
@@ -292,6 +301,80 @@ void hang_scenario(Communicator& comm) {
   comm.all_reduce(t, world, "all_reduce[tp] after model.layers.3.self_attn");
 }
 
+#ifdef SHARDPLAN_WITH_NCCL
+// Member r's values for the peer all-reduce: distinct per member, element and `salt`, and not
+// exact in 16 bits, so that a different order of the sums or a second rounding shows.
+at::Tensor peer_input(int r, int64_t count, at::ScalarType dtype, int salt) {
+  return at::arange(count, at::TensorOptions().dtype(at::kFloat)).mul(0.37).add(1.3 * r + 0.71 * salt).sin().mul(r + 1).to(dtype);
+}
+
+// The sum in member order, in float32, rounded once to the type: the one-shot kernel's bits on
+// every member, and NCCL's for two members (one addition, commutative).
+at::Tensor peer_sum(int n, int64_t count, at::ScalarType dtype, int salt) {
+  at::Tensor sum = peer_input(0, count, dtype, salt).to(at::kFloat);
+  for (int m = 1; m < n; ++m) sum = sum.add(peer_input(m, count, dtype, salt).to(at::kFloat));
+  return sum.to(dtype);
+}
+
+// NCCL sums more than two members in its own order: within rounding there.
+void expect_sum(const at::Tensor& got, int n, int64_t count, at::ScalarType dtype, int salt, const std::string& what) {
+  const at::Tensor want = peer_sum(n, count, dtype, salt);
+  const char* max_bytes = std::getenv("SHARDPLAN_PEER_ALL_REDUCE_MAX_BYTES");
+  const bool nccl = max_bytes != nullptr && std::string(max_bytes) == "0";
+  if (n == 2 || !nccl) {
+    expect_equal(got.flatten(), want, what);
+  } else if (!at::allclose(got.cpu().to(at::kFloat).flatten(), want.to(at::kFloat), 2e-2, 2e-2)) {
+    throw WrongValue(what + ": not within rounding of the sum");
+  }
+}
+
+// All-reduces of every size the one-shot kernel takes (one element to its whole 512 KiB buffer,
+// sizes that end mid-vector, a tensor that starts off a 16-byte boundary), in float32, float16
+// and bfloat16; then the same inside a CUDA graph replayed with new inputs. Each result must be
+// the sum in member order, bit for bit (peer_sum).
+void peer_all_reduce_scenario(Communicator& comm) {
+  const int n = comm.world_size();
+  const RankList world = world_ranks(n);
+  for (at::ScalarType dtype : {at::kFloat, at::kHalf, at::kBFloat16}) {
+    const int64_t largest = 512 * 1024 / static_cast<int64_t>(c10::elementSize(dtype));
+    for (int64_t count : {int64_t{1}, int64_t{7}, int64_t{8}, int64_t{4096}, int64_t{4101}, int64_t{65539}, largest}) {
+      const std::string what = std::string("all_reduce of ") + std::to_string(count) + " " + toString(dtype);
+      at::Tensor t = dev(peer_input(comm.rank(), count, dtype, 0));
+      comm.all_reduce(t, world, what);
+      expect_sum(t, n, count, dtype, 0, what);
+      // Off a 16-byte boundary (one element in), so the kernel's unaligned path runs.
+      at::Tensor padded = dev(at::cat({at::zeros({1}, at::TensorOptions().dtype(dtype)), peer_input(comm.rank(), count, dtype, 1)}));
+      at::Tensor shifted = padded.narrow(0, 1, count);
+      comm.all_reduce(shifted, world, what + ", unaligned");
+      expect_sum(shifted, n, count, dtype, 1, what + ", unaligned");
+      expect_equal(padded.narrow(0, 0, 1).cpu(), at::zeros({1}, at::TensorOptions().dtype(dtype)), what + ": the element before");
+    }
+  }
+  // A graph of three all-reduces (decode-sized), replayed four times with new inputs.
+  const std::vector<int64_t> counts{4096, 8 * 4096, 4101};
+  std::vector<at::Tensor> buffers;
+  for (int64_t count : counts) buffers.push_back(dev(peer_input(comm.rank(), count, at::kBFloat16, 0)));
+  for (at::Tensor& b : buffers) comm.all_reduce(b, world, "warm-up before the capture");
+  at::cuda::CUDAGraph graph;
+  c10::cuda::device_synchronize();
+  {
+    const c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool(false, g_device.index());
+    const c10::cuda::CUDAStreamGuard guard(stream);
+    graph.capture_begin();
+    for (at::Tensor& b : buffers) comm.all_reduce(b, world, "captured all_reduce");
+    graph.capture_end();
+  }
+  for (int replay = 0; replay < 4; ++replay) {
+    for (size_t i = 0; i < counts.size(); ++i) buffers[i].copy_(dev(peer_input(comm.rank(), counts[i], at::kBFloat16, 10 + replay)));
+    graph.replay();
+    for (size_t i = 0; i < counts.size(); ++i) {
+      expect_sum(buffers[i], n, counts[i], at::kBFloat16, 10 + replay,
+                 "replay " + std::to_string(replay) + " of the graph, all_reduce " + std::to_string(i));
+    }
+  }
+}
+#endif
+
 int run_scenario(const std::string& scenario, const LaunchEnv& env) {
   static const std::map<std::string, std::function<void(Communicator&)>> scenarios = {
       {"all_reduce", all_reduce_scenario},
@@ -302,7 +385,11 @@ int run_scenario(const std::string& scenario, const LaunchEnv& env) {
       {"barrier", barrier_scenario},
       {"subgroups", subgroups_scenario},
       {"loop", loop_scenario},
-      {"hang", hang_scenario}};
+      {"hang", hang_scenario},
+#ifdef SHARDPLAN_WITH_NCCL
+      {"peer_all_reduce", peer_all_reduce_scenario},
+#endif
+  };
   const auto found = scenarios.find(scenario);
   if (found == scenarios.end()) {
     std::cerr << "unknown scenario " << scenario << "\n";
@@ -311,11 +398,12 @@ int run_scenario(const std::string& scenario, const LaunchEnv& env) {
   CommOptions options;
   const char* backend = std::getenv("SHARDPLAN_TEST_BACKEND");
   options.backend = backend != nullptr && std::string(backend) == "nccl" ? CommBackend::kNccl : CommBackend::kGloo;
-  if (options.backend == CommBackend::kNccl)
-    g_device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
+  const char* one_gpu = std::getenv("SHARDPLAN_TEST_ONE_GPU");
+  const int device = one_gpu != nullptr && std::string(one_gpu) == "1" ? 0 : env.local_rank;
+  if (options.backend == CommBackend::kNccl) g_device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device));
   options.rank = env.rank;
   options.world_size = env.world_size;
-  options.local_rank = env.local_rank;
+  options.local_rank = device;
   options.master_addr = env.master_addr;
   options.master_port = env.master_port;
   const auto milliseconds_from = [](const char* name, std::chrono::milliseconds fallback) {
