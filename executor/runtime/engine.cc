@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <limits>
 #include <map>
 #include <numeric>
@@ -368,6 +369,27 @@ double Engine::capture_decode(const at::Tensor& ids, int64_t position) {
   (void)position;
   throw std::logic_error("this build has no CUDA graphs");
 #endif
+}
+
+double Engine::capture_leaving_batches() {
+  const int64_t full = binding_.output_requests.count;
+  if (!rows_can_leave_ || options_.keep_logits || decode_graphs_.count(full) == 0 || profiler_) return 0;
+  const WorkloadSpec& w = plan_.spec().workload;
+  std::set<int64_t, std::greater<int64_t>> sizes;  // largest first: each step keeps a prefix of the last
+  for (int64_t running = 1; running < full; ++running) sizes.insert(graph_batch_size(running, full, w.graph_batch_sizes));
+  sizes.erase(full);
+  const int64_t position = prefill_tokens(plan_);  // the first decode step's
+  double seconds = 0;
+  for (const int64_t rows : sizes) {
+    if (decode_graphs_.count(rows) > 0 || !graphs_enabled(rows)) continue;
+    model_->keep_rows(at::arange(rows, at::TensorOptions().dtype(at::kLong).device(options_.device)));
+    rows_shrunk_ = true;
+    if (first_row_.defined()) first_row_ = first_all_.narrow(0, 0, rows);
+    const at::Tensor ids = at::zeros({rows, 1}, at::TensorOptions().dtype(at::kLong).device(options_.device));
+    forward(ids, nullptr, step_at(position, 1, capacity_));  // its eager warm-up
+    seconds += capture_decode(ids, position);
+  }
+  return seconds;
 }
 
 at::Tensor Engine::replay_decode(DecodeGraph& g, const at::Tensor& ids, int64_t position) {

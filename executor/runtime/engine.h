@@ -120,9 +120,16 @@ class Engine {
   // the family's caches allow it (FamilyModel::keeps_rows), unless logits are kept or tokens
   // forced; with CUDA graphs the batch moves down to the smallest graph batch size that holds the
   // requests still running (graph_batch_size with the spec's workload.graph_batch_sizes), one graph
-  // captured per size when first reached.
+  // per size, captured by capture_leaving_batches at start-up (else when first reached).
   Generation generate(const EngineInputs& inputs, const at::Tensor* forced = nullptr, int64_t max_steps = -1,
                       TokenChooser* chooser = nullptr, Progress* progress = nullptr);
+
+  // After a warm-up generate (its prefill and one decode step), captures the decode graph of every
+  // smaller batch size the batch can step down to as requests leave (graph_batch_size of 1 to
+  // batch - 1 running requests), each after one eager step at that size, so that the run itself
+  // captures nothing. The caches' contents are the warm-up's (the next generate starts over).
+  // Returns the seconds the captures took; 0 where requests cannot leave or graphs do not run.
+  double capture_leaving_batches();
 
   const PlanBinding& binding() const { return binding_; }
   // Whether decode steps replay a captured CUDA graph (after the first decode step ran).

@@ -176,15 +176,18 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
     // NOTE: the model keeps what it uses (fused projections in place of their parts): the loaded
     // slices it fused are freed here, so the rank holds its weights once.
     shards.clear();
+    // Requests may end before new_tokens (sampling ends, EOS, max_tokens, stop strings) and leave.
+    const bool requests_may_leave = any_sampling(options.sampling) || !options.ends.empty();
     if (options.warm_up) {
       const Generation warm = engine.generate(inputs, nullptr, 2);
       capture_s = warm.graph_capture_s;
       encoder_capture_s = warm.encoder_capture_s;
+      if (requests_may_leave) capture_s += engine.capture_leaving_batches();
     }
 
     if (comm) comm->barrier("start of the workload");
     std::unique_ptr<RequestSampler> sampler;
-    if (any_sampling(options.sampling) || !options.ends.empty()) {
+    if (requests_may_leave) {
       std::vector<SamplingParams> params = options.sampling;
       params.resize(static_cast<size_t>(w.batch));  // greedy where none is given
       sampler = std::make_unique<RequestSampler>(params, engine.binding().output_requests, options.ends,

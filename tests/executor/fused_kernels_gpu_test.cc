@@ -2,7 +2,8 @@
 // against the ATen path they replace: RoPE with the cache writes and silu * up give the same bits;
 // the decode attention equals scaled_dot_product_attention over the filled rows (computed in
 // float64) and never reads a row past the filled part (those rows hold NaN here). The engine's
-// CUDA-graph decode gives the eager decode's logits.
+// CUDA-graph decode gives the eager decode's logits, and the eager run's tokens when requests
+// leave the batch through graphs captured at start-up.
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <ATen/cuda/CUDAContext.h>
@@ -15,6 +16,8 @@
 
 #include "executor/runtime/engine.h"
 #include "executor/runtime/rank_weights.h"
+#include "executor/runtime/request_file.h"
+#include "executor/runtime/sampling.h"
 #include "executor/runtime/workload.h"
 #include "executor/weights/safetensors.h"
 #include "models/layers/attention.h"
@@ -278,6 +281,43 @@ TEST(CudaGraphDecode, MatchesEagerDecode) {
   EXPECT_GT(runs[1].graph_capture_s, 0);
   EXPECT_TRUE(at::equal(runs[0].tokens, runs[1].tokens));
   EXPECT_TRUE(at::equal(runs[0].logits, runs[1].logits));
+}
+
+// Requests ending after 1, 2, 3, 5 and 8 tokens leave the batch. With CUDA graphs the decode
+// steps run 4, 4, 2, 2, 1, 1, 1 rows (the default graph sizes 1, 2, 4, 8), every size's graph
+// captured at start-up (capture_leaving_batches after the warm-up), none during the run; every
+// request's tokens are the eager run's (float32: the eager run computes 3 rows where the graph
+// pads to 4).
+TEST(CudaGraphDecode, LeavingRequestsReplayGraphsCapturedAtStartUp) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA";
+  testing::SpecText s;
+  s.mesh = "one: 1";
+  s.modules.clear();
+  s.batch = 5;
+  s.prompt_tokens = 9;
+  s.new_tokens = 8;
+  const std::unique_ptr<Plan> plan = testing::load_plan(testing::write_spec("gpu_graph_leaving", s));
+  const Checkpoint ckpt = Checkpoint::open(*plan->spec().checkpoint_path);
+  const EngineInputs inputs = make_engine_inputs(*plan, 5);
+  std::vector<RequestEnd> ends(5);
+  const int64_t max_tokens[] = {1, 2, 3, 5, 8};
+  for (size_t i = 0; i < ends.size(); ++i) ends[i].max_tokens = max_tokens[i];
+  Generation runs[2];
+  double start_up_capture_s = 0;
+  for (int graphs = 0; graphs < 2; ++graphs) {
+    EngineOptions o{kCuda, at::kFloat};
+    o.cuda_graphs = graphs == 1;
+    Engine engine(*plan, 0, nullptr, load_rank_shards(*plan, 0, ckpt, at::kFloat, kCuda), o);
+    engine.generate(inputs, nullptr, 2);  // the warm-up
+    if (graphs == 1) start_up_capture_s = engine.capture_leaving_batches();
+    RequestSampler sampler(std::vector<SamplingParams>(5), engine.binding().output_requests, ends);
+    runs[graphs] = engine.generate(inputs, nullptr, -1, &sampler);
+  }
+  EXPECT_GT(start_up_capture_s, 0);
+  EXPECT_EQ(runs[1].graph_capture_s, 0) << "a graph was captured during the run";
+  EXPECT_EQ(runs[0].decode_rows, (std::vector<int64_t>{4, 3, 2, 2, 1, 1, 1}));
+  EXPECT_EQ(runs[1].decode_rows, (std::vector<int64_t>{4, 4, 2, 2, 1, 1, 1}));
+  EXPECT_TRUE(at::equal(runs[0].tokens, runs[1].tokens)) << runs[0].tokens << "\n" << runs[1].tokens;
 }
 
 }  // namespace
