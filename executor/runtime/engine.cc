@@ -560,6 +560,7 @@ Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced
   std::vector<int64_t> rows(static_cast<size_t>(g.requests.count));
   std::iota(rows.begin(), rows.end(), 0);
   std::vector<std::vector<int64_t>> token_rows;
+  bool padded = false;  // a row was made padding in place (no smaller graph batch to move down to)
   const bool rows_may_leave = rows_can_leave_ && chooser && !forced && !options_.keep_logits;
   for (int64_t s = 0; s < steps; ++s) {
     const bool prefill = s == 0;
@@ -623,6 +624,11 @@ Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced
         for (int64_t j = 0; j < running; ++j) moved[static_cast<size_t>(j)] = rows[static_cast<size_t>(taken[static_cast<size_t>(j)])];
         rows = std::move(moved);
         rows_shrunk_ = true;
+      } else if (running < batch_rows) {
+        // The graph's batch size is still this one (or graphs are off and nothing left): the
+        // finished requests' rows stay as padding, and their tokens are thrown away.
+        for (const int64_t i : spare) rows[static_cast<size_t>(i)] = -1;
+        padded = true;
       }
     }
     if (forced) {
@@ -635,7 +641,7 @@ Generation Engine::generate(const EngineInputs& inputs, const at::Tensor* forced
   for (at::Tensor& t : tokens) t = t.to(at::kCPU);  // waits for the last step
   g.last_token_s = seconds_since(t0);
   g.seconds_by_kind = profiled();
-  if (!rows_shrunk_) {
+  if (!rows_shrunk_ && !padded) {
     g.tokens = at::stack(tokens, 1);
   } else {
     // Each step's tokens back in request order; a request that left has 0 after its end.
