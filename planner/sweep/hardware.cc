@@ -75,7 +75,56 @@ Hardware load_hardware(const std::string& name_or_file) {
     }
     std::sort(h.gemm.begin(), h.gemm.end(), [](const auto& a, const auto& b) { return a.rows < b.rows; });
   }
+  if (const YAML::Node list = root["collectives"]) {
+    const std::string shape = "{op, ranks, points: [[bytes sent, microseconds], ...]}";
+    if (!list.IsSequence()) throw HardwareError(file + ": 'collectives' must be a list of " + shape);
+    for (const YAML::Node& c : list) {
+      if (!c.IsMap() || !c["op"] || !c["points"] || !c["points"].IsSequence() || c["points"].size() == 0) {
+        throw HardwareError(file + ": every 'collectives' entry is " + shape + " with at least one point");
+      }
+      Hardware::CollectiveTimes t;
+      t.op = c["op"].as<std::string>();
+      if (t.op != "all_reduce" && t.op != "all_gather" && t.op != "reduce_scatter" && t.op != "all_to_all") {
+        throw HardwareError(file + ": collective op '" + t.op + "' is not all_reduce, all_gather, reduce_scatter or all_to_all");
+      }
+      t.ranks = static_cast<int64_t>(positive(c, file, "ranks"));
+      if (t.ranks < 2) throw HardwareError(file + ": a collective's 'ranks' is at least 2");
+      for (const YAML::Node& point : c["points"]) {
+        double bytes = -1, us = -1;
+        try {
+          if (point.IsSequence() && point.size() == 2) {
+            bytes = point[0].as<double>();
+            us = point[1].as<double>();
+          }
+        } catch (const YAML::Exception&) {
+        }
+        if (!(bytes >= 0) || !(us > 0)) {
+          throw HardwareError(file + ": " + t.op + " over " + std::to_string(t.ranks) +
+                              ": a point is [bytes sent >= 0, microseconds > 0]");
+        }
+        t.points.emplace_back(bytes, us);
+      }
+      std::sort(t.points.begin(), t.points.end());
+      h.collectives.push_back(std::move(t));
+    }
+  }
   return h;
+}
+
+double collective_seconds(const Hardware& hardware, const std::string& op, int64_t ranks, int64_t bytes_sent) {
+  const double bytes = static_cast<double>(bytes_sent);
+  for (const Hardware::CollectiveTimes& t : hardware.collectives) {
+    if (t.op != op || t.ranks != ranks) continue;
+    const auto& p = t.points;
+    if (p.size() == 1 || bytes <= p.front().first) return p.front().second * 1e-6;
+    size_t i = 1;
+    while (i + 1 < p.size() && bytes > p[i].first) ++i;
+    // Between p[i - 1] and p[i], or past the last along the last two points' rate.
+    const double span = std::max(p[i].first - p[i - 1].first, 1.0);
+    const double us = p[i - 1].second + (bytes - p[i - 1].first) * (p[i].second - p[i - 1].second) / span;
+    return std::max(us, p.front().second) * 1e-6;
+  }
+  return hardware.collective_latency_us * 1e-6 + bytes / (hardware.link_GBps * 1e9);
 }
 
 namespace {

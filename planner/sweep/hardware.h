@@ -1,9 +1,10 @@
 // The figures the cost model needs about one GPU and its links, from a small YAML file
-// (hardware/*.yaml: datasheet presets; `executor calibrate` will write measured ones).
+// (hardware/*.yaml: datasheet presets; `executor calibrate` writes measured ones).
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/error.h"
@@ -33,7 +34,22 @@ struct Hardware {
     double tflops = 0, weight_GBps = 0;
   };
   std::vector<GemmRate> gemm;       // by rows, ascending; empty: memory_GBps x efficiency, peak x efficiency
+  // Measured collectives (`executor calibrate --ranks N`): the time of one `op` (all_reduce,
+  // all_gather, reduce_scatter, all_to_all) over `ranks` GPUs by the bytes each rank sends (the
+  // plan's bytes: planner/plan/collectives.h bytes_sent), inside a CUDA graph as a decode step
+  // runs it. Empty, or no entry for an (op, ranks): collective_latency_us + bytes / link_GBps.
+  struct CollectiveTimes {
+    std::string op;
+    int64_t ranks = 0;
+    std::vector<std::pair<double, double>> points;  // (bytes sent, microseconds), ascending bytes
+  };
+  std::vector<CollectiveTimes> collectives;
 };
+
+// Seconds one collective `op` over `ranks` GPUs takes when each rank sends `bytes_sent`: the
+// calibrated points of (op, ranks), linear in bytes between neighbours (below the first: its
+// time; past the last: the last two points' rate); else latency + bytes / link bandwidth.
+double collective_seconds(const Hardware& hardware, const std::string& op, int64_t ranks, int64_t bytes_sent);
 
 // The rate a GEMM of `rows` activation rows reads its weight (bytes/s): interpolated in log(rows)
 // between the calibrated shape classes, clamped at their ends; without them, the memory

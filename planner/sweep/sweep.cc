@@ -169,7 +169,6 @@ Prediction predict(const Plan& plan, const Hardware& hw) {
   // query heads that read each KV row: the measured rate at `attention_group` query heads per KV
   // head, as query-head bytes per second.
   const double query_rate = hw.attention_GBps > 0 ? hw.attention_GBps * 1e9 * hw.attention_group : 0;
-  const double link = hw.link_GBps * 1e9;
   const double eager_kernel_s = (hw.eager_kernel_us > 0 ? hw.eager_kernel_us : 3 * hw.kernel_overhead_us) * 1e-6;
 
   Prediction p;
@@ -196,9 +195,10 @@ Prediction predict(const Plan& plan, const Hardware& hw) {
   }
   double comm_prefill = 0, comm_decode = 0;
   for (const Collective& c : plan.comms) {
-    const double latency = hw.collective_latency_us * 1e-6;
-    comm_prefill += latency + static_cast<double>(c.bytes_prefill) / link;
-    comm_decode += latency + static_cast<double>(c.bytes_decode) / link;
+    const int64_t ranks = c.groups.empty() ? 1 : static_cast<int64_t>(c.groups.front().size());
+    const std::string op = to_string(c.op);
+    comm_prefill += collective_seconds(hw, op, ranks, c.bytes_prefill);
+    comm_decode += collective_seconds(hw, op, ranks, c.bytes_decode);
     p.comm_bytes_decode += c.bytes_decode;
   }
   // Kernels besides the GEMMs: replayed from a CUDA graph in decode, launched one by one in the

@@ -187,5 +187,39 @@ TEST(SweepTest, HardwareFiles) {
   }
 }
 
+// Calibrated collectives replace the latency + bytes / link model for their (op, ranks): linear
+// between points, the first point's time below it, the last two points' rate past the last.
+TEST(SweepTest, CalibratedCollectiveTimes) {
+  const fs::path file = scratch("hw") / "collectives.yaml";
+  const std::string base = "name: x\nmemory_bytes: 1000\nmemory_usable_fraction: 0.9\nmemory_GBps: 100\n"
+                           "memory_efficiency: 1\nbf16_tflops: 10\nmatmul_efficiency: 1\nlink_GBps: 1\n"
+                           "collective_latency_us: 10\nkernel_overhead_us: 1\nkernels_per_module: 1\n";
+  std::ofstream(file) << base
+                      << "collectives:\n"
+                         "  - {op: all_reduce, ranks: 2, points: [[8000, 5], [1000000, 15], [2000000, 25]]}\n";
+  const Hardware h = load_hardware(file.string());
+  ASSERT_EQ(h.collectives.size(), 1u);
+  EXPECT_DOUBLE_EQ(collective_seconds(h, "all_reduce", 2, 100), 5e-6);        // below the first point
+  EXPECT_DOUBLE_EQ(collective_seconds(h, "all_reduce", 2, 8000), 5e-6);
+  EXPECT_NEAR(collective_seconds(h, "all_reduce", 2, 1500000), 20e-6, 1e-12);  // between
+  EXPECT_NEAR(collective_seconds(h, "all_reduce", 2, 3000000), 35e-6, 1e-12);  // past the last: 10 us a MB
+  // No points for this (op, ranks): the latency and the link.
+  EXPECT_NEAR(collective_seconds(h, "all_reduce", 4, 1000), 10e-6 + 1e-6, 1e-12);
+  EXPECT_NEAR(collective_seconds(h, "all_gather", 2, 1000), 11e-6, 1e-12);
+  for (const auto& [entry, expected] : std::vector<std::pair<std::string, std::string>>{
+           {"  - {op: broadcast, ranks: 2, points: [[1, 1]]}", "collective op 'broadcast'"},
+           {"  - {op: all_reduce, ranks: 1, points: [[1, 1]]}", "'ranks' is at least 2"},
+           {"  - {op: all_reduce, ranks: 2, points: [[1, 0]]}", "a point is [bytes sent >= 0, microseconds > 0]"},
+           {"  - {op: all_reduce, ranks: 2, points: []}", "at least one point"}}) {
+    std::ofstream(file) << base << "collectives:\n" << entry << "\n";
+    try {
+      load_hardware(file.string());
+      ADD_FAILURE() << "accepted " << entry;
+    } catch (const HardwareError& e) {
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace shardplan
