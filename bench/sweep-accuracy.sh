@@ -94,8 +94,10 @@ hardware=$out/hardware.yaml
 if [[ -n ${hardware_in:-} ]]; then
   [[ $(realpath "$hardware_in") == $(realpath -m "$hardware") ]] || cp "$hardware_in" "$hardware"
 else
-  log "calibrating the $device device (executor calibrate)"
-  "$executor" calibrate --device "$device" -o "$hardware" >"$out/calibrate.log" 2>&1 ||
+  # The collectives over as many ranks as the largest world swept.
+  ranks=$(echo $worlds | tr ' ' '\n' | sort -n | tail -1)
+  log "calibrating the $device device (executor calibrate --ranks $ranks)"
+  "$executor" calibrate --device "$device" --ranks "$ranks" -o "$hardware" >"$out/calibrate.log" 2>&1 ||
     { cat "$out/calibrate.log" >&2; exit 2; }
 fi
 

@@ -154,6 +154,10 @@ void add_calibrate(CLI::App& app, CalibrateOptions& opts) {
       ->check(CLI::IsMember({"yaml", "json"}))
       ->capture_default_str();
   cmd->add_flag("--quick", opts.quick, "Fewer, smaller measurements (seconds; for tests)");
+  cmd->add_option("--ranks", opts.ranks,
+                  "Also time all_reduce, all_gather and reduce_scatter over 2..N local ranks (one GPU each on cuda)")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
 }
 
 void add_sweep(CLI::App& app, MeasuredSweepOptions& opts) {
@@ -231,7 +235,10 @@ int run_main(int argc, char** argv) {
 #if SHARDPLAN_WITH_REQUESTS
   if (app.got_subcommand("tokenize")) return tokenize_command(tokenize);
 #endif
-  if (app.got_subcommand("calibrate")) return calibrate_command(calibrate);
+  if (app.got_subcommand("calibrate")) {
+    calibrate.argv.assign(argv, argv + argc);
+    return calibrate_command(calibrate);
+  }
   if (app.got_subcommand("sweep")) {
     sweep.executor = self_path(argv[0]);
     return measured_sweep_command(sweep);

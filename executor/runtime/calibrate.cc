@@ -8,12 +8,22 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <numeric>
 #include <iostream>
 #include <sstream>
 #include <vector>
 
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <optional>
+
+#include "executor/comm/communicator.h"
+#include "executor/comm/launcher.h"
 #include "models/layers/fused.h"
 #include "planner/io/output_file.h"
+#include "planner/plan/collectives.h"
 #include "planner/sweep/hardware.h"
 
 #if __has_include(<ATen/cuda/CUDAGraph.h>)
@@ -159,7 +169,142 @@ Measured measure(const CalibrateOptions& o) {
   return m;
 }
 
-std::string render(const Measured& m, const Hardware& base, const CalibrateOptions& o) {
+// One measured collective: `op` over `ranks` ranks, each sending `bytes_sent` (bytes_sent() of
+// planner/plan/collectives.h of the input it holds), took `us` microseconds.
+struct CollectivePoint {
+  std::string op;
+  int64_t ranks = 0;
+  int64_t bytes_sent = 0;
+  double us = 0;
+};
+
+// Where rank 0 of `calibrate --ranks` writes its points for the command that started the ranks.
+constexpr const char* kCollectivesFile = "SHARDPLAN_CALIBRATE_COLLECTIVES";
+
+// One rank of `calibrate --ranks N`: for every group size g in 2..N (ranks [0, g); the others wait
+// at a barrier) and message size, times all_reduce, all_gather and reduce_scatter of the rank's
+// input: on CUDA a CUDA graph of 20 calls replayed 10 times (the median replay), as a decode step
+// runs them; on CPU (Gloo) 5 calls in a row, the median of 3. Rank 0 writes "op ranks bytes_sent
+// us" lines to the file named by kCollectivesFile.
+int collective_rank(const CalibrateOptions& o, const LaunchEnv& env, const std::string& out_path) {
+  const bool cuda = o.device == "cuda";
+  CommOptions c;
+  c.backend = cuda ? CommBackend::kNccl : CommBackend::kGloo;
+  c.rank = env.rank;
+  c.world_size = env.world_size;
+  c.local_rank = env.local_rank;
+  c.master_addr = env.master_addr;
+  c.master_port = env.master_port;
+  std::unique_ptr<Communicator> comm = make_communicator(c);
+  std::vector<RankList> groups;
+  for (int g = 2; g <= env.world_size; ++g) {
+    RankList ranks(static_cast<size_t>(g));
+    std::iota(ranks.begin(), ranks.end(), 0);
+    groups.push_back(ranks);
+  }
+  comm->create_groups(groups);
+  const at::Device device = cuda ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank)) : at::Device(at::kCPU);
+  const at::ScalarType dtype = cuda ? at::kBFloat16 : at::kFloat;
+  const std::vector<int64_t> sizes = o.quick ? std::vector<int64_t>{8 << 10, 256 << 10}
+                                             : std::vector<int64_t>{8 << 10, 64 << 10, 256 << 10, 1 << 20, 8 << 20, 64 << 20};
+  const std::pair<CollectiveOp, const char*> ops[] = {
+      {CollectiveOp::kAllReduce, "all_reduce"}, {CollectiveOp::kAllGather, "all_gather"}, {CollectiveOp::kReduceScatter, "reduce_scatter"}};
+  std::vector<CollectivePoint> points;
+  for (const RankList& group : groups) {
+    const int64_t g = static_cast<int64_t>(group.size());
+    if (env.rank == 0) std::cerr << "calibrate: collectives over " << g << " ranks\n";
+    if (env.rank < g) {
+      for (const auto& [op, name] : ops) {
+        for (const int64_t bytes : sizes) {
+          // The input this rank holds: a multiple of g elements (reduce_scatter splits it).
+          const int64_t element = static_cast<int64_t>(c10::elementSize(dtype));
+          const int64_t numel = std::max<int64_t>(bytes / element / g, 1) * g;
+          at::Tensor x = at::ones({numel}, at::TensorOptions().dtype(dtype).device(device));
+          const std::string what = std::string("calibrate ") + name;
+          const auto call = [&] {
+            switch (op) {
+              case CollectiveOp::kAllReduce: comm->all_reduce(x, group, what); break;
+              case CollectiveOp::kAllGather: (void)comm->all_gather(x, 0, group, what); break;
+              default: (void)comm->reduce_scatter(x, 0, group, what); break;
+            }
+          };
+          double us = 0;
+#if SHARDPLAN_CALIBRATE_CUDA
+          if (cuda) {
+            constexpr int kCalls = 20;
+            for (int i = 0; i < 2; ++i) call();  // NCCL's set-up, eagerly
+            at::cuda::device_synchronize();
+            at::cuda::CUDAGraph graph;
+            {
+              const c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool(false, device.index());
+              const c10::cuda::CUDAStreamGuard guard(stream);
+              graph.capture_begin();
+              for (int i = 0; i < kCalls; ++i) call();
+              graph.capture_end();
+            }
+            std::vector<double> replays;
+            for (int r = 0; r < 13; ++r) {
+              const auto t0 = std::chrono::steady_clock::now();
+              graph.replay();
+              at::cuda::device_synchronize();
+              if (r >= 3) replays.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+            }
+            std::sort(replays.begin(), replays.end());
+            us = replays[replays.size() / 2] / kCalls * 1e6;
+          }
+#endif
+          if (!cuda) {
+            constexpr int kCalls = 5;
+            call();
+            std::vector<double> samples;
+            for (int r = 0; r < 3; ++r) {
+              const auto t0 = std::chrono::steady_clock::now();
+              for (int i = 0; i < kCalls; ++i) call();
+              samples.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+            }
+            std::sort(samples.begin(), samples.end());
+            us = samples[1] / kCalls * 1e6;
+          }
+          points.push_back({name, g, bytes_sent(op, g, numel * element), us});
+        }
+      }
+    }
+    comm->barrier("calibrate: collectives over " + std::to_string(g) + " ranks done");
+  }
+  if (env.rank == 0) {
+    std::ofstream out(out_path);
+    for (const CollectivePoint& p : points) out << p.op << " " << p.ranks << " " << p.bytes_sent << " " << p.us << "\n";
+    if (!out) throw std::runtime_error("cannot write " + out_path);
+  }
+  return 0;
+}
+
+// Starts `ranks` local ranks of this command line (collective_rank) and reads rank 0's points.
+std::vector<CollectivePoint> measure_collectives(const CalibrateOptions& o) {
+  char path[] = "/tmp/shardplan-calibrate-XXXXXX";
+  const int fd = ::mkstemp(path);
+  if (fd < 0) throw std::runtime_error("cannot create a temporary file in /tmp");
+  ::close(fd);
+  ::setenv(kCollectivesFile, path, 1);
+  const int rc = run_local_ranks(o.ranks, o.argv);
+  ::unsetenv(kCollectivesFile);
+  std::vector<CollectivePoint> points;
+  std::ifstream in(path);
+  CollectivePoint p;
+  while (in >> p.op >> p.ranks >> p.bytes_sent >> p.us) points.push_back(p);
+  ::unlink(path);
+  if (rc != 0) throw std::runtime_error("the collectives' ranks failed (exit code " + std::to_string(rc) + ")");
+  return points;
+}
+
+std::string render(const Measured& m, const std::vector<CollectivePoint>& collectives, const Hardware& base,
+                   const CalibrateOptions& o) {
+  // The points of each (op, ranks), in the order measured.
+  std::vector<std::pair<std::pair<std::string, int64_t>, std::vector<const CollectivePoint*>>> tables;
+  for (const CollectivePoint& p : collectives) {
+    if (tables.empty() || tables.back().first != std::make_pair(p.op, p.ranks)) tables.push_back({{p.op, p.ranks}, {}});
+    tables.back().second.push_back(&p);
+  }
   std::ostringstream out;
   char line[256];
   const auto field = [&](const char* key, double value, const char* note) {
@@ -176,12 +321,23 @@ std::string render(const Measured& m, const Hardware& base, const CalibrateOptio
       out << (i ? ", " : "") << "{\"class\": \"" << m.gemm[i].name << "\", \"rows\": " << m.gemm[i].rows
           << ", \"tflops\": " << m.gemm[i].tflops << ", \"weight_GBps\": " << m.gemm[i].weight_GBps << "}";
     }
+    out << "], \"collectives\": [";
+    for (size_t t = 0; t < tables.size(); ++t) {
+      out << (t ? ", " : "") << "{\"op\": \"" << tables[t].first.first << "\", \"ranks\": " << tables[t].first.second
+          << ", \"points\": [";
+      for (size_t i = 0; i < tables[t].second.size(); ++i) {
+        out << (i ? ", " : "") << "[" << tables[t].second[i]->bytes_sent << ", " << tables[t].second[i]->us << "]";
+      }
+      out << "]}";
+    }
     out << "]}\n";
     return out.str();
   }
   out << "# Measured by `executor calibrate --device " << o.device << "`"
       << (m.device_name.empty() ? "" : " on " + m.device_name) << "; figures marked 'base' come from "
-      << base.name << " (one process cannot measure links and collectives).\n";
+      << base.name << (tables.empty() ? " (one process cannot measure links and collectives; --ranks N does)"
+                                        : " (the fallback for collectives not in the table below)")
+      << ".\n";
   out << "name: " << (m.device_name.empty() ? base.name + " (calibrated)" : m.device_name) << "\n";
   field("memory_bytes", static_cast<double>(m.memory_bytes > 0 ? m.memory_bytes : base.memory_bytes),
         m.memory_bytes > 0 ? "measured: the device's memory" : "base");
@@ -207,6 +363,20 @@ std::string render(const Measured& m, const Hardware& base, const CalibrateOptio
                   static_cast<long long>(g.rows), g.tflops, g.weight_GBps);
     out << line;
   }
+  if (!tables.empty()) {
+    out << "# Collectives over local " << (o.device == "cuda" ? "GPUs, inside a CUDA graph" : "ranks (Gloo)")
+        << ": [bytes each rank sends, microseconds] per call\n";
+    out << "collectives:\n";
+    for (const auto& [key, points] : tables) {
+      out << "  - {op: " << key.first << ", ranks: " << key.second << ", points: [";
+      for (size_t i = 0; i < points.size(); ++i) {
+        std::snprintf(line, sizeof line, "%s[%lld, %.4g]", i ? ", " : "", static_cast<long long>(points[i]->bytes_sent),
+                      points[i]->us);
+        out << line;
+      }
+      out << "]}\n";
+    }
+  }
   return out.str();
 }
 
@@ -219,7 +389,17 @@ int calibrate_command(const CalibrateOptions& options) {
       return 2;
     }
     const Hardware base = load_hardware(options.base);
-    const std::string text = render(measure(options), base, options);
+    if (const std::optional<LaunchEnv> env = launch_env_from_environment()) {
+      const char* out = std::getenv(kCollectivesFile);
+      if (out == nullptr || options.ranks < 2) {
+        std::cerr << "executor: error: calibrate starts its own ranks (--ranks N); run it without a launcher\n";
+        return 2;
+      }
+      return collective_rank(options, *env, out);
+    }
+    // NOTE: the ranks first, before this process takes a GPU's memory for its own measurements.
+    const std::vector<CollectivePoint> collectives = options.ranks > 1 ? measure_collectives(options) : std::vector<CollectivePoint>{};
+    const std::string text = render(measure(options), collectives, base, options);
     if (options.output.empty() || options.output == "-") {
       std::cout << text;
       return 0;
