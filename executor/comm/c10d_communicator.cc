@@ -18,6 +18,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 #ifdef SHARDPLAN_PEER_ALL_REDUCE
+#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
 #include "executor/comm/peer_all_reduce.h"
@@ -404,6 +405,17 @@ C10dCommunicator::~C10dCommunicator() {
   // collective with us fails at once); then "left" is announced, so peers blame the right rank;
   // the store's host keeps the store up until every peer has left; the store goes last.
   for (auto& entry : groups_) {
+#ifdef SHARDPLAN_PEER_ALL_REDUCE
+    // The peer buffers go first, once every member's last one-shot all-reduce has ended (a run
+    // that failed keeps them: the process is ending, and a member may be gone).
+    if (!failed && entry.second.peer && !(liveness_ && liveness_->departed_member(entry.first))) {
+      void* stream = c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(options_.local_rank)).stream();
+      if (!entry.second.peer->close(stream, uint64_t{10} * 1000000000)) {
+        log_warn("rank " + std::to_string(options_.rank) + ": the one-shot all-reduce buffers of group " +
+                 format_rank_list(entry.first) + " were not released (a member did not reach the end)");
+      }
+    }
+#endif
 #if defined(SHARDPLAN_WITH_NCCL)
     if (!gloo() && entry.second.pg) {
       auto* nccl = static_cast<c10d::ProcessGroupNCCL*>(entry.second.pg.get());
@@ -509,7 +521,7 @@ void C10dCommunicator::create_groups(const std::vector<RankList>& groups) {
 // alone, and says why once).
 void C10dCommunicator::open_peer_group(Group& group, const CommCallSite& where) {
 #ifdef SHARDPLAN_PEER_ALL_REDUCE
-  if (gloo() || options_.peer_all_reduce_max_bytes == 0) return;
+  if (gloo()) return;
   std::string name = "peer:";
   for (size_t i = 0; i < group.ranks.size(); ++i) name += (i > 0 ? "," : "") + std::to_string(group.ranks[i]);
   const c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::PrefixStore>(name, store_);
@@ -523,12 +535,19 @@ void C10dCommunicator::open_peer_group(Group& group, const CommCallSite& where) 
     return all;
   };
   std::string why_not;
-  run(where, group.ranks, [&] {
-    group.peer = SHARDPLAN_COMM_CHECK(
-        where, PeerGroup::open(group.index, static_cast<int>(group.ranks.size()), options_.local_rank,
-                               options_.peer_all_reduce_max_bytes,
-                               static_cast<uint64_t>(options_.timeout.count()) * 1000000, exchange, &why_not));
-  });
+  try {
+    run(where, group.ranks, [&] {
+      group.peer = PeerGroup::open(group.index, static_cast<int>(group.ranks.size()), options_.local_rank,
+                                   options_.peer_all_reduce_max_bytes,
+                                   static_cast<uint64_t>(options_.timeout.count()) * 1000000, exchange, &why_not);
+    });
+  } catch (const std::invalid_argument& e) {
+    fail(where, e.what());  // the ranks' settings disagree (exit 2)
+  } catch (const CommError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw_comm_error(where, "PeerGroup::open", __FILE__, __LINE__, e.what());
+  }
   if (!group.peer && group.index == 0) {
     log_info("all_reduce over " + format_rank_list(group.ranks) + ": NCCL for every size (no peer memory: " +
              why_not + ")");
@@ -630,6 +649,7 @@ void C10dCommunicator::all_reduce(at::Tensor& t, const RankList& ranks, const st
       const PeerDtype type = t.scalar_type() == at::kFloat  ? PeerDtype::kFloat32
                              : t.scalar_type() == at::kHalf ? PeerDtype::kFloat16
                                                             : PeerDtype::kBFloat16;
+      const c10::cuda::CUDAGuard guard(t.device());
       void* stream = c10::cuda::getCurrentCUDAStream(t.device().index()).stream();
       SHARDPLAN_COMM_CHECK(where, (group.peer->all_reduce(buffer.data_ptr(), buffer.data_ptr(), buffer.numel(), type, stream), 0));
       if (!buffer.is_same(t)) t.copy_(buffer);

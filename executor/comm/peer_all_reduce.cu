@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <stdexcept>
@@ -253,6 +254,22 @@ std::unique_ptr<PeerGroup> PeerGroup::open(int member, int size, int device, siz
     }
     return true;
   };
+  // 0. The same limit on every member (the buffers' offsets and the choice of path depend on it);
+  // 0 on any member: NCCL for every size.
+  const std::vector<std::string> limits = exchange("max_bytes", std::to_string(max_bytes));
+  for (size_t m = 0; m < limits.size(); ++m) {
+    if (limits[m] == "0") {
+      *why_not = "turned off (SHARDPLAN_PEER_ALL_REDUCE_MAX_BYTES=0 on member " + std::to_string(m) + ")";
+      return nullptr;
+    }
+  }
+  for (size_t m = 0; m < limits.size(); ++m) {
+    if (limits[m] != limits[0]) {
+      throw std::invalid_argument("the members' one-shot all-reduce limits differ: " + limits[0] + " bytes on member 0, " +
+                                  limits[m] + " on member " + std::to_string(m) +
+                                  " (SHARDPLAN_PEER_ALL_REDUCE_MAX_BYTES must be the same on every rank)");
+    }
+  }
   DeviceGuard guard(device);
 
   // 1. One host, and every peer's GPU visible here with peer access to this one.
@@ -280,6 +297,7 @@ std::unique_ptr<PeerGroup> PeerGroup::open(int member, int size, int device, siz
     }
     int can = 0;
     if (peer_device != device && (cudaDeviceCanAccessPeer(&can, device, peer_device) != cudaSuccess || can == 0)) {
+      cudaGetLastError();
       problem = "no peer access from GPU " + std::to_string(device) + " to GPU " + std::to_string(peer_device);
     }
   }
@@ -316,13 +334,29 @@ std::unique_ptr<PeerGroup> PeerGroup::open(int member, int size, int device, siz
     }
   }
   if (!agree("mapped", problem)) return nullptr;
+  group->opened_ = true;
   return group;
 }
 
-PeerGroup::~PeerGroup() {
-  int previous = 0;
-  cudaGetDevice(&previous);
-  cudaSetDevice(device_);
+bool PeerGroup::close(void* stream, uint64_t timeout_ns) {
+  if (closed_ || !opened_) return true;
+  DeviceGuard guard(device_);
+  // A call of no elements is the protocol's barrier alone: once it ends here, every member has
+  // finished its calls before it, so none reads this member's buffer any more.
+  PeerView last = view_;
+  last.timeout_ns = std::min(view_.timeout_ns, timeout_ns);
+  try {
+    peer_all_reduce(last, nullptr, nullptr, 0, PeerDtype::kFloat32, stream);
+  } catch (const std::exception&) {
+    return false;
+  }
+  if (!guard.ok() || cudaStreamSynchronize(static_cast<cudaStream_t>(stream)) != cudaSuccess) return false;
+  release();
+  closed_ = true;
+  return true;
+}
+
+void PeerGroup::release() {
   for (int m = 0; m < view_.size; ++m) {
     if (view_.regions[m] == nullptr) continue;
     if (m == view_.member) {
@@ -330,8 +364,20 @@ PeerGroup::~PeerGroup() {
     } else {
       cudaIpcCloseMemHandle(view_.regions[m]);
     }
+    view_.regions[m] = nullptr;
   }
   cudaGetLastError();
+}
+
+PeerGroup::~PeerGroup() {
+  // NOTE: an open group that was not closed (a run that failed) keeps its memory: a peer may still
+  // read it, and freeing would wait for a kernel that may wait for a peer that is gone. The
+  // process is ending. A group whose opening failed has no reader: its memory goes.
+  if (opened_) return;
+  int previous = 0;
+  cudaGetDevice(&previous);
+  cudaSetDevice(device_);
+  release();
   cudaSetDevice(previous);
 }
 

@@ -58,11 +58,17 @@ class PeerGroup {
   using Exchange = std::function<std::vector<std::string>(const std::string& key, const std::string& mine)>;
 
   // The group, or null with `why_not` set when its members cannot read each other's memory: not
-  // all on one host, no peer access between two of their GPUs, or a CUDA IPC failure. Every
-  // member gets the same answer (the verdicts are exchanged). `device`: this member's GPU.
+  // all on one host, no peer access between two of their GPUs, a CUDA IPC failure, or a limit of
+  // 0 on a member (turned off). Every member gets the same answer (the verdicts are exchanged).
+  // Members whose `max_bytes` differ throw std::invalid_argument (all of them). `device`: this
+  // member's GPU.
   static std::unique_ptr<PeerGroup> open(int member, int size, int device, size_t max_bytes, uint64_t timeout_ns,
                                          const Exchange& exchange, std::string* why_not);
-  ~PeerGroup();
+  // At the end of a run that did not fail, on every member: waits (at most `timeout_ns`) until
+  // every member's calls have ended, then unmaps the peers' regions and frees this member's.
+  // False when that wait failed (the memory is then kept).
+  bool close(void* stream, uint64_t timeout_ns);
+  ~PeerGroup();  // frees nothing of a group that opened and was not closed (a failed run)
   PeerGroup(const PeerGroup&) = delete;
   PeerGroup& operator=(const PeerGroup&) = delete;
 
@@ -73,8 +79,10 @@ class PeerGroup {
 
  private:
   PeerGroup() = default;
+  void release();  // unmaps the peers' regions, frees this member's
   PeerView view_;
   int device_ = 0;
+  bool opened_ = false, closed_ = false;
 };
 
 }  // namespace shardplan

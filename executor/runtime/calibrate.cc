@@ -195,6 +195,9 @@ int collective_rank(const CalibrateOptions& o, const LaunchEnv& env, const std::
   c.local_rank = env.local_rank;
   c.master_addr = env.master_addr;
   c.master_port = env.master_port;
+  // The ranks outside a group wait at a barrier while it is measured (large messages over Gloo
+  // take a while).
+  c.timeout = std::chrono::minutes(10);
   std::unique_ptr<Communicator> comm = make_communicator(c);
   std::vector<RankList> groups;
   for (int g = 2; g <= env.world_size; ++g) {
@@ -389,10 +392,12 @@ int calibrate_command(const CalibrateOptions& options) {
       return 2;
     }
     const Hardware base = load_hardware(options.base);
-    if (const std::optional<LaunchEnv> env = launch_env_from_environment()) {
-      const char* out = std::getenv(kCollectivesFile);
-      if (out == nullptr || options.ranks < 2) {
-        std::cerr << "executor: error: calibrate starts its own ranks (--ranks N); run it without a launcher\n";
+    // A rank this command started for --ranks (only then: a launcher's RANK and WORLD_SIZE are
+    // not ours to act on).
+    if (const char* out = std::getenv(kCollectivesFile)) {
+      const std::optional<LaunchEnv> env = launch_env_from_environment();
+      if (!env || options.ranks < 2) {
+        std::cerr << "executor: error: " << kCollectivesFile << " is set, but this is not a rank of calibrate --ranks\n";
         return 2;
       }
       return collective_rank(options, *env, out);

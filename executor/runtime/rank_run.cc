@@ -176,8 +176,8 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
     // NOTE: the model keeps what it uses (fused projections in place of their parts): the loaded
     // slices it fused are freed here, so the rank holds its weights once.
     shards.clear();
-    // Requests may end before new_tokens (sampling ends, EOS, max_tokens, stop strings) and leave.
-    const bool requests_may_leave = any_sampling(options.sampling) || !options.ends.empty();
+    // Requests may end before new_tokens (EOS, max_tokens, stop strings) and leave.
+    const bool requests_may_leave = !options.ends.empty();
     if (options.warm_up) {
       const Generation warm = engine.generate(inputs, nullptr, 2);
       capture_s = warm.graph_capture_s;
@@ -187,7 +187,7 @@ std::optional<RunReport> run_rank(const Plan& plan, int64_t rank, Communicator* 
 
     if (comm) comm->barrier("start of the workload");
     std::unique_ptr<RequestSampler> sampler;
-    if (requests_may_leave) {
+    if (any_sampling(options.sampling) || requests_may_leave) {
       std::vector<SamplingParams> params = options.sampling;
       params.resize(static_cast<size_t>(w.batch));  // greedy where none is given
       sampler = std::make_unique<RequestSampler>(params, engine.binding().output_requests, options.ends,

@@ -105,6 +105,12 @@ Hardware load_hardware(const std::string& name_or_file) {
         t.points.emplace_back(bytes, us);
       }
       std::sort(t.points.begin(), t.points.end());
+      for (size_t i = 1; i < t.points.size(); ++i) {
+        if (t.points[i].first == t.points[i - 1].first) {
+          throw HardwareError(file + ": " + t.op + " over " + std::to_string(t.ranks) + ": two points at " +
+                              std::to_string(static_cast<int64_t>(t.points[i].first)) + " bytes");
+        }
+      }
       h.collectives.push_back(std::move(t));
     }
   }
@@ -119,9 +125,9 @@ double collective_seconds(const Hardware& hardware, const std::string& op, int64
     if (p.size() == 1 || bytes <= p.front().first) return p.front().second * 1e-6;
     size_t i = 1;
     while (i + 1 < p.size() && bytes > p[i].first) ++i;
-    // Between p[i - 1] and p[i], or past the last along the last two points' rate.
-    const double span = std::max(p[i].first - p[i - 1].first, 1.0);
-    const double us = p[i - 1].second + (bytes - p[i - 1].first) * (p[i].second - p[i - 1].second) / span;
+    // Between p[i - 1] and p[i], or past the last along the last two points' rate (never falling).
+    const double slope = std::max(0.0, (p[i].second - p[i - 1].second) / (p[i].first - p[i - 1].first));
+    const double us = p[i - 1].second + (bytes - p[i - 1].first) * slope;
     return std::max(us, p.front().second) * 1e-6;
   }
   return hardware.collective_latency_us * 1e-6 + bytes / (hardware.link_GBps * 1e9);

@@ -197,8 +197,9 @@ Prediction predict(const Plan& plan, const Hardware& hw) {
   for (const Collective& c : plan.comms) {
     const int64_t ranks = c.groups.empty() ? 1 : static_cast<int64_t>(c.groups.front().size());
     const std::string op = to_string(c.op);
-    comm_prefill += collective_seconds(hw, op, ranks, c.bytes_prefill);
-    comm_decode += collective_seconds(hw, op, ranks, c.bytes_decode);
+    // (No bytes: the collective does not run in that phase, e.g. an encoder's in decode.)
+    if (c.bytes_prefill > 0) comm_prefill += collective_seconds(hw, op, ranks, c.bytes_prefill);
+    if (c.bytes_decode > 0) comm_decode += collective_seconds(hw, op, ranks, c.bytes_decode);
     p.comm_bytes_decode += c.bytes_decode;
   }
   // Kernels besides the GEMMs: replayed from a CUDA graph in decode, launched one by one in the

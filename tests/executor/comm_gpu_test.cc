@@ -22,6 +22,21 @@ const std::map<std::string, std::string> kNccl = {{"SHARDPLAN_TEST_BACKEND", "nc
   if (c10::cuda::device_count() < (n)) \
   GTEST_SKIP() << "needs " << (n) << " CUDA devices, has " << static_cast<int>(c10::cuda::device_count())
 
+// Runs the peer_all_reduce scenario on `world_size` ranks (every rank prints "ok") and checks
+// which path the small all-reduces took: rank 0 logs "NCCL for every size" only when the group
+// did not open its peer memory.
+void expect_peer_scenario(int world_size, const std::map<std::string, std::string>& env, bool peer_path,
+                          seconds limit) {
+  RankProcesses ranks(world_size, {"peer_all_reduce"}, env);
+  ASSERT_TRUE(ranks.wait(limit)) << "ranks still running after " << limit.count() << " s\n" << ranks.describe();
+  for (int r = 0; r < world_size; ++r) {
+    EXPECT_TRUE(WIFEXITED(ranks.rank(r).status) && WEXITSTATUS(ranks.rank(r).status) == 0) << ranks.describe();
+    EXPECT_NE(ranks.out(r).find("rank " + std::to_string(r) + ": peer_all_reduce ok"), std::string::npos)
+        << ranks.describe();
+  }
+  EXPECT_EQ(ranks.err(0).find("NCCL for every size") == std::string::npos, peer_path) << ranks.err(0);
+}
+
 std::map<std::string, std::string> with(std::map<std::string, std::string> env,
                                         const std::map<std::string, std::string>& more) {
   for (const auto& entry : more) env[entry.first] = entry.second;
@@ -60,17 +75,17 @@ TEST(PeerAllReduce, TwoGpusGiveNcclsBits) {
   SHARDPLAN_NEED_GPUS(2);
   {
     SCOPED_TRACE("one-shot over peer memory");
-    expect_scenario_passes(2, "peer_all_reduce", kNccl, seconds(120));
+    expect_peer_scenario(2, kNccl, true, seconds(120));
   }
   {
     SCOPED_TRACE("NCCL");
-    expect_scenario_passes(2, "peer_all_reduce", with(kNccl, {{"SHARDPLAN_PEER_ALL_REDUCE_MAX_BYTES", "0"}}), seconds(120));
+    expect_peer_scenario(2, with(kNccl, {{"SHARDPLAN_PEER_ALL_REDUCE_MAX_BYTES", "0"}}), false, seconds(120));
   }
 }
 
 TEST(PeerAllReduce, FourGpus) {
   SHARDPLAN_NEED_GPUS(4);
-  expect_scenario_passes(4, "peer_all_reduce", kNccl, seconds(120));
+  expect_peer_scenario(4, kNccl, true, seconds(120));
 }
 
 // Every rank on cuda:0: the ranks' kernels take turns on the GPU (time slices), so each call is
@@ -78,12 +93,26 @@ TEST(PeerAllReduce, FourGpus) {
 // never starts (it refuses two ranks on one GPU): every all-reduce here is small.
 TEST(PeerAllReduce, TwoRanksOnOneGpu) {
   SHARDPLAN_NEED_GPUS(1);
-  expect_scenario_passes(2, "peer_all_reduce", with(kNccl, {{"SHARDPLAN_TEST_ONE_GPU", "1"}}), seconds(180));
+  expect_peer_scenario(2, with(kNccl, {{"SHARDPLAN_TEST_ONE_GPU", "1"}}), true, seconds(180));
 }
 
 TEST(PeerAllReduce, ThreeRanksOnOneGpu) {
   SHARDPLAN_NEED_GPUS(1);
-  expect_scenario_passes(3, "peer_all_reduce", with(kNccl, {{"SHARDPLAN_TEST_ONE_GPU", "1"}}), seconds(240));
+  expect_peer_scenario(3, with(kNccl, {{"SHARDPLAN_TEST_ONE_GPU", "1"}}), true, seconds(240));
+}
+
+// Ranks whose limits differ would read each other's buffers at different offsets: every rank
+// refuses at set-up (exit 2), naming both limits. One GPU: NCCL never starts.
+TEST(PeerAllReduce, RanksWithDifferentLimitsRefuseToStart) {
+  SHARDPLAN_NEED_GPUS(1);
+  RankProcesses ranks(2, {"peer_all_reduce"},
+                      with(kNccl, {{"SHARDPLAN_TEST_ONE_GPU", "1"}, {"SHARDPLAN_TEST_RANK1_PEER_MAX_BYTES", "65536"}}));
+  ASSERT_TRUE(ranks.wait(seconds(60))) << ranks.describe();
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_TRUE(WIFEXITED(ranks.rank(r).status) && WEXITSTATUS(ranks.rank(r).status) == 2) << ranks.describe();
+    EXPECT_NE(ranks.err(r).find("limits differ: 524288 bytes on member 0, 65536 on member 1"), std::string::npos)
+        << ranks.err(r);
+  }
 }
 
 }  // namespace

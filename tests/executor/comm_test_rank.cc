@@ -342,12 +342,15 @@ void peer_all_reduce_scenario(Communicator& comm) {
       at::Tensor t = dev(peer_input(comm.rank(), count, dtype, 0));
       comm.all_reduce(t, world, what);
       expect_sum(t, n, count, dtype, 0, what);
-      // Off a 16-byte boundary (one element in), so the kernel's unaligned path runs.
-      at::Tensor padded = dev(at::cat({at::zeros({1}, at::TensorOptions().dtype(dtype)), peer_input(comm.rank(), count, dtype, 1)}));
+      // Off a 16-byte boundary (one element in), so the kernel's unaligned path runs; the elements
+      // around it stay untouched.
+      const at::Tensor zeros = at::zeros({8}, at::TensorOptions().dtype(dtype));
+      at::Tensor padded = dev(at::cat({zeros.narrow(0, 0, 1), peer_input(comm.rank(), count, dtype, 1), zeros}));
       at::Tensor shifted = padded.narrow(0, 1, count);
       comm.all_reduce(shifted, world, what + ", unaligned");
       expect_sum(shifted, n, count, dtype, 1, what + ", unaligned");
-      expect_equal(padded.narrow(0, 0, 1).cpu(), at::zeros({1}, at::TensorOptions().dtype(dtype)), what + ": the element before");
+      expect_equal(padded.narrow(0, 0, 1).cpu(), zeros.narrow(0, 0, 1), what + ": the element before");
+      expect_equal(padded.narrow(0, count + 1, 8).cpu(), zeros, what + ": the elements after");
     }
   }
   // A graph of three all-reduces (decode-sized), replayed four times with new inputs.
@@ -398,6 +401,9 @@ int run_scenario(const std::string& scenario, const LaunchEnv& env) {
   CommOptions options;
   const char* backend = std::getenv("SHARDPLAN_TEST_BACKEND");
   options.backend = backend != nullptr && std::string(backend) == "nccl" ? CommBackend::kNccl : CommBackend::kGloo;
+  // Rank 1's own one-shot all-reduce limit (the launch gives every rank the same environment).
+  const char* rank1_limit = std::getenv("SHARDPLAN_TEST_RANK1_PEER_MAX_BYTES");
+  if (rank1_limit != nullptr && env.rank == 1) ::setenv("SHARDPLAN_PEER_ALL_REDUCE_MAX_BYTES", rank1_limit, 1);
   const char* one_gpu = std::getenv("SHARDPLAN_TEST_ONE_GPU");
   const int device = one_gpu != nullptr && std::string(one_gpu) == "1" ? 0 : env.local_rank;
   if (options.backend == CommBackend::kNccl) g_device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device));

@@ -283,24 +283,23 @@ TEST(CudaGraphDecode, MatchesEagerDecode) {
   EXPECT_TRUE(at::equal(runs[0].logits, runs[1].logits));
 }
 
-// Requests ending after 1, 2, 3, 5 and 8 tokens leave the batch. With CUDA graphs the decode
-// steps run 4, 4, 2, 2, 1, 1, 1 rows (the default graph sizes 1, 2, 4, 8), every size's graph
-// captured at start-up (capture_leaving_batches after the warm-up), none during the run; every
-// request's tokens are the eager run's (float32: the eager run computes 3 rows where the graph
-// pads to 4).
-TEST(CudaGraphDecode, LeavingRequestsReplayGraphsCapturedAtStartUp) {
-  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA";
+// Requests end after `max_tokens` each and leave the batch; the run with CUDA graphs and the run
+// without (eager) must give the same tokens (0 after a request's end), run the decode steps at the
+// given batch sizes, and the graph run must capture nothing during the run (every graph size it
+// steps down to was captured at start-up by capture_leaving_batches). float32: the eager run
+// computes fewer rows than a graph pads to.
+void expect_leaving_requests(const std::string& name, const std::vector<int64_t>& max_tokens,
+                             const std::vector<int64_t>& eager_rows, const std::vector<int64_t>& graph_rows) {
   testing::SpecText s;
   s.mesh = "one: 1";
   s.modules.clear();
-  s.batch = 5;
+  s.batch = static_cast<int64_t>(max_tokens.size());
   s.prompt_tokens = 9;
   s.new_tokens = 8;
-  const std::unique_ptr<Plan> plan = testing::load_plan(testing::write_spec("gpu_graph_leaving", s));
+  const std::unique_ptr<Plan> plan = testing::load_plan(testing::write_spec(name, s));
   const Checkpoint ckpt = Checkpoint::open(*plan->spec().checkpoint_path);
   const EngineInputs inputs = make_engine_inputs(*plan, 5);
-  std::vector<RequestEnd> ends(5);
-  const int64_t max_tokens[] = {1, 2, 3, 5, 8};
+  std::vector<RequestEnd> ends(max_tokens.size());
   for (size_t i = 0; i < ends.size(); ++i) ends[i].max_tokens = max_tokens[i];
   Generation runs[2];
   double start_up_capture_s = 0;
@@ -310,14 +309,36 @@ TEST(CudaGraphDecode, LeavingRequestsReplayGraphsCapturedAtStartUp) {
     Engine engine(*plan, 0, nullptr, load_rank_shards(*plan, 0, ckpt, at::kFloat, kCuda), o);
     engine.generate(inputs, nullptr, 2);  // the warm-up
     if (graphs == 1) start_up_capture_s = engine.capture_leaving_batches();
-    RequestSampler sampler(std::vector<SamplingParams>(5), engine.binding().output_requests, ends);
+    RequestSampler sampler(std::vector<SamplingParams>(max_tokens.size()), engine.binding().output_requests, ends);
     runs[graphs] = engine.generate(inputs, nullptr, -1, &sampler);
   }
   EXPECT_GT(start_up_capture_s, 0);
   EXPECT_EQ(runs[1].graph_capture_s, 0) << "a graph was captured during the run";
-  EXPECT_EQ(runs[0].decode_rows, (std::vector<int64_t>{4, 3, 2, 2, 1, 1, 1}));
-  EXPECT_EQ(runs[1].decode_rows, (std::vector<int64_t>{4, 4, 2, 2, 1, 1, 1}));
+  EXPECT_EQ(runs[0].decode_rows, eager_rows);
+  EXPECT_EQ(runs[1].decode_rows, graph_rows);
   EXPECT_TRUE(at::equal(runs[0].tokens, runs[1].tokens)) << runs[0].tokens << "\n" << runs[1].tokens;
+  for (size_t i = 0; i < max_tokens.size(); ++i) {
+    const int64_t end = max_tokens[i];
+    if (end < s.new_tokens) {
+      EXPECT_EQ(runs[1].tokens[static_cast<int64_t>(i)].narrow(0, end, s.new_tokens - end).abs().sum().item<int64_t>(), 0)
+          << "request " << i << " has tokens past its end";
+    }
+  }
+}
+
+// Batch 5 ending after 1, 2, 3, 5 and 8 tokens: the graph batch steps down 4, 4, 2, 2, 1 (the
+// default graph sizes 1, 2, 4, 8), the eager one 4, 3, 2, 2, 1.
+TEST(CudaGraphDecode, LeavingRequestsReplayGraphsCapturedAtStartUp) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA";
+  expect_leaving_requests("gpu_graph_leaving", {1, 2, 3, 5, 8}, {4, 3, 2, 2, 1, 1, 1}, {4, 4, 2, 2, 1, 1, 1});
+}
+
+// Batch 4, one request ending after its first token: 3 running requests still take the graph of
+// 4, so the batch never shrinks and the finished request's row stays as padding; its tokens past
+// its end must not come out.
+TEST(CudaGraphDecode, AFinishedRequestPaddingTheGraphBatchGivesNoTokens) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA";
+  expect_leaving_requests("gpu_graph_padding", {1, 8, 8, 8}, {3, 3, 3, 3, 3, 3, 3}, {4, 4, 4, 4, 4, 4, 4});
 }
 
 }  // namespace

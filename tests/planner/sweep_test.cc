@@ -206,7 +206,11 @@ TEST(SweepTest, CalibratedCollectiveTimes) {
   // No points for this (op, ranks): the latency and the link.
   EXPECT_NEAR(collective_seconds(h, "all_reduce", 4, 1000), 10e-6 + 1e-6, 1e-12);
   EXPECT_NEAR(collective_seconds(h, "all_gather", 2, 1000), 11e-6, 1e-12);
+  // A falling last segment does not extrapolate below the first point's time.
+  std::ofstream(file) << base << "collectives:\n  - {op: all_reduce, ranks: 2, points: [[0, 9], [100, 5]]}\n";
+  EXPECT_DOUBLE_EQ(collective_seconds(load_hardware(file.string()), "all_reduce", 2, 1000000), 9e-6);
   for (const auto& [entry, expected] : std::vector<std::pair<std::string, std::string>>{
+           {"  - {op: all_reduce, ranks: 2, points: [[8, 1], [8, 2]]}", "two points at 8 bytes"},
            {"  - {op: broadcast, ranks: 2, points: [[1, 1]]}", "collective op 'broadcast'"},
            {"  - {op: all_reduce, ranks: 1, points: [[1, 1]]}", "'ranks' is at least 2"},
            {"  - {op: all_reduce, ranks: 2, points: [[1, 0]]}", "a point is [bytes sent >= 0, microseconds > 0]"},
@@ -219,6 +223,33 @@ TEST(SweepTest, CalibratedCollectiveTimes) {
       EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
     }
   }
+}
+
+// predict() charges each collective its table's time for its op and group size: 1 ms an
+// all_reduce over 4 makes a TP4 plan's step slower by 1 ms less the old time, per all_reduce of
+// the step; a table for another group size changes nothing.
+TEST(SweepTest, PredictionUsesTheCalibratedCollectives) {
+  Diagnostics diags;
+  CheckedSpec checked;
+  ASSERT_EQ(check_spec_file(std::string(SHARDPLAN_SOURCE_DIR) + "/specs/llama-3-8b-tp4.yaml", diags, &checked),
+            CheckOutcome::kValid);
+  const std::unique_ptr<Plan> plan = build_plan(std::move(checked));
+  Hardware h = load_hardware("h200");
+  const Prediction base = predict(*plan, h);
+  double slower_ms = 0;
+  int64_t all_reduces = 0;
+  for (const Collective& c : plan->comms) {
+    if (c.op != CollectiveOp::kAllReduce || c.bytes_decode == 0) continue;
+    ASSERT_EQ(c.groups.front().size(), 4u);
+    slower_ms += 1.0 - collective_seconds(h, "all_reduce", 4, c.bytes_decode) * 1e3;
+    ++all_reduces;
+  }
+  ASSERT_GT(all_reduces, 60);  // two a layer
+  h.collectives.push_back({"all_reduce", 2, {{0.0, 1000.0}}});
+  EXPECT_DOUBLE_EQ(predict(*plan, h).decode_ms, base.decode_ms) << "a table of another group size was used";
+  // Only the all_reduces (the plan's all_gather of the logits keeps its time).
+  h.collectives.push_back({"all_reduce", 4, {{0.0, 1000.0}}});
+  EXPECT_NEAR(predict(*plan, h).decode_ms, base.decode_ms + slower_ms, 1e-6);
 }
 
 }  // namespace
