@@ -352,6 +352,27 @@ __device__ void store_block_result(const DecodeAttention& a, const float* warp_a
 }
 
 // One block: request blockIdx.z, one KV head's group of q heads (blockIdx.y), key chunk blockIdx.x.
+// What a decode-attention block (blockIdx: split, query-head group or head, request) works on,
+// for both kernels: its KV head, its first query head and how many it has (G), and the request's
+// keys [start, end): up to its last position, past the window and the request's padding.
+struct AttentionBlock {
+  int G;
+  int64_t kv, head0, start, end;
+};
+
+__device__ __forceinline__ AttentionBlock attention_block(const DecodeAttention& a) {
+  const int64_t grp = blockIdx.y, b = blockIdx.z;
+  const bool grouped = a.head_map == nullptr;
+  AttentionBlock blk;
+  blk.G = grouped ? static_cast<int>(a.group) : 1;
+  blk.kv = grouped ? grp : a.head_map[grp];
+  blk.head0 = grouped ? grp * blk.G : grp;
+  blk.end = a.last_position[b * a.last_position_stride] + 1;
+  blk.start = a.window > 0 ? max(int64_t{0}, blk.end - a.window) : int64_t{0};
+  if (a.first_row != nullptr) blk.start = max(blk.start, a.first_row[b]);
+  return blk;
+}
+
 // A team of D / 8 threads holds one key row and its value row (8 elements a thread); each team
 // takes kUnroll rows at a time (their keys and values loaded together: the loads are what the
 // kernel waits for) and keeps a running softmax per head, so K and V are read in one pass. The
@@ -369,14 +390,10 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(DecodeAttent
   __shared__ float warp_acc[kWarps][kMaxGroup][D];
   __shared__ Running warp_run[kWarps][kMaxGroup];
 
-  const int64_t split = blockIdx.x, grp = blockIdx.y, b = blockIdx.z;
-  const bool grouped = a.head_map == nullptr;
-  const int G = grouped ? static_cast<int>(a.group) : 1;
-  const int64_t kv = grouped ? grp : a.head_map[grp];
-  const int64_t head0 = grouped ? grp * G : grp;
-  const int64_t end = a.last_position[b * a.last_position_stride] + 1;
-  int64_t start = a.window > 0 ? max(int64_t{0}, end - a.window) : int64_t{0};
-  if (a.first_row != nullptr) start = max(start, a.first_row[b]);
+  const int64_t split = blockIdx.x, b = blockIdx.z;
+  const AttentionBlock blk = attention_block(a);
+  const int G = blk.G;
+  const int64_t kv = blk.kv, head0 = blk.head0, start = blk.start, end = blk.end;
   const int64_t lo = max(start, split * chunk);
   const int64_t n = min(end, (split + 1) * chunk) - lo;  // keys of this block (<= 0: none)
   const int tid = threadIdx.x, team = tid / kTeam, lane = tid % kTeam;
@@ -604,14 +621,10 @@ __global__ void __launch_bounds__(kThreads) decode_attention_mma_kernel(DecodeAt
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int row = lane / 4, quad = lane % 4;  // the fragments' coordinates (PTX: groupID, threadID_in_group)
 
-  const int64_t split = blockIdx.x, grp = blockIdx.y, b = blockIdx.z;
-  const bool grouped = a.head_map == nullptr;
-  const int G = grouped ? static_cast<int>(a.group) : 1;
-  const int64_t kv = grouped ? grp : a.head_map[grp];
-  const int64_t head0 = grouped ? grp * G : grp;
-  const int64_t end = a.last_position[b * a.last_position_stride] + 1;
-  int64_t start = a.window > 0 ? max(int64_t{0}, end - a.window) : int64_t{0};
-  if (a.first_row != nullptr) start = max(start, a.first_row[b]);
+  const int64_t split = blockIdx.x, b = blockIdx.z;
+  const AttentionBlock blk = attention_block(a);
+  const int G = blk.G;
+  const int64_t kv = blk.kv, head0 = blk.head0, start = blk.start, end = blk.end;
   // This block's keys [lo, lo + n): an equal share of the request's rows in whole tiles, at least
   // min_chunk keys (a cache filled far below its capacity leaves the last chunks empty).
   const int64_t filled = max(int64_t{0}, end - start);
