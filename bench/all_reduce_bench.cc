@@ -1,8 +1,8 @@
 // The decode step's all-reduce, NCCL against the one-shot kernel over peer memory
 // (executor/comm/peer_all_reduce.h), as a tensor-parallel decode runs it: `calls` all-reduces of
 // [batch, hidden] bfloat16 back to back inside one CUDA graph (a Llama-3-8B step on TP2 runs 64 of
-// 8 KiB at batch 1). Per message size: microseconds per all-reduce on each path, the median of 20
-// timed replays of the graph after 5 warm-up replays, by CUDA events on rank 0.
+// 8 KiB at batch 1). Per message size: microseconds per all-reduce on each path, from replays of
+// the graph timed on rank 0 as the kernel benchmarks time a call (bench/cuda_timing.h).
 //
 //   all_reduce_bench [GPUS [HIDDEN [CALLS [BATCH...]]]]   (defaults: 2 4096 64 1 8 32 64 128)
 //
@@ -10,7 +10,6 @@
 // SHARDPLAN_PEER_ALL_REDUCE_MAX_BYTES=0 (NCCL for every size), once with the communicator's
 // default (the one-shot kernel up to its limit, CommOptions::peer_all_reduce_max_bytes, NCCL
 // above). Prints one table line per size and path (docs/benchmarks.md).
-#include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAFunctions.h>
@@ -18,12 +17,12 @@
 #include <c10/cuda/CUDAStream.h>
 #include <stdlib.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "bench/cuda_timing.h"
 #include "executor/comm/communicator.h"
 #include "executor/comm/launcher.h"
 
@@ -86,21 +85,11 @@ int run_rank(const LaunchEnv& env, const Settings& s) {
       for (int i = 0; i < s.calls; ++i) comm->all_reduce(t, world, "all_reduce[tp]");
       graph.capture_end();
     }
-    for (int i = 0; i < 5; ++i) graph.replay();
-    std::vector<double> us;
-    for (int i = 0; i < 20; ++i) {
-      at::cuda::CUDAEvent a(cudaEventDefault), b(cudaEventDefault);
-      a.record();
-      graph.replay();
-      b.record();
-      b.synchronize();
-      us.push_back(a.elapsed_time(b) * 1e3 / s.calls);
-    }
-    std::sort(us.begin(), us.end());
+    const double us = bench::median_us([&] { graph.replay(); }) / s.calls;
     const int64_t bytes = batch * s.hidden * 2;
     if (env.rank == 0) {
       std::printf("%-8s %6d %8lld %10lld %12.2f\n", path.c_str(), env.world_size, static_cast<long long>(batch),
-                  static_cast<long long>(bytes), us[us.size() / 2]);
+                  static_cast<long long>(bytes), us);
       std::fflush(stdout);
     }
   }
@@ -115,7 +104,7 @@ int main(int argc, char** argv) {
   const Settings s = parse(argc, argv);
   try {
     if (std::optional<LaunchEnv> env = launch_env_from_environment()) return run_rank(*env, s);
-    std::printf("# %d all-reduces of [batch, %lld] bfloat16 in one CUDA graph; us per all-reduce (median of 20 replays)\n",
+    std::printf("# %d all-reduces of [batch, %lld] bfloat16 in one CUDA graph; us per all-reduce\n",
                 s.calls, static_cast<long long>(s.hidden));
     std::printf("%-8s %6s %8s %10s %12s\n", "path", "ranks", "batch", "bytes", "us");
     std::fflush(stdout);
